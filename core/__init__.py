@@ -1,0 +1,1 @@
+"""Shared types, protocols and errors of citedesk (no third-party SDK imports)."""

@@ -1,0 +1,146 @@
+"""Typed records passed between layers: connectors → ingest → index → retrieval → serving."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+BodyFormat = Literal["html", "markdown", "text"]
+
+
+class Article(BaseModel):
+    """One published article in one locale, as a connector yields it.
+
+    Attributes:
+        source: connector name, e.g. ``"intercom"`` or ``"folder"``.
+        workspace: tenant / Intercom workspace id; every point carries it.
+        article_id: id at the source (Intercom article id, or a folder-relative path).
+        locale: BCP-47-ish locale code as the source gives it (``"en"``, ``"fr"``).
+        title: article title (plain text).
+        body: raw body in ``body_format`` (HTML, markdown or plain text).
+        url: public URL of the article, or ``None`` when the source has none.
+        breadcrumbs: collection/section names from the root down, e.g. ``["Billing", "Invoices"]``.
+        updated_at: last update at the source, Unix epoch seconds.
+    """
+
+    source: str
+    workspace: str
+    article_id: str
+    locale: str = "en"
+    title: str
+    body: str
+    body_format: BodyFormat = "html"
+    url: str | None = None
+    breadcrumbs: list[str] = Field(default_factory=list)
+    updated_at: int = 0
+
+    @property
+    def doc_key(self) -> str:
+        """Stable key of this article version-independent: ``workspace/source/article_id/locale``."""
+        return f"{self.workspace}/{self.source}/{self.article_id}/{self.locale}"
+
+
+class Chunk(BaseModel):
+    """A retrievable span of one article's clean text.
+
+    Attributes:
+        ordinal: 0-based position of the chunk in its article.
+        text: chunk text (clean, no markup), what is shown and quoted.
+        heading: heading path of the section the chunk came from, ``" > "``-joined ("" at top level).
+        start: character offset of ``text`` in the article's clean text.
+        end: end offset (exclusive) in the article's clean text.
+    """
+
+    ordinal: int
+    text: str
+    heading: str = ""
+    start: int = 0
+    end: int = 0
+
+
+class ScoreKind(str, Enum):
+    """What a score number means; every score travels with its kind."""
+
+    COSINE = "cosine"
+    BM25 = "bm25"
+    RRF = "rrf"
+    RERANK_PROBABILITY = "rerank_probability"
+
+
+class Hit(BaseModel):
+    """One retrieved chunk with its payload and scores.
+
+    Attributes:
+        point_id: Qdrant point id (uuid5 string).
+        score: ranking score of kind ``score_kind``.
+        score_kind: kind of ``score`` (rrf for hybrid, cosine for dense only, ...).
+        cosine: dense cosine similarity query↔chunk in [-1, 1], when known.
+        rerank: cross-encoder probability in [0, 1], when a reranker ran.
+    """
+
+    point_id: str
+    score: float
+    score_kind: ScoreKind
+    cosine: float | None = None
+    rerank: float | None = None
+    workspace: str
+    source: str
+    article_id: str
+    locale: str
+    title: str
+    url: str | None = None
+    breadcrumbs: list[str] = Field(default_factory=list)
+    updated_at: int = 0
+    content_hash: str
+    chunk_index: int
+    heading: str = ""
+    text: str
+
+
+class Channel(str, Enum):
+    """Who asks: a chat-draft client or a voice (phone) client."""
+
+    CHAT = "chat"
+    VOICE = "voice"
+
+
+class Decision(str, Enum):
+    """Answer, or hand the conversation to a human."""
+
+    ANSWER = "answer"
+    ESCALATE = "escalate"
+
+
+class Citation(BaseModel):
+    """Where a claim of the answer comes from.
+
+    Attributes:
+        marker: the number used in the answer text, ``[marker]``.
+        article_id / title / url / locale: the cited article.
+        updated_at: the cited revision's update time (epoch seconds).
+        content_hash: sha256 of the cited revision's clean text (the revision id).
+        chunk_index: which chunk of the article was cited.
+        quote: the quoted span, verbatim from the chunk text.
+        quote_start / quote_end: character offsets of ``quote`` in the chunk text.
+    """
+
+    marker: int
+    article_id: str
+    title: str
+    url: str | None = None
+    locale: str = "en"
+    updated_at: int = 0
+    content_hash: str
+    chunk_index: int
+    quote: str
+    quote_start: int
+    quote_end: int
+
+
+class Turn(BaseModel):
+    """One message of the conversation history."""
+
+    role: Literal["user", "assistant", "agent"] = "user"
+    text: str = Field(max_length=8000)

@@ -1,0 +1,1 @@
+"""Ingest: clean → chunk → embed → write, and the sync that drives it."""

@@ -1,0 +1,1 @@
+"""Retrieval: hybrid search (dense + BM25, RRF), optional rerank, and answer confidence."""

@@ -1,0 +1,1 @@
+"""Serving: the answer pipeline, generators, FastAPI app and the ``citedesk`` CLI."""

@@ -1,0 +1,110 @@
+"""FastAPI application, built by :func:`create_app` (never at import)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+
+from config.settings import Settings
+from core.errors import GeneratorUnavailableError, IndexUnavailableError
+from serving.container import Container
+from serving.pipeline import AnswerPipeline
+from serving.schemas import AnswerRequest, AnswerResponse, ErrorResponse, HealthResponse
+
+log = logging.getLogger(__name__)
+
+ERRORS = {503: {"model": ErrorResponse, "description": "index or model unavailable"}}
+
+
+def create_app(settings: Settings, *, container: Container | None = None, warm_up: bool = True) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: validated settings (read once, here).
+        container: prebuilt components (tests share one across apps); built from settings when None.
+        warm_up: load models at startup (otherwise on first request).
+
+    Returns:
+        The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``GET /healthz``,
+        OpenAPI at ``/docs`` and ``/openapi.json``.
+    """
+    container = container or Container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if warm_up:
+            await anyio.to_thread.run_sync(container.pipeline.warm_up)
+        yield
+        close = getattr(container.generator, "aclose", None)
+        if close is not None:
+            await close()
+
+    app = FastAPI(title="citedesk", version="0.1.0", lifespan=lifespan,
+                  description="Grounded, cited answers from your help center — or an escalation to a human.")
+    app.state.container = container
+
+    def get_pipeline(request: Request) -> AnswerPipeline:
+        return request.app.state.container.pipeline
+
+    Pipeline = Annotated[AnswerPipeline, Depends(get_pipeline)]
+
+    @app.exception_handler(IndexUnavailableError)
+    async def _index_down(_: Request, exc: IndexUnavailableError):
+        log.error("index unavailable: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"search index unavailable: {exc}"})
+
+    @app.exception_handler(GeneratorUnavailableError)
+    async def _llm_down(_: Request, exc: GeneratorUnavailableError):
+        return JSONResponse(status_code=503, content={"detail": f"language model unavailable: {exc}"})
+
+    @app.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answer"])
+    async def answer(body: AnswerRequest, pipeline: Pipeline) -> AnswerResponse:
+        """Answer a question with citations, or escalate with a reason and a handoff summary."""
+        return await pipeline.answer(body)
+
+    @app.post("/v1/answer/stream", responses=ERRORS, tags=["answer"],
+              response_description="text/event-stream: retrieval, sentence*, citations, decision, done")
+    async def answer_stream(body: AnswerRequest, pipeline: Pipeline):
+        """Server-sent events. ``sentence`` events are provisional until ``decision``: discard them on
+        ``escalate``. ``done`` carries the full AnswerResponse. Retrieval errors arrive before the stream
+        starts (503)."""
+        events = pipeline.stream(body)
+        first = await anext(events)  # retrieval runs here, so an index failure is a plain 503
+
+        async def gen():
+            try:
+                for event in [first]:
+                    yield {"event": event.type, "data": json.dumps(event.data)}
+                async for event in events:
+                    data = event.data
+                    if event.type == "done":
+                        data = {"response": data["response"].model_dump(mode="json")}
+                    yield {"event": event.type, "data": json.dumps(data)}
+            finally:
+                await events.aclose()
+
+        return EventSourceResponse(gen(), ping=15)
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
+    async def healthz(request: Request) -> JSONResponse:
+        """200 when the index is reachable, 503 otherwise (body says which)."""
+        c: Container = request.app.state.container
+        try:
+            reachable = await anyio.to_thread.run_sync(c.index.ping)
+            points = await anyio.to_thread.run_sync(lambda: c.index.count(settings.workspace)) if reachable else 0
+            body = HealthResponse(status="ok", index=c.index.location, index_reachable=True,
+                                  generator=c.generator.name, points=points)
+            return JSONResponse(body.model_dump())
+        except IndexUnavailableError as exc:
+            body = HealthResponse(status=f"degraded: {exc}", index=c.index.location, index_reachable=False,
+                                  generator=c.generator.name)
+            return JSONResponse(body.model_dump(), status_code=503)
+
+    return app

@@ -1,0 +1,253 @@
+"""The answer pipeline: retrieve → decide → generate → check citations → answer or escalate.
+
+One code path for blocking and streaming answers: :meth:`AnswerPipeline.stream` yields events, and
+:meth:`AnswerPipeline.answer` collects them. Streamed ``sentence`` events are provisional until the
+``decision`` event: a client must discard them when the decision is ``escalate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import anyio
+
+from core.errors import GeneratorUnavailableError
+from core.text import markers, sentence_spans, split_complete_sentences, strip_markers, with_list_items
+from core.types import Channel, Citation, Decision, Hit
+from ingest.index import SearchFilter
+from ingest.sparse import BM25SparseEncoder
+from retrieval.confidence import CONFIDENCE_KIND, ConfidenceModel
+from retrieval.search import Retriever
+from serving.generators import DECLINE_PATTERN
+from serving.schemas import AnswerRequest, AnswerResponse, HitOut
+
+log = logging.getLogger(__name__)
+
+REASON_TEXT = {
+    "no_evidence": "no article matches the question",
+    "low_confidence": "the closest articles are unlikely to answer the question",
+    "generator_declined": "the model found no answer in the articles",
+    "uncited_answer": "the drafted answer cited no article",
+    "invalid_citation": "the drafted answer cited a source that was not retrieved",
+    "unsupported_citation": "the drafted answer is not supported by the passages it cites",
+    "generator_unavailable": "the language model is unavailable",
+}
+
+
+@dataclass
+class Event:
+    """A streaming event: ``retrieval``, ``sentence``, ``citations``, ``decision`` or ``done``."""
+
+    type: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """Thresholds and sizes of the answer step.
+
+    Attributes:
+        thresholds: minimum confidence per channel to attempt an answer.
+        top_k: hits retrieved.
+        evidence_chunks: hits given to the generator (≤ top_k).
+        min_support: share of an answer sentence's terms that must appear in the chunks it cites.
+    """
+
+    thresholds: dict[Channel, float]
+    top_k: int = 5
+    evidence_chunks: int = 4
+    min_support: float = 0.5
+
+
+def _support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> float:
+    terms = set(sparse.terms(strip_markers(sentence)))
+    if not terms:
+        return 1.0
+    found = set()
+    for p in passages:
+        found |= terms & set(sparse.terms(p))
+    return len(found) / len(terms)
+
+
+def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder) -> tuple[str, int, int]:
+    """The sentence of ``hit.text`` sharing most terms with the claims citing it: (quote, start, end)."""
+    claim_terms = set()
+    for c in claims:
+        claim_terms |= set(sparse.terms(strip_markers(c)))
+    best, best_score = None, -1.0
+    for span in with_list_items(hit.text, sentence_spans(hit.text)):
+        score = len(claim_terms & set(sparse.terms(span.text))) / (1 + 0.01 * len(span.text))
+        if score > best_score:
+            best, best_score = span, score
+    if best is None:
+        return hit.text, 0, len(hit.text)
+    return best.text, best.start, best.end
+
+
+def handoff_summary(request: AnswerRequest, hits: list[Hit], reason: str) -> str:
+    """A short note for the human who takes over: the question, context, closest articles and why."""
+    parts = [f"Customer asked: \"{request.question.strip()[:500]}\"."]
+    earlier = [t.text for t in request.history if t.role == "user"][-2:]
+    if earlier:
+        parts.append("Earlier: " + " / ".join(e.strip()[:200] for e in earlier) + ".")
+    titles = list(dict.fromkeys(h.title for h in hits[:3]))
+    parts.append("Closest articles: " + ("; ".join(titles) if titles else "none") + ".")
+    parts.append(f"Escalated because {REASON_TEXT.get(reason, reason)}.")
+    return " ".join(parts)
+
+
+class AnswerPipeline:
+    """Grounded answers with citations, or escalation.
+
+    Args:
+        retriever: hybrid retriever.
+        generator: :class:`~serving.generators.ExtractiveGenerator` or ``OpenAIGenerator``.
+        sparse: BM25 encoder (term analysis for support checks and quotes).
+        policy: thresholds and sizes.
+        confidence: confidence model.
+        workspace: tenant whose articles are searched.
+    """
+
+    def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
+                 confidence: ConfidenceModel | None = None, workspace: str = "default") -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.sparse = sparse
+        self.policy = policy
+        self.confidence = confidence or ConfidenceModel()
+        self.workspace = workspace
+
+    def warm_up(self) -> None:
+        """Load models."""
+        self.retriever.warm_up()
+
+    async def answer(self, request: AnswerRequest) -> AnswerResponse:
+        """Answer or escalate (blocking variant of :meth:`stream`).
+
+        Raises:
+            IndexUnavailableError: Qdrant unreachable (the API answers 503).
+        """
+        final = None
+        async for event in self.stream(request):
+            if event.type == "done":
+                final = event.data["response"]
+        assert final is not None
+        return final
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
+        """Yield ``retrieval``, ``sentence``\\*, ``citations``, ``decision``, ``done`` events.
+
+        ``done.data["response"]`` is the full :class:`AnswerResponse`.
+        """
+        t0 = time.perf_counter()
+        latency: dict[str, float] = {}
+        flt = SearchFilter(workspace=self.workspace, locales=(request.locale,) if request.locale else None)
+        top_k = request.top_k or self.policy.top_k
+        retrieval = await anyio.to_thread.run_sync(
+            lambda: self.retriever.retrieve(request.question, flt, top_k=top_k))
+        for k, v in retrieval.timings.items():
+            latency[k] = round(v * 1000, 2)
+        hits = retrieval.hits
+        conf = self.confidence.score(self.confidence.features(request.question, hits, self.sparse))
+        hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
+        yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
+
+        def finish(decision: Decision, reason: str, answer: str = "", citations=()) -> AnswerResponse:
+            latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
+            escalate = decision == Decision.ESCALATE
+            return AnswerResponse(
+                decision=decision, reason=reason, answer="" if escalate else answer,
+                citations=[] if escalate else list(citations), confidence=round(conf, 4),
+                confidence_kind=CONFIDENCE_KIND,
+                handoff_summary=handoff_summary(request, hits, reason) if escalate else None,
+                hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
+                latency_ms=latency)
+
+        async def end(response: AnswerResponse):
+            yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
+            yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
+                                     "confidence": response.confidence,
+                                     "handoff_summary": response.handoff_summary})
+            log.info("answer decision=%s reason=%s confidence=%.3f latency_ms=%s",
+                     response.decision.value, response.reason, response.confidence, response.latency_ms)
+            yield Event("done", {"response": response})
+
+        threshold = self.policy.thresholds.get(request.channel, 0.5)
+        if not hits or conf < threshold:
+            async for e in end(finish(Decision.ESCALATE, "no_evidence" if not hits else "low_confidence")):
+                yield e
+            return
+
+        evidence = hits[: self.policy.evidence_chunks]
+        sentences: list[str] = []
+        reason = None
+        buffer = ""
+        t_gen = time.perf_counter()
+        voice = request.channel == Channel.VOICE
+        agen = self.generator.stream(request.question, request.history, evidence, voice=voice)
+        try:
+            async for delta in agen:
+                if "first_token" not in latency:
+                    latency["first_token"] = round((time.perf_counter() - t_gen) * 1000, 2)
+                buffer += delta
+                done, buffer = split_complete_sentences(buffer)
+                for s in done:
+                    reason = self._check(s, evidence, first=not sentences)
+                    if reason:
+                        break
+                    sentences.append(s)
+                    if "first_sentence" not in latency:
+                        latency["first_sentence"] = round((time.perf_counter() - t0) * 1000, 2)
+                    yield Event("sentence", {"text": s, "markers": markers(s)})
+                if reason:
+                    break
+        except GeneratorUnavailableError as exc:
+            log.warning("generator unavailable: %s", exc)
+            reason = "generator_unavailable"
+        finally:
+            await agen.aclose()
+        if reason is None and buffer.strip():
+            s = buffer.strip()
+            reason = self._check(s, evidence, first=not sentences)
+            if reason is None:
+                sentences.append(s)
+                latency.setdefault("first_sentence", round((time.perf_counter() - t0) * 1000, 2))
+                yield Event("sentence", {"text": s, "markers": markers(s)})
+        if reason is None and not any(markers(s) for s in sentences):
+            reason = "uncited_answer"
+        if reason is not None:
+            async for e in end(finish(Decision.ESCALATE, reason)):
+                yield e
+            return
+        citations = self._citations(sentences, evidence)
+        async for e in end(finish(Decision.ANSWER, "grounded", " ".join(sentences), citations)):
+            yield e
+
+    def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> str | None:
+        """Reason to escalate because of this sentence, or None."""
+        if first and DECLINE_PATTERN.match(sentence):
+            return "generator_declined"
+        cited = markers(sentence)
+        if any(not 1 <= m <= len(evidence) for m in cited):
+            return "invalid_citation"
+        if cited and _support(sentence, [evidence[m - 1].text + " " + evidence[m - 1].title for m in cited],
+                              self.sparse) < self.policy.min_support:
+            return "unsupported_citation"
+        return None
+
+    def _citations(self, sentences: list[str], evidence: list[Hit]) -> list[Citation]:
+        claims: dict[int, list[str]] = {}
+        for s in sentences:
+            for m in dict.fromkeys(markers(s)):
+                claims.setdefault(m, []).append(s)
+        out = []
+        for m in sorted(claims):
+            hit = evidence[m - 1]
+            quote, start, end = best_quote(hit, claims[m], self.sparse)
+            out.append(Citation(marker=m, article_id=hit.article_id, title=hit.title, url=hit.url,
+                                locale=hit.locale, updated_at=hit.updated_at, content_hash=hit.content_hash,
+                                chunk_index=hit.chunk_index, quote=quote, quote_start=start, quote_end=end))
+        return out
