@@ -20,6 +20,13 @@ from serving.schemas import AnswerRequest, AnswerResponse, ErrorResponse, Health
 
 log = logging.getLogger(__name__)
 
+def get_pipeline(request: Request) -> AnswerPipeline:
+    """The app's answer pipeline (dependency)."""
+    return request.app.state.container.pipeline
+
+
+Pipeline = Annotated[AnswerPipeline, Depends(get_pipeline)]
+
 ERRORS = {503: {"model": ErrorResponse, "description": "index or model unavailable"}}
 
 
@@ -49,11 +56,6 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app = FastAPI(title="citedesk", version="0.1.0", lifespan=lifespan,
                   description="Grounded, cited answers from your help center — or an escalation to a human.")
     app.state.container = container
-
-    def get_pipeline(request: Request) -> AnswerPipeline:
-        return request.app.state.container.pipeline
-
-    Pipeline = Annotated[AnswerPipeline, Depends(get_pipeline)]
 
     @app.exception_handler(IndexUnavailableError)
     async def _index_down(_: Request, exc: IndexUnavailableError):

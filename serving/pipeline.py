@@ -8,6 +8,7 @@ One code path for blocking and streaming answers: :meth:`AnswerPipeline.stream` 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ REASON_TEXT = {
     "no_evidence": "no article matches the question",
     "low_confidence": "the closest articles are unlikely to answer the question",
     "generator_declined": "the model found no answer in the articles",
-    "uncited_answer": "the drafted answer cited no article",
+    "uncited_answer": "the model drafted no usable answer",
+    "unsupported_claim": "a sentence of the drafted answer is not supported by any retrieved passage",
     "invalid_citation": "the drafted answer cited a source that was not retrieved",
     "unsupported_citation": "the drafted answer is not supported by the passages it cites",
     "generator_unavailable": "the language model is unavailable",
@@ -53,23 +55,72 @@ class AnswerPolicy:
         thresholds: minimum confidence per channel to attempt an answer.
         top_k: hits retrieved.
         evidence_chunks: hits given to the generator (≤ top_k).
-        min_support: share of an answer sentence's terms that must appear in the chunks it cites.
+        min_support: share of an answer sentence's terms that must appear in the chunks it cites (and
+            every number in it must appear there too).
     """
 
     thresholds: dict[Channel, float]
     top_k: int = 5
     evidence_chunks: int = 4
-    min_support: float = 0.5
+    min_support: float = 0.6
 
 
-def _support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> float:
-    terms = set(sparse.terms(strip_markers(sentence)))
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
+_TAG = re.compile(r"<[^>]{0,200}>")
+_CODE_BLOCK = re.compile(r"<(script|style|iframe|object)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\((?:https?:|mailto:|www\.)[^)]*\)")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+
+
+def sanitize(sentence: str) -> str:
+    """Generated sentence without markup, images, links or URLs (citation markers kept)."""
+    s = _CODE_BLOCK.sub("", sentence)
+    s = _MD_IMAGE.sub("", s)
+    s = _MD_LINK.sub(r"\1", s)
+    s = _URL.sub("", s)
+    s = _TAG.sub("", s)
+    s = re.sub(r"[*_`#>]+", "", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def _quantities(text: str, sparse: BM25SparseEncoder, window: int = 3) -> tuple[set[str], set[tuple[str, str]]]:
+    """Numbers of a text, and (number, stemmed word) pairs for words up to ``window`` tokens after it."""
+    tokens = _TOKEN.findall(text.lower())
+    numbers, pairs = set(), set()
+    for i, tok in enumerate(tokens):
+        if tok[0].isdigit():
+            numbers.add(tok)
+            for w in tokens[i + 1:i + 1 + window]:
+                if not w[0].isdigit():
+                    pairs.add((tok, sparse.terms(w)[0] if sparse.terms(w) else w))
+    return numbers, pairs
+
+
+def support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> float:
+    """Share in [0, 1] of the sentence's terms found in the passages.
+
+    0 when a quantity of the sentence is absent: every number must occur in the passages, and when a
+    word follows it in the sentence ("3 bytes"), the same number must be followed by that word within
+    three tokens in a passage.
+    """
+    claim = strip_markers(sentence)
+    text = " ".join(passages)
+    p_numbers, p_pairs = _quantities(text, sparse)
+    tokens = _TOKEN.findall(claim.lower())
+    for i, tok in enumerate(tokens):
+        if not tok[0].isdigit():
+            continue
+        if tok not in p_numbers:
+            return 0.0
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt and not nxt[0].isdigit() and sparse.terms(nxt):
+            if (tok, sparse.terms(nxt)[0]) not in p_pairs:
+                return 0.0
+    terms = set(sparse.terms(claim))
     if not terms:
         return 1.0
-    found = set()
-    for p in passages:
-        found |= terms & set(sparse.terms(p))
-    return len(found) / len(terms)
+    return len(terms & set(sparse.terms(text))) / len(terms)
 
 
 def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder) -> tuple[str, int, int]:
@@ -194,10 +245,12 @@ class AnswerPipeline:
                     latency["first_token"] = round((time.perf_counter() - t_gen) * 1000, 2)
                 buffer += delta
                 done, buffer = split_complete_sentences(buffer)
-                for s in done:
-                    reason = self._check(s, evidence, first=not sentences)
+                for raw in done:
+                    s, reason = self._check(raw, evidence, first=not sentences)
                     if reason:
                         break
+                    if s is None:
+                        continue
                     sentences.append(s)
                     if "first_sentence" not in latency:
                         latency["first_sentence"] = round((time.perf_counter() - t0) * 1000, 2)
@@ -210,13 +263,12 @@ class AnswerPipeline:
         finally:
             await agen.aclose()
         if reason is None and buffer.strip():
-            s = buffer.strip()
-            reason = self._check(s, evidence, first=not sentences)
-            if reason is None:
+            s, reason = self._check(buffer.strip(), evidence, first=not sentences)
+            if s is not None:
                 sentences.append(s)
                 latency.setdefault("first_sentence", round((time.perf_counter() - t0) * 1000, 2))
                 yield Event("sentence", {"text": s, "markers": markers(s)})
-        if reason is None and not any(markers(s) for s in sentences):
+        if reason is None and not sentences:
             reason = "uncited_answer"
         if reason is not None:
             async for e in end(finish(Decision.ESCALATE, reason)):
@@ -226,17 +278,31 @@ class AnswerPipeline:
         async for e in end(finish(Decision.ANSWER, "grounded", " ".join(sentences), citations)):
             yield e
 
-    def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> str | None:
-        """Reason to escalate because of this sentence, or None."""
+    def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> tuple[str | None, str | None]:
+        """Vet one generated sentence.
+
+        Returns:
+            ``(sentence, None)`` to emit (sanitised; an uncited but supported sentence gets the marker of
+            its best-supporting source), ``(None, None)`` to drop a markup-only piece, or
+            ``(None, reason)`` to escalate.
+        """
         if first and DECLINE_PATTERN.match(sentence):
-            return "generator_declined"
-        cited = markers(sentence)
+            return None, "generator_declined"
+        clean = sanitize(sentence)
+        if not re.search(r"\w", strip_markers(clean)):
+            return None, None
+        cited = list(dict.fromkeys(markers(clean)))
         if any(not 1 <= m <= len(evidence) for m in cited):
-            return "invalid_citation"
-        if cited and _support(sentence, [evidence[m - 1].text + " " + evidence[m - 1].title for m in cited],
-                              self.sparse) < self.policy.min_support:
-            return "unsupported_citation"
-        return None
+            return None, "invalid_citation"
+        passages = [f"{h.title} {h.text}" for h in evidence]
+        if cited:
+            ok = support(clean, [passages[m - 1] for m in cited], self.sparse) >= self.policy.min_support
+            return (clean, None) if ok else (None, "unsupported_citation")
+        scores = [support(clean, [p], self.sparse) for p in passages]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        if scores[best] < self.policy.min_support:
+            return None, "unsupported_claim"
+        return f"{clean} [{best + 1}]", None
 
     def _citations(self, sentences: list[str], evidence: list[Hit]) -> list[Citation]:
         claims: dict[int, list[str]] = {}

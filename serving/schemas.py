@@ -44,7 +44,7 @@ class AnswerResponse(BaseModel):
 
     decision: Decision
     reason: str = Field(description="grounded | no_evidence | low_confidence | generator_declined | "
-                                    "uncited_answer | invalid_citation | unsupported_citation | "
+                                    "uncited_answer | invalid_citation | unsupported_citation | unsupported_claim | "
                                     "generator_unavailable")
     answer: str = Field("", description="answer text with [n] citation markers; empty on escalate")
     citations: list[Citation] = Field(default_factory=list)

