@@ -37,10 +37,10 @@ class ConfidenceFeatures:
 class ConfidenceModel:
     """``confidence = sigmoid(w_cosine·top_cosine + w_coverage·coverage [+ w_rerank·top_rerank] + bias)``."""
 
-    w_cosine: float = 11.0
-    w_coverage: float = 4.0
+    w_cosine: float = 12.3
+    w_coverage: float = 5.3
     w_rerank: float = 4.0
-    bias: float = -8.5
+    bias: float = -10.9
     coverage_hits: int = 3
 
     def features(self, query: str, hits: list[Hit], sparse: BM25SparseEncoder) -> ConfidenceFeatures:
