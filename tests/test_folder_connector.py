@@ -186,8 +186,6 @@ def test_html_title_from_h1(tmp_path) -> None:
     assert a.body_format == "html"
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/folder.py _plain_title does not unescape HTML entities: "
-                                       "<title>Billing &amp; Invoices</title> gives title 'Billing &amp; Invoices'")
 def test_html_title_entities_are_unescaped(tmp_path) -> None:
     write(tmp_path, "billing.html", "<html><head><title>Billing &amp; Invoices</title></head><body>x</body></html>")
     assert only_article(tmp_path).title == "Billing & Invoices"
@@ -210,9 +208,6 @@ def test_explicitly_published_is_listed(tmp_path, meta) -> None:
     assert only_article(tmp_path).title == "Live"
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/folder.py _read checks raw.startswith('---') on text that "
-                                       "still has the UTF-8 BOM: front matter of a BOM file is ignored, so a "
-                                       "`draft: true` file is published with its YAML as body")
 def test_front_matter_after_utf8_bom_is_honoured(tmp_path) -> None:
     write(tmp_path, "draft.md", "\ufeff---\ntitle: Secret\ndraft: true\n---\nNot yet.\n".encode("utf-8"))
     articles, failures = listing(FolderConnector(tmp_path))
@@ -309,9 +304,6 @@ def test_fetch_article_of_draft_is_empty(tmp_path) -> None:
     assert FolderConnector(tmp_path).fetch_article("d.md") == []
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/folder.py fetch_article reads any existing file: "
-                                       "fetch_article('LICENSE') returns an Article although list_articles "
-                                       "ignores non-article suffixes")
 def test_fetch_article_of_non_article_file_is_empty(tmp_path) -> None:
     write(tmp_path, "LICENSE", "Apache License 2.0\n")
     write(tmp_path, "notes.txt", "notes\n")
@@ -319,9 +311,6 @@ def test_fetch_article_of_non_article_file_is_empty(tmp_path) -> None:
     assert c.fetch_article("LICENSE") == [] and c.fetch_article("notes.txt") == []
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/folder.py fetch_article resolves ids as paths only: an "
-                                       "article whose front matter sets `id:` is listed under that id but "
-                                       "fetch_article(id) returns [] (SyncEngine.sync_article would delete it)")
 def test_fetch_article_by_front_matter_id(tmp_path) -> None:
     write(tmp_path, "guide/reset.md", FRONT_MATTER_MD)
     c = FolderConnector(tmp_path)

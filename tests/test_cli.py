@@ -1,0 +1,207 @@
+"""The ``citedesk`` CLI end to end: typer app, real model, local Qdrant under a temporary data dir.
+
+A few small real AWS pages keep embedding cheap; every invocation builds its own Container (and loads
+the model), so invocations are kept few.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+
+pytestmark = pytest.mark.slow
+
+AWS_DOCS = Path(__file__).resolve().parents[1] / "data" / "aws-docs"
+GOLD = "amazon-dynamodb-developer-guide/CapacityUnitCalculations.md"
+PAGES = [
+    GOLD,
+    "aws-iotanalytics-developer-guide/limits.md",
+    "amazon-kendra-developer-guide/how-it-works.md",
+    "amazon-sagemaker-developer-guide/inter-network-privacy.md",
+]
+REMOVED = "amazon-sagemaker-developer-guide/inter-network-privacy.md"  # not a gold doc of EVAL_QUESTIONS
+EVAL_QUESTIONS = [
+    ("What is the size of a null attribute in DynamoDB?", GOLD),
+    ("What is the minimum SQL data set refresh interval in AWS IoT?", "aws-iotanalytics-developer-guide/limits.md"),
+    ("What is a source repository in Amazon Kendra?", "amazon-kendra-developer-guide/how-it-works.md"),
+]
+METRICS = ("recall@1", "recall@5", "recall@10", "mrr")
+MODES = ("dense", "sparse", "hybrid")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli-data")
+
+
+@pytest.fixture(scope="module")
+def cli(data_dir):
+    """Run the app in-process with a clean CITEDESK_* environment; CliRunner restores os.environ after."""
+    runner = CliRunner()
+    base: dict[str, str | None] = {n: None for n in os.environ if n.startswith("CITEDESK_")}
+    base.update(CITEDESK_CONFIG=None, CITEDESK_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1")
+
+    def invoke(*args: str, **env: str):
+        return runner.invoke(app, [str(a) for a in args], env={**base, **env})
+
+    return invoke
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli-docs")
+    for rel in PAGES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(AWS_DOCS / rel, root / rel)
+    return root
+
+
+def sync_json(cli, docs: Path) -> dict:
+    r = cli("sync", "--path", docs, "--json")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def first_sync(cli, docs) -> dict:
+    return sync_json(cli, docs)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_sync_json_report(first_sync) -> None:
+    r = first_sync
+    assert r["ok"] is True and r["failed"] == [] and r["listing_error"] is None
+    assert r["source"] == "folder" and r["workspace"] == "default"
+    assert r["added"] == len(PAGES) and r["seen"] == len(PAGES)
+    assert r["updated"] == 0 and r["deleted"] == 0 and r["unchanged"] == 0
+    assert r["chunks_written"] >= len(PAGES)
+    assert r["embeddings_computed"] == r["chunks_written"]
+    assert r["chunks_per_s"] > 0 and r["articles_per_s"] > 0 and r["seconds"] > 0
+
+
+def test_resync_is_unchanged_and_deleted_file_is_removed(cli, docs, first_sync, data_dir) -> None:
+    again = sync_json(cli, docs)
+    assert again["unchanged"] == len(PAGES)
+    assert again["added"] == again["updated"] == again["deleted"] == 0
+    assert again["embeddings_computed"] == 0 and again["chunks_written"] == 0
+    assert (data_dir / "qdrant").is_dir()  # the index lives under CITEDESK_DATA_DIR
+
+    (docs / REMOVED).unlink()
+    after = sync_json(cli, docs)
+    assert after["deleted"] == 1
+    assert after["chunks_deleted_docs"] >= 1
+    assert after["unchanged"] == len(PAGES) - 1 and after["added"] == 0
+    assert after["embeddings_computed"] == 0
+
+
+def test_ask_answers_with_citation(cli, first_sync) -> None:
+    r = cli("ask", "What is the size of a null attribute in DynamoDB?", "--json")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    body = json.loads(r.stdout)
+    assert body["decision"] == "answer" and body["reason"] == "grounded"
+    assert GOLD in {c["article_id"] for c in body["citations"]}
+    assert re.search(r"\[\d+\]", body["answer"])
+    assert body["confidence"] >= 0.5  # default chat threshold
+
+
+def test_ask_off_topic_escalates(cli, first_sync) -> None:
+    q = "How do I bake bread?"
+    r = cli("ask", q)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    out = r.stdout
+    assert out.startswith("escalate"), out
+    assert "handoff:" in out and q in out
+    assert "answer (grounded)" not in out
+
+
+@pytest.fixture()
+def questions_csv(tmp_path) -> Path:
+    path = tmp_path / "questions.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["question", "answer", "gold_document"])
+        for q, gold in EVAL_QUESTIONS:
+            w.writerow([q, "", gold])
+    return path
+
+
+def test_eval_table_and_json_output(cli, first_sync, questions_csv, tmp_path) -> None:
+    out_json = tmp_path / "x.json"
+    # with at most 4 docs indexed every found gold doc ranks <= 4, so a floor of exactly 1.0 must pass
+    r = cli("eval", "--csv", questions_csv, "--output", out_json, "--min-recall5", "1.0")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    results = json.loads(out_json.read_text())
+    assert [x["mode"] for x in results] == list(MODES)
+    for x in results:
+        assert x["n"] == len(EVAL_QUESTIONS)
+        for m in METRICS:
+            assert 0.0 <= x[m] <= 1.0, (x["mode"], m, x[m])
+        assert x["recall@1"] <= x["recall@5"] <= x["recall@10"]
+        assert x["recall@1"] <= x["mrr"]
+        assert x["latency_p50_ms"] > 0
+        # the printed table shows the same numbers as the JSON
+        row = re.search(rf"^\W*{x['mode']}\s*\W\s*([\d.]+)\s*\W\s*([\d.]+)\s*\W\s*([\d.]+)\s*\W\s*([\d.]+)",
+                        r.stdout, re.MULTILINE)
+        assert row, (x["mode"], r.stdout)
+        assert [float(v) for v in row.groups()] == pytest.approx(
+            [x["recall@1"], x["recall@5"], x["recall@10"], x["mrr"]], abs=5e-4)
+    by_mode = {x["mode"]: x for x in results}
+    assert by_mode["dense"]["recall@10"] == 1.0 and by_mode["hybrid"]["recall@10"] == 1.0
+    assert f"{len(EVAL_QUESTIONS)} questions" in r.stdout
+
+
+def test_eval_below_recall_floor_exits_1(cli, first_sync, questions_csv) -> None:
+    r = cli("eval", "--csv", questions_csv, "--modes", "hybrid", "--min-recall5", "1.01")
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit)  # a deliberate exit, not a crash
+    assert "below floor 1.01" in flat(r.stderr)
+    assert "hybrid" in r.stdout and "dense" not in r.stdout
+
+
+def test_sync_missing_folder_exits_1_with_message(cli, tmp_path) -> None:
+    missing = tmp_path / "does-not-exist"
+    r = cli("sync", "--path", missing, "--json")
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.output
+    msg = flat(r.stderr)
+    assert "article folder not found" in msg and "does-not-exist" in msg
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["ask", "hello"], {"CITEDESK_ANSWER__GENERATOR": "openai"}, "llm.base_url"),
+    (["ask", "hello"], {"CITEDESK_ANSWER__THRESHOLD_CHAT": "7"}, "threshold_chat"),
+    (["--config", "/nonexistent/citedesk.toml", "ask", "hello"], {}, "config file not found"),
+])
+def test_invalid_settings_exit_2_with_message(cli, args, env, expected) -> None:
+    r = cli(*args, **env)
+    assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit)
+    msg = flat(r.stderr)
+    assert "invalid settings" in msg and expected in msg
+    assert "Traceback" not in r.output
+
+
+def test_eval_with_missing_docs_folder_fails(cli, first_sync, questions_csv, tmp_path) -> None:
+    r = cli("eval", "--csv", questions_csv, "--docs", tmp_path / "does-not-exist", "--modes", "hybrid")
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    assert "article folder not found" in flat(r.stderr)
+
+
+def test_eval_with_missing_csv_exits_1_with_message(cli, tmp_path) -> None:
+    r = cli("eval", "--csv", tmp_path / "missing.csv")
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "missing.csv" in flat(r.stderr)
