@@ -45,7 +45,8 @@ class QdrantSettings(Section):
 class EmbeddingSettings(Section):
     """Dense embedding model (sentence-transformers)."""
 
-    model: str = DEFAULT_EMBEDDING_MODEL
+    model: str = Field(DEFAULT_EMBEDDING_MODEL,
+                       description="package:<module>, a local path, a hub name, or hash:<dim> (test embedder)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     batch_size: int = Field(64, ge=1)
     max_seq_length: int | None = Field(None, description="tokens; None keeps the model's own")
@@ -92,6 +93,36 @@ class AnswerSettings(Section):
     max_question_chars: int = Field(2000, ge=10)
 
 
+class IntercomMiddlewareSettings(Section):
+    """Chat-draft middleware fed by Intercom webhooks (``POST /v1/webhooks/intercom``).
+
+    A conversation qualifies when every non-empty rule matches: it carries one of ``qualify_tags``,
+    none of ``exclude_tags``, its team (inbox) is in ``qualify_team_ids`` and its channel is in
+    ``qualify_channels``.
+    """
+
+    enabled: bool = Field(True, description="run the webhook worker when intercom.client_secret is set")
+    mode: Literal["note", "reply"] = Field(
+        "note", description="note: internal drafts for agents; reply: answers go to the customer "
+                            "(escalations always stay internal notes)")
+    help_center_domains: list[str] = Field(
+        default_factory=list, description="hosts whose links may appear in notes (subdomains included); "
+                                          "other citation URLs are shown as plain titles")
+    qualify_tags: list[str] = Field(default_factory=list, description="tag names or ids; empty = any")
+    exclude_tags: list[str] = Field(default_factory=list, description="tag names or ids never drafted")
+    qualify_team_ids: list[str] = Field(default_factory=list, description="team (inbox) ids; empty = any")
+    qualify_channels: list[str] = Field(default_factory=list,
+                                        description="e.g. messenger, email; empty = any")
+    escalation_tag_id: str | None = Field(None, description="tag applied to escalated conversations")
+    escalation_team_id: str | None = Field(None, description="team escalated conversations are assigned to")
+    history_turns: int = Field(6, ge=0, le=50, description="earlier messages passed as history")
+    workers: int = Field(2, ge=1, le=32, description="notifications processed concurrently")
+    max_attempts: int = Field(5, ge=1, le=50, description="tries per notification before it is failed")
+    retry_backoff: float = Field(2.0, ge=0.0, description="seconds before the 2nd try; doubles per try")
+    answer_api_url: str | None = Field(None, description="standalone `citedesk middleware`: citedesk API root")
+    answer_timeout: float = Field(60.0, gt=0, description="seconds per remote answer request")
+
+
 class IntercomSettings(Section):
     """Intercom workspace access (python-intercom SDK)."""
 
@@ -102,6 +133,9 @@ class IntercomSettings(Section):
     max_retries: int = Field(5, ge=0, description="SDK retries on 429/5xx (honours Retry-After)")
     timeout: float = Field(30.0, description="seconds per request")
     locales: list[str] | None = Field(None, description="only these locales; None = all published")
+    client_secret: SecretStr | None = Field(None, description="app client secret: verifies X-Hub-Signature")
+    admin_id: str | None = Field(None, description="admin that authors notes, tags and assignments")
+    middleware: IntercomMiddlewareSettings = IntercomMiddlewareSettings()
 
 
 class FolderSettings(Section):
@@ -126,6 +160,52 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(262_144, ge=1024, description="request bodies over this get 413")
 
 
+class VoiceSettings(Section):
+    """Voice channel (phone agents: STT → citedesk → TTS)."""
+
+    filler_budget_ms: float = Field(700.0, ge=0, description="ms without a ready sentence before a filler "
+                                                             "event is sent; 0 disables fillers")
+    filler_phrases: list[str] = Field(
+        default_factory=lambda: ["One moment, let me check that for you.", "Let me look that up.",
+                                 "Just a second while I find that."],
+        min_length=1, description="holding phrases, rotated per conversation")
+    speak_source_titles: bool = Field(False, description="end a spoken answer with its source titles")
+    max_sentences: int = Field(3, ge=1, le=20, description="sentences spoken per turn before asking to go on")
+    steps_per_turn: int = Field(2, ge=1, le=20, description="procedure steps spoken per turn")
+    state_secret: SecretStr | None = Field(None, description="HMAC key signing voice_state; set it when "
+                                                             "several replicas serve one call (default: "
+                                                             "random per process)")
+
+
+DEFAULT_REDACT = {
+    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "card": r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)",
+    "phone": r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}(?![\w.])"
+             r"|(?<![\w.])\+?\d{10,15}(?![\w.])",
+}
+"""Default personal-data rule: name → regex; matches become ``[name]`` (order matters: card before phone)."""
+
+
+class AuditSettings(Section):
+    """Audit trail of every answer (serving/audit.py) and its review page."""
+
+    enabled: bool = Field(True, description="record every answer in the database")
+    retention_days: int = Field(90, ge=0, description="days an answer record is kept; 0 keeps them forever")
+    redact: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REDACT),
+                                   description="name → regex; matches in questions/handoffs become [name]; "
+                                               "{} disables redaction")
+    low_confidence: float = Field(0.7, ge=0.0, le=1.0, description="the page's 'low confidence' filter: "
+                                                                   "answerable_probability below this")
+    gap_similarity: float = Field(0.6, ge=0.0, le=1.0, description="content gaps: min cosine of a question "
+                                                                   "to its group's first question")
+
+
+class AuthSettings(Section):
+    """API keys (``citedesk keys create``): when enabled every /v1/* and /audit route needs a scoped key."""
+
+    enabled: bool = Field(False, description="off for the embedded single-user default")
+
+
 class Settings(BaseSettings):
     """All of citedesk's settings; see README "Configuration"."""
 
@@ -147,6 +227,9 @@ class Settings(BaseSettings):
     folder: FolderSettings = FolderSettings()
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
+    voice: VoiceSettings = VoiceSettings()
+    audit: AuditSettings = AuditSettings()
+    auth: AuthSettings = AuthSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -2,7 +2,8 @@
 
 :class:`IntercomConnector` lists published help-center articles through the official
 python-intercom SDK (Fern-generated, ``intercom`` package) and turns each published
-locale into one :class:`core.types.Article`.
+locale into one :class:`core.types.Article`. For the chat-draft middleware it also reads
+conversations (``fetch_conversation``), posts notes / replies (``reply``), tags and assigns them.
 
 How the SDK is configured (python-intercom 5.0.1):
 
@@ -33,12 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from intercom import Intercom
+from intercom import AdminReplyConversationRequest, Intercom
+from intercom.conversations import ConversationsManageRequestBody_Assignment
 from intercom.core.api_error import ApiError
 from intercom.core.http_client import HttpClient
 from intercom.errors import UnauthorizedError
 from pydantic import ValidationError
 
+from connectors.webhooks import Conversation, WebhookPayloadError, parse_conversation
 from core.errors import ConfigError, ConnectorError
 from core.protocols import SourceFailure
 from core.types import Article
@@ -243,6 +246,90 @@ class IntercomConnector:
                 )
             articles.append(result)
         return articles
+
+    # ------------------------------------------------------------------ conversations (middleware)
+
+    def fetch_conversation(self, conversation_id: str) -> Conversation:
+        """Fetch one conversation with its parts (``GET /conversations/{id}``, HTML bodies).
+
+        Args:
+            conversation_id: Intercom conversation id.
+
+        Returns:
+            The parsed :class:`connectors.webhooks.Conversation` (source message then parts).
+
+        Raises:
+            ConnectorError: 401 / 404 / a status that survived the retries, Intercom unreachable, or a
+                payload that is not a conversation.
+        """
+        endpoint = f"GET /conversations/{conversation_id}"
+        with self._translate_errors(endpoint):
+            item = self._sdk().conversations.find(str(conversation_id), request_options=self._request_options())
+        try:
+            return parse_conversation(item.dict(warnings=False))
+        except WebhookPayloadError as exc:
+            raise ConnectorError(f"Intercom answered {endpoint} with a malformed conversation: {exc}") from exc
+
+    def reply(self, conversation_id: str, *, admin_id: str, body: str, message_type: str = "note") -> str:
+        """Post an admin reply (``POST /conversations/{id}/reply``): an internal note or a customer comment.
+
+        Args:
+            conversation_id: Intercom conversation id.
+            admin_id: the admin the reply is authored by.
+            body: HTML body (notes accept some HTML formatting).
+            message_type: ``"note"`` (internal, default) or ``"comment"`` (seen by the customer).
+
+        Returns:
+            The id of the conversation part created (``""`` when the response lists none).
+
+        Raises:
+            ConfigError: ``message_type`` is neither ``note`` nor ``comment``.
+            ConnectorError: as :meth:`fetch_conversation`. A read timeout leaves it unknown whether the
+                part was created: callers reconcile by looking for it (see ``serving/middleware.py``).
+        """
+        if message_type not in {"note", "comment"}:
+            raise ConfigError(f"reply message_type must be note or comment, got {message_type!r}")
+        endpoint = f"POST /conversations/{conversation_id}/reply"
+        request = AdminReplyConversationRequest(message_type=message_type, type="admin", admin_id=str(admin_id),
+                                                body=body)
+        with self._translate_errors(endpoint):
+            result = self._sdk().conversations.reply(str(conversation_id), request=request,
+                                                     request_options=self._request_options())
+        try:
+            parts = parse_conversation(result.dict(warnings=False)).messages
+        except WebhookPayloadError:
+            return ""
+        created = [m for m in parts if m.part_type == message_type and m.author_type == "admin"]
+        return created[-1].part_id if created else ""
+
+    def tag_conversation(self, conversation_id: str, *, tag_id: str, admin_id: str) -> None:
+        """Apply an existing tag (``POST /conversations/{id}/tags``).
+
+        Raises:
+            ConnectorError: unknown conversation or tag (404), or as :meth:`fetch_conversation`.
+        """
+        with self._translate_errors(f"POST /conversations/{conversation_id}/tags"):
+            self._sdk().tags.tag_conversation(str(conversation_id), tag_id=str(tag_id), admin_id=str(admin_id),
+                                              request_options=self._request_options())
+
+    def assign_conversation(self, conversation_id: str, *, admin_id: str, team_id: str,
+                            body: str | None = None) -> None:
+        """Assign the conversation to a team (``POST /conversations/{id}/parts``, ``message_type: assignment``).
+
+        Args:
+            conversation_id: Intercom conversation id.
+            admin_id: the admin performing the assignment.
+            team_id: the team (inbox) that gets the conversation.
+            body: optional note shown with the assignment.
+
+        Raises:
+            ConnectorError: as :meth:`fetch_conversation`.
+        """
+        request = ConversationsManageRequestBody_Assignment(type="team", admin_id=str(admin_id),
+                                                            assignee_id=str(team_id), body=body)
+        with self._translate_errors(f"POST /conversations/{conversation_id}/parts"):
+            self._sdk().conversations.manage(str(conversation_id), request=request,
+                                             request_options=self._request_options())
 
     def close(self) -> None:
         """Close the HTTP connection pool (the connector can be used again afterwards)."""

@@ -13,7 +13,7 @@ PYTHON="${PYTHON:-python3}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q --upgrade pip
 python -c "import torch" 2>/dev/null || pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-pip install -q -e ".[test]"
+pip install -q -e ".[test,eval]"
 if [ "${1:-}" = "--llm" ]; then
   python -c "import llama_cpp.server" 2>/dev/null \
     || CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip install -q "llama-cpp-python[server]==0.3.36"

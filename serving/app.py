@@ -8,15 +8,19 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from config.settings import Settings
 from core.errors import GeneratorUnavailableError, IndexUnavailableError
+from core.types import Channel
+from serving.auth import require_scope
 from serving.container import Container
 from serving.limits import BodySizeLimitMiddleware
 from serving.pipeline import AnswerPipeline
+from serving.voice import VoiceStateError, serve_websocket
+from serving.webhooks_api import router as webhooks_router
 from serving.schemas import AnswerRequest, AnswerResponse, ErrorResponse, HealthResponse
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,11 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     async def lifespan(app: FastAPI):
         if warm_up:
             await anyio.to_thread.run_sync(container.pipeline.warm_up)
+        if webhooks is not None:
+            await webhooks.start()
         yield
+        if webhooks is not None:
+            await webhooks.stop()
         close = getattr(container.generator, "aclose", None)
         if close is not None:
             await close()
@@ -57,6 +65,11 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app = FastAPI(title="citedesk", version="0.1.0", lifespan=lifespan,
                   description="Grounded, cited answers from your help center — or an escalation to a human.")
     app.state.container = container
+    webhooks = container.intercom_webhooks  # None unless intercom.client_secret is set
+    app.state.intercom_webhooks = webhooks
+    secret = settings.intercom.client_secret
+    app.state.intercom_client_secret = secret.get_secret_value() if secret else None
+    app.include_router(webhooks_router)  # POST/HEAD /v1/webhooks/intercom (HMAC-signed, no API key)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
 
     @app.exception_handler(IndexUnavailableError)
@@ -64,22 +77,39 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
         log.error("index unavailable: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"search index unavailable: {exc}"})
 
+    @app.exception_handler(VoiceStateError)
+    async def _bad_voice_state(_: Request, exc: VoiceStateError):
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.websocket("/v1/voice/ws")
+    async def voice_ws(websocket: WebSocket) -> None:
+        """Voice over a WebSocket (telephony bridges): see :func:`serving.voice.serve_websocket`."""
+        await serve_websocket(websocket, container.voice)
+
     @app.exception_handler(GeneratorUnavailableError)
     async def _llm_down(_: Request, exc: GeneratorUnavailableError):
         return JSONResponse(status_code=503, content={"detail": f"language model unavailable: {exc}"})
 
-    @app.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answer"])
+    from serving import audit_api  # the audit routes, the /audit page and the 401/403 handler
+
+    audit_api.install(app)
+    answer_scope = [Depends(require_scope("answer"))]  # 401/403 when auth.enabled and the key lacks it
+
+    @app.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answer"],
+              dependencies=answer_scope)
     async def answer(body: AnswerRequest, pipeline: Pipeline) -> AnswerResponse:
         """Answer a question with citations, or escalate with a reason and a handoff summary."""
+        if body.channel == Channel.VOICE:
+            return await container.voice.answer(body)
         return await pipeline.answer(body)
 
-    @app.post("/v1/answer/stream", responses=ERRORS, tags=["answer"],
+    @app.post("/v1/answer/stream", responses=ERRORS, tags=["answer"], dependencies=answer_scope,
               response_description="text/event-stream: retrieval, sentence*, citations, decision, done")
     async def answer_stream(body: AnswerRequest, pipeline: Pipeline):
         """Server-sent events. ``sentence`` events are provisional until ``decision``: discard them on
         ``escalate``. ``done`` carries the full AnswerResponse. Retrieval errors arrive before the stream
         starts (503)."""
-        events = pipeline.stream(body)
+        events = container.voice.stream(body) if body.channel == Channel.VOICE else pipeline.stream(body)
         first = await anext(events)  # retrieval runs here, so an index failure is a plain 503
 
         async def gen():

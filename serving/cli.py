@@ -1,10 +1,11 @@
-"""The ``citedesk`` command line (typer): sync, serve, ask, eval."""
+"""The ``citedesk`` command line (typer): sync, serve, ask, eval retrieval|answers, calibrate."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,6 +34,7 @@ class Source(str, Enum):
 
 class State:
     settings: Settings | None = None
+    config_path: Path | None = None
 
 
 def _container():
@@ -52,6 +54,7 @@ def main_options(
                         handlers=[RichHandler(console=console, show_path=False)])
     try:
         State.settings = load_settings(config)
+        State.config_path = config
     except Exception as exc:
         console.print(f"[red]invalid settings:[/red] {exc}")
         raise typer.Exit(2)
@@ -124,6 +127,29 @@ def serve(
 
 
 @app.command()
+def middleware(
+    answer_url: Annotated[Optional[str], typer.Option(
+        help="citedesk API root (default intercom.middleware.answer_api_url)")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="CITEDESK_ANSWER_API_KEY",
+                                                   help="bearer key for the answer API")] = None,
+    host: Annotated[Optional[str], typer.Option()] = None,
+    port: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Run only the Intercom webhook receiver, drafting notes through a remote citedesk answer API."""
+    import uvicorn
+
+    from serving.webhooks_api import create_middleware_app
+
+    s = State.settings
+    try:
+        web = create_middleware_app(s, answer_url=answer_url, api_key=api_key)
+    except CitedeskError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    uvicorn.run(web, host=host or s.server.host, port=port or s.server.port)
+
+
+@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="the question")],
     channel: Annotated[Channel, typer.Option()] = Channel.CHAT,
@@ -156,40 +182,65 @@ def ask(
         out.print(escape(f"handoff: {resp.handoff_summary}"))
 
 
-@app.command("eval")
-def eval_cmd(
+eval_app = typer.Typer(help="Measure retrieval and answer quality (see README: Evaluation).", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _sync_docs(c, docs: Path) -> None:
+    """Incremental sync of ``docs`` before an evaluation; a failed listing stops the run (exit 1)."""
+    report = c.sync_engine.sync(c.folder_connector(docs))
+    if report.listing_error:
+        raise CitedeskError(f"sync of {docs} failed: {report.listing_error}")
+    console.print(f"synced {docs}: {report.added} added, {report.updated} updated, "
+                  f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed "
+                  f"in {report.seconds:.1f}s")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
     csv_path: Annotated[Path, typer.Option("--csv", help="CSV with question,gold_document columns")],
     docs: Annotated[Optional[Path], typer.Option(help="sync this folder first (incremental)")] = None,
-    modes: Annotated[str, typer.Option(help="comma-separated: dense,sparse,hybrid")] = "dense,sparse,hybrid",
+    modes: Annotated[str, typer.Option(help="comma-separated: sparse,dense,hybrid,hybrid+rerank")] = "dense,sparse,hybrid",
+    llamaindex: Annotated[bool, typer.Option("--llamaindex", help="add a plain LlamaIndex VectorStoreIndex row "
+                                             "over the same chunks of --docs (or folder.path)")] = False,
     limit: Annotated[Optional[int], typer.Option(help="first N questions only")] = None,
+    chunks: Annotated[int, typer.Option(help="chunks retrieved per question before reduction to articles")] = 50,
     output: Annotated[Optional[Path], typer.Option(help="write results JSON here")] = None,
     min_recall5: Annotated[Optional[float], typer.Option(help="exit 1 if hybrid recall@5 is below")] = None,
 ) -> None:
-    """Retrieval quality of the gold document: recall@1/5/10 and MRR per mode."""
-    from serving.evaluation import evaluate_retrieval, load_questions
+    """Retrieval quality of the gold document: recall@1/5/10, MRR and nDCG@10 per mode."""
+    from serving.evaluation import evaluate_ranker, evaluate_retrieval, load_questions
 
     c = _container()
     try:
-        if docs is not None:
-            report = c.sync_engine.sync(c.folder_connector(docs))
-            if report.listing_error or report.failed:
-                raise CitedeskError(f"sync of {docs} failed: {report.listing_error or report.failed[:3]}")
-            console.print(f"synced {docs}: {report.added} added, {report.updated} updated, "
-                          f"{report.unchanged} unchanged, {report.deleted} deleted in {report.seconds:.1f}s")
         questions = load_questions(csv_path)[:limit]
+        if docs is not None:
+            _sync_docs(c, docs)
         results = evaluate_retrieval(c.retriever, questions, workspace=State.settings.workspace,
-                                     modes=[m.strip() for m in modes.split(",") if m.strip()])
-    except (CitedeskError, OSError, ValueError) as exc:
+                                     modes=[m.strip() for m in modes.split(",") if m.strip()], chunks=chunks)
+        if llamaindex:
+            results.append(_llamaindex_row(c, docs or State.settings.folder.path, questions, chunks))
+    except (CitedeskError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     finally:
         c.index.close()
     table = Table(title=f"retrieval eval: {len(questions)} questions ({csv_path.name})")
-    for col in ("mode", "recall@1", "recall@5", "recall@10", "MRR", "p50 ms"):
+    for col in ("mode", "recall@1", "recall@5", "recall@10", "MRR", "nDCG@10", "p50 ms"):
         table.add_column(col, justify="right")
     for r in results:
+        if not r.get("available", True):
+            table.add_row(r["mode"], *(["n/a"] * 6))
+            continue
         table.add_row(r["mode"], f"{r['recall@1']:.3f}", f"{r['recall@5']:.3f}", f"{r['recall@10']:.3f}",
-                      f"{r['mrr']:.3f}", f"{r['latency_p50_ms']:.1f}")
+                      f"{r['mrr']:.3f}", f"{r['ndcg@10']:.3f}", f"{r['latency_p50_ms']:.1f}")
     out.print(table)
+    for r in results:
+        if r.get("note"):
+            out.print(escape(f"{r['mode']}: {r['note']}"))
     if output:
         output.write_text(json.dumps(results, indent=2))
     if min_recall5 is not None:
@@ -199,6 +250,252 @@ def eval_cmd(
             raise typer.Exit(1)
 
 
+def _llamaindex_row(c, folder: Path | None, questions: list[dict], chunks: int) -> dict:
+    """LlamaIndex baseline row: its VectorStoreIndex over citedesk's chunks of ``folder``, same model."""
+    from ingest.sync import iter_docs
+    from serving.evaluation import evaluate_ranker
+    from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
+
+    if folder is None:
+        raise CitedeskError("--llamaindex needs the article folder: pass --docs (or set folder.path)")
+    articles = list(iter_docs(c.folder_connector(folder).list_articles()))
+    texts, _ = corpus_chunks(c.sync_engine.pipeline, articles)
+    e = State.settings.embedding
+    baseline = LlamaIndexBaseline(e.model, device=e.device, batch_size=e.batch_size)
+    try:
+        seconds = baseline.build(texts)
+        console.print(f"LlamaIndex baseline: {len(texts)} chunks of {len(articles)} articles embedded in {seconds:.1f}s")
+        row = evaluate_ranker("llamaindex", lambda q: [a for a, _ in baseline.retrieve(q, chunks)], questions)
+    finally:
+        baseline.close()
+    row["note"] = (f"LlamaIndex VectorStoreIndex + QdrantVectorStore (in-memory) + HuggingFaceEmbedding "
+                   f"({e.model}), dense top {chunks}, same {len(texts)} chunks")
+    return row
+
+
+class Judge(str, Enum):
+    auto = "auto"
+    lexical = "lexical"
+    llm = "llm"
+
+
+@eval_app.command("answers")
+def eval_answers(
+    mtrag: Annotated[Path, typer.Option(help="MT-RAG reference.jsonl")],
+    limit: Annotated[int, typer.Option(help="conversations sampled (seeded)")] = 100,
+    pool: Annotated[int, typer.Option(help="distractor passages of other conversations per collection")] = 200,
+    channel: Annotated[Channel, typer.Option()] = Channel.CHAT,
+    judge: Annotated[Judge, typer.Option(help="citation-support judge; auto = llm when llm.base_url is set")] = Judge.auto,
+    seed: Annotated[int, typer.Option()] = 13,
+    output: Annotated[Optional[Path], typer.Option(help="results JSON (default <data_dir>/eval-answers.json)")] = None,
+) -> None:
+    """Escalation quality and citation support on MT-RAG conversations (temporary local index)."""
+    import tempfile
+
+    from serving.container import Container
+    from serving.evaluation import (LexicalJudge, LLMJudge, PassageConnector, evaluate_answers, load_mtrag,
+                                    passages_by_collection, sample_conversations)
+    from serving.generators import OpenAIGenerator
+    from serving.pipeline import AnswerPipeline
+
+    s = State.settings
+    try:
+        everything = load_mtrag(mtrag)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    sample = sample_conversations(everything, limit, seed=seed)
+    per_coll = passages_by_collection(sample, everything, pool=pool, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="citedesk-mtrag-") as tmp:
+        c = Container(s.model_copy(update={
+            "data_dir": Path(tmp), "qdrant": s.qdrant.model_copy(update={"url": None, "path": None})}))
+        try:
+            for coll, passages in per_coll.items():
+                report = c.sync_engine.sync(PassageConnector(coll, passages))
+                console.print(f"indexed {coll}: {report.added} passages, {report.chunks_written} chunks "
+                              f"in {report.seconds:.1f}s")
+            pipelines = {coll: AnswerPipeline(c.retriever, c.generator, c.sparse, c.pipeline.policy, workspace=coll)
+                         for coll in per_coll}
+            use_llm = judge == Judge.llm or (judge == Judge.auto and s.llm.base_url)
+            if use_llm and not s.llm.base_url:
+                raise CitedeskError("--judge llm needs llm.base_url")
+            the_judge = LLMJudge(OpenAIGenerator(s.llm.base_url, model=s.llm.model, api_key=s.llm.api_key.get_secret_value(),
+                                                 timeout=s.llm.timeout, max_tokens=8)) if use_llm else LexicalJudge(c.sparse)
+            threshold = c.pipeline.policy.thresholds[channel]
+            result = asyncio.run(evaluate_answers(pipelines, sample, judge=the_judge, channel=channel,
+                                                  threshold=threshold))
+        except CitedeskError as exc:
+            _fail(exc)
+        finally:
+            c.index.close()
+    sm = result.summary
+    table = Table(title=f"answer eval: {sm['n']} MT-RAG conversations, generator {c.generator.name}, "
+                        f"channel {channel.value} (threshold {threshold:.2f})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    d = sm["decision"]
+    for name, value in [
+        ("answerable / unanswerable", f"{sm['answerable']} / {sm['unanswerable']}"),
+        ("AUROC confidence vs answerable", _fmt(sm["auroc"])),
+        ("answered", str(d["answered"])),
+        ("precision of answered", _fmt(d["precision"])),
+        ("answerable answered (coverage)", _fmt(d["coverage"])),
+        ("unanswerable escalated", _fmt(d["unanswerable_escalated"])),
+        ("gold passage in hits", _fmt(sm["gold_in_hits"])),
+        ("cited sentences", str(sm["cited_sentences"])),
+        (f"citation support rate ({sm['judge']})", _fmt(sm["citation_support_rate"])),
+        ("p50 latency ms", _fmt(sm["latency_p50_ms"], 1)),
+    ]:
+        table.add_row(name, value)
+    out.print(table)
+    out.print(escape("escalated share by label: " + ", ".join(f"{k} {v:.2f}" for k, v in sm["escalated_by_label"].items())))
+    out.print(escape("reasons: " + ", ".join(f"{k} {v}" for k, v in sm["reasons"].items())))
+    path = output or s.data_dir / "eval-answers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.to_json())
+    console.print(f"wrote {path}")
+
+
+def _calibration_questions(csv_path: Path, negatives: Path | None, n_negatives: int, seed: int) -> tuple[list[str], list[bool]]:
+    """Questions and answerable labels: CSV rows (``answerable`` column optional, default true) plus
+    MT-RAG last user turns as out-of-domain unanswerable questions."""
+    import csv as _csv
+
+    from serving.evaluation import load_mtrag, sample_conversations
+
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"questions CSV not found: {csv_path}")
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in _csv.DictReader(fh) if r.get("question")]
+    qs = [r["question"] for r in rows]
+    labels = [str(r.get("answerable") or "true").strip().lower() not in ("false", "0", "no") for r in rows]
+    if negatives is not None:
+        neg = sample_conversations(load_mtrag(negatives), n_negatives, seed=seed)
+        qs += [c.question for c in neg]
+        labels += [False] * len(neg)
+    if all(labels) or not any(labels):
+        raise ValueError("calibration needs answerable and unanswerable questions: add --negatives or an "
+                         "'answerable' column with false rows")
+    return qs, labels
+
+
+@app.command()
+def calibrate(
+    csv_path: Annotated[Path, typer.Option("--csv", help="CSV with a question column (optional answerable column)")],
+    negatives: Annotated[Optional[Path], typer.Option(help="MT-RAG reference.jsonl: its questions as unanswerable")] = None,
+    n_negatives: Annotated[int, typer.Option(help="MT-RAG questions used as negatives")] = 150,
+    target_precision: Annotated[float, typer.Option(help="chat: share of answered that must be answerable")] = 0.9,
+    voice_target_precision: Annotated[float, typer.Option(help="voice: usually stricter")] = 0.95,
+    docs: Annotated[Optional[Path], typer.Option(help="sync this folder first (incremental)")] = None,
+    write: Annotated[Optional[Path], typer.Option(help="TOML settings file to update (default: the --config file)")] = None,
+    seed: Annotated[int, typer.Option()] = 13,
+) -> None:
+    """Pick the escalation threshold per channel for a target precision and write it to the config."""
+    from ingest.index import SearchFilter
+    from serving.evaluation import auroc, pick_threshold, write_thresholds
+
+    c = _container()
+    try:
+        questions, labels = _calibration_questions(csv_path, negatives, n_negatives, seed)
+        if docs is not None:
+            _sync_docs(c, docs)
+        flt = SearchFilter(workspace=State.settings.workspace)
+        model = c.pipeline.confidence
+        conf = []
+        for q in questions:
+            hits = c.retriever.retrieve(q, flt, top_k=State.settings.retrieval.top_k).hits
+            conf.append(model.score(model.features(q, hits, c.sparse)))
+        picks = {"chat": pick_threshold(conf, labels, target_precision),
+                 "voice": pick_threshold(conf, labels, voice_target_precision)}
+    except (CitedeskError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    finally:
+        c.index.close()
+    table = Table(title=f"threshold calibration: {sum(labels)} answerable, {len(labels) - sum(labels)} unanswerable "
+                        f"questions, AUROC {_fmt(auroc(conf, labels))}")
+    for col in ("channel", "target precision", "threshold", "precision", "answerable answered",
+                "unanswerable escalated", "reached"):
+        table.add_column(col, justify="right")
+    for ch, p in picks.items():
+        table.add_row(ch, f"{p['target_precision']:.2f}", f"{p['threshold']:.4f}", _fmt(p["precision"]),
+                      _fmt(p["coverage"]), _fmt(p["unanswerable_escalated"]), "yes" if p["reached"] else "no")
+    out.print(table)
+    env_config = os.environ.get("CITEDESK_CONFIG")
+    target = write or State.config_path or (Path(env_config) if env_config else None)
+    if target is None:
+        console.print("no --write file (nor --config): thresholds not saved")
+        return
+    write_thresholds(target, {ch: p["threshold"] for ch, p in picks.items()})
+    console.print(f"wrote [answer] threshold_chat / threshold_voice to {target}")
+
+
+keys_app = typer.Typer(help="Scoped API keys (answer, sync, audit-read, audit-write), enforced when auth.enabled.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store():
+    from serving.auth import KeyStore
+
+    return KeyStore(_container().db)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key, e.g. 'support-managers'")],
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="repeatable or comma-separated: answer, sync, "
+                                                                     "audit-read, audit-write")],
+    workspace: Annotated[Optional[str], typer.Option(help="tenant the key belongs to (default: settings.workspace)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a key and print it once (only its salted hash is stored)."""
+    scopes = [s for item in scope for s in item.split(",")]
+    try:
+        info, token = _key_store().create(name, scopes, workspace=workspace or State.settings.workspace)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    if as_json:
+        out.print_json(json.dumps({"key": token, "id": info.key_id, "name": info.name, "workspace": info.workspace,
+                                   "scopes": list(info.scopes)}))
+        return
+    console.print(f"created key [bold]{info.key_id}[/bold] '{escape(info.name)}' for workspace "
+                  f"'{escape(info.workspace)}' with scopes {', '.join(info.scopes)}; it is shown only now:")
+    out.print(token, soft_wrap=True, markup=False, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keys (never their secrets), oldest first."""
+    from serving.audit import iso
+
+    keys = _key_store().list()
+    if as_json:
+        out.print_json(json.dumps([{"id": k.key_id, "name": k.name, "workspace": k.workspace, "scopes": list(k.scopes),
+                                    "created_at": iso(k.created_at), "last_used_at": iso(k.last_used_at),
+                                    "revoked_at": iso(k.revoked_at)} for k in keys]))
+        return
+    table = Table(title="API keys")
+    for col in ("id", "name", "workspace", "scopes", "created", "last used", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(k.key_id, escape(k.name), escape(k.workspace), " ".join(k.scopes), iso(k.created_at),
+                      iso(k.last_used_at) or "-", iso(k.revoked_at) or "-")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (the part after cdk_)")]) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    if not _key_store().revoke(key_id):
+        console.print(f"[red]error:[/red] no active key {escape(key_id)}")
+        raise typer.Exit(1)
+    console.print(f"revoked key {escape(key_id)}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,8 +38,30 @@ class Container:
         return Database(self.settings.database.url or default_url(self.settings.data_dir))
 
     @cached_property
+    def audit(self):
+        """Audit trail of answers (recorder, queries, reports); see serving/audit.py."""
+        from serving.audit import AuditLog, Redactor
+
+        a = self.settings.audit
+        return AuditLog(self.db, workspace=self.settings.workspace, redactor=Redactor(a.redact),
+                        retention_days=a.retention_days, index=self.index, embedder=self.embedder,
+                        gap_similarity=a.gap_similarity, low_confidence=a.low_confidence)
+
+    @cached_property
+    def authenticator(self):
+        """Scoped API keys (serving/auth.py); lets everything through while ``auth.enabled`` is false."""
+        from serving.auth import Authenticator, KeyStore
+
+        return Authenticator(KeyStore(self.db), enabled=self.settings.auth.enabled,
+                             workspace=self.settings.workspace)
+
+    @cached_property
     def embedder(self) -> SentenceEmbedder:
         e = self.settings.embedding
+        if e.model.startswith("hash:"):
+            from ingest.hash_embedder import HashEmbedder
+
+            return HashEmbedder(int(e.model.split(":", 1)[1]))
         return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length)
 
     @cached_property
@@ -78,7 +100,34 @@ class Container:
         a = self.settings.answer
         policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
                               top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks)
-        return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace)
+        return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
+                              recorder=self.audit.record if self.settings.audit.enabled else None)
+
+    @cached_property
+    def voice(self):
+        """Voice-channel responder over :attr:`pipeline` (fillers, speakable text, pacing, signed state)."""
+        from serving.voice import StateSigner, VoicePolicy, VoiceResponder
+
+        v = self.settings.voice
+        policy = VoicePolicy(filler_budget_ms=v.filler_budget_ms, filler_phrases=tuple(v.filler_phrases),
+                             speak_source_titles=v.speak_source_titles, max_sentences=v.max_sentences,
+                             steps_per_turn=v.steps_per_turn)
+        key = v.state_secret.get_secret_value().encode() if v.state_secret else None
+        return VoiceResponder(self.pipeline, policy, StateSigner(key))
+
+    @cached_property
+    def intercom_webhooks(self):
+        """Intercom webhook middleware (serving/middleware.py) over :attr:`pipeline` and :attr:`sync_engine`;
+        ``None`` unless ``intercom.client_secret`` is set and ``intercom.middleware.enabled``."""
+        from serving.middleware import MiddlewareConfig, WebhookMiddleware
+
+        i = self.settings.intercom
+        if i.client_secret is None or not i.middleware.enabled:
+            return None
+        if i.token is None:
+            raise ConfigError("Intercom webhooks need an access token (CITEDESK_INTERCOM__TOKEN)")
+        return WebhookMiddleware(self.db, self.intercom_connector, self.pipeline, MiddlewareConfig.from_settings(i),
+                                 sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace)
 
     def folder_connector(self, path=None):
         """Folder connector from settings (``path`` overrides ``folder.path``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -36,6 +36,7 @@ REASON_TEXT = {
     "invalid_citation": "the drafted answer cited a source that was not retrieved",
     "unsupported_citation": "the drafted answer is not supported by the passages it cites",
     "generator_unavailable": "the language model is unavailable",
+    "index_unavailable": "the knowledge base could not be searched",
 }
 
 
@@ -160,16 +161,22 @@ class AnswerPipeline:
         policy: thresholds and sizes.
         confidence: confidence model.
         workspace: tenant whose articles are searched.
+        recorder: called once per finished answer (before the ``citations`` event) in a worker thread as
+            ``recorder(request, response, evidence)``, ``evidence`` being the hits given to the generator
+            (``[n]`` cites ``evidence[n-1]``; empty when it escalated before generating) — the audit trail
+            (:meth:`serving.audit.AuditLog.record`). Its exceptions are logged, never raised.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
-                 confidence: ConfidenceModel | None = None, workspace: str = "default") -> None:
+                 confidence: ConfidenceModel | None = None, workspace: str = "default",
+                 recorder: Callable[[AnswerRequest, AnswerResponse, list[Hit]], object] | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
         self.policy = policy
         self.confidence = confidence or ConfidenceModel()
         self.workspace = workspace
+        self.recorder = recorder
 
     def warm_up(self) -> None:
         """Load models."""
@@ -197,8 +204,8 @@ class AnswerPipeline:
         latency: dict[str, float] = {}
         flt = SearchFilter(workspace=self.workspace, locales=(request.locale,) if request.locale else None)
         top_k = request.top_k or self.policy.top_k
-        retrieval = await anyio.to_thread.run_sync(
-            lambda: self.retriever.retrieve(request.question, flt, top_k=top_k))
+        retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
+            lambda: self.retriever.retrieve(request.question, flt, top_k=top_k), abandon_on_cancel=True)
         for k, v in retrieval.timings.items():
             latency[k] = round(v * 1000, 2)
         hits = retrieval.hits
@@ -217,7 +224,10 @@ class AnswerPipeline:
                 hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
                 latency_ms=latency)
 
+        evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
+
         async def end(response: AnswerResponse):
+            await self._record(request, response, evidence)
             yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
             yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
                                      "confidence": response.confidence,
@@ -277,6 +287,15 @@ class AnswerPipeline:
         citations = self._citations(sentences, evidence)
         async for e in end(finish(Decision.ANSWER, "grounded", " ".join(sentences), citations)):
             yield e
+
+    async def _record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit]) -> None:
+        """Hand a finished answer to the recorder; a failing recorder is logged and the answer goes on."""
+        if self.recorder is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(self.recorder, request, response, list(evidence))
+        except Exception:  # noqa: BLE001 - recording must never fail an answer
+            log.exception("recording the answer failed (answer delivered anyway)")
 
     def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> tuple[str | None, str | None]:
         """Vet one generated sentence.

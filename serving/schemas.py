@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from core.types import Channel, Citation, Decision, ScoreKind, Turn
+
+
+class VoiceState(BaseModel):
+    """Where a spoken answer stopped (channel=voice): the client sends it back with the next turn.
+
+    Signed by the server (``signature``, HMAC-SHA256); a changed state is rejected with 422.
+    """
+
+    question: str = Field(max_length=2000, description="the question this answer is for")
+    pending: list[str] = Field(default_factory=list, max_length=200,
+                               description="speakable units (sentences, steps) not spoken yet")
+    pending_steps: list[int] = Field(default_factory=list, max_length=200,
+                                     description="step number of each pending unit, 0 for a plain sentence")
+    last: list[str] = Field(default_factory=list, max_length=50, description="units spoken in the last turn")
+    citations: list[Citation] = Field(default_factory=list, max_length=50)
+    confidence: float = 0.0
+    signature: str = Field("", max_length=128)
 
 
 class AnswerRequest(BaseModel):
@@ -17,6 +34,15 @@ class AnswerRequest(BaseModel):
     channel: Channel = Channel.CHAT
     conversation_id: str | None = Field(None, max_length=200)
     top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
+    voice_state: VoiceState | None = Field(
+        None, description="channel=voice only: the `voice.state` of the previous response, sent back "
+                          "unchanged; with an answer like \"yes\" or \"next\" the answer goes on where it stopped")
+
+    @model_validator(mode="after")
+    def _voice_state_needs_voice(self) -> "AnswerRequest":
+        if self.voice_state is not None and self.channel != Channel.VOICE:
+            raise ValueError("voice_state is only valid with channel=voice")
+        return self
 
 
 class HitOut(BaseModel):
@@ -55,6 +81,20 @@ class AnswerResponse(BaseModel):
     generator: str
     model: str
     latency_ms: dict[str, float] = Field(default_factory=dict)
+    voice: VoiceOut | None = Field(None, description="channel=voice: what was spoken and the state to send back")
+
+
+class VoiceOut(BaseModel):
+    """The spoken side of a voice answer.
+
+    ``speech`` is everything said this turn (sentences, step prompts, the confirmation question) or, on
+    escalation, the hand-over phrase; ``state`` is None when nothing is left to say.
+    """
+
+    speech: str
+    filler: str | None = Field(None, description="holding phrase sent while the answer was not ready")
+    steps_spoken: list[int] = Field(default_factory=list, description="procedure step numbers spoken this turn")
+    state: VoiceState | None = None
 
 
 class HealthResponse(BaseModel):

@@ -9,6 +9,16 @@ Response shapes follow Intercom's OpenAPI description, API version 2.16
   python-intercom SDK sends; a page past the end has ``data: []``.
 * ``GET /articles/{article_id}`` → ``article`` (list item plus ``statistics``), or 404 ``error``.
 * ``GET /help_center/collections`` → ``collection_list`` (same paging as articles).
+* ``GET /conversations/{id}`` → ``conversation`` (``source``, ``tags``, ``contacts``, ``channel``,
+  ``conversation_parts`` as ``conversation_part.list``), or 404 ``error`` ("Resource Not Found").
+* ``POST /conversations/{id}/reply`` with an ``admin_reply_conversation_request`` (``message_type``
+  ``comment`` / ``note``, ``type: admin``, ``admin_id``, ``body``) or a contact reply → the
+  ``conversation`` with only the created part in ``conversation_parts`` (as the spec's examples show);
+  400 ``parameter_invalid`` on a body the schema rejects.
+* ``POST /conversations/{id}/tags`` (``{"id": tag_id, "admin_id": …}``) → ``tag``; 404 for an unknown
+  conversation or tag.
+* ``POST /conversations/{id}/parts`` with an ``assign_conversation_request`` (``message_type:
+  assignment``) → ``conversation`` with the new ``team_assignee_id`` / ``admin_assignee_id``.
 * Errors are ``error`` objects (``type: error.list``, ``request_id``, ``errors[{code, message}]``):
   401 ``unauthorized`` / "Access Token Invalid", 404 ``not_found`` / "Resource Not Found",
   429 ``rate_limit_exceeded`` (codes and messages as in the spec's examples).
@@ -38,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FailureRule", "IntercomDouble", "RequestRecord"]
+__all__ = ["DelayRule", "FailureRule", "IntercomDouble", "RequestRecord"]
 
 DEFAULT_PER_PAGE = 15
 """Page size when the request has no ``per_page`` (the SDK documents Intercom's default as 15)."""
@@ -46,6 +56,7 @@ DEFAULT_PER_PAGE = 15
 _ERROR_MESSAGES = {
     401: ("unauthorized", "Access Token Invalid"),
     404: ("not_found", "Resource Not Found"),
+    400: ("parameter_invalid", "Invalid request body"),
     429: ("rate_limit_exceeded", "You have exceeded the rate limit. Please try again later."),
 }
 """``(code, message)`` of the ``error`` body per status; codes/messages from the spec's examples."""
@@ -63,6 +74,7 @@ class RequestRecord:
         wall_time: ``time.time()`` when it arrived (Unix epoch seconds, float).
         status: HTTP status answered.
         headers: request headers (lower-case names).
+        body: the request's JSON body (``None`` without one, the raw text if it is not JSON).
     """
 
     method: str
@@ -72,6 +84,21 @@ class RequestRecord:
     wall_time: float
     status: int
     headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass
+class DelayRule:
+    """Injected hangs: the next ``remaining`` matching requests are handled, then answered late."""
+
+    remaining: int
+    seconds: float
+    method: str | None = None
+    path: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.remaining > 0 and (self.method is None or self.method == method)
+                and (self.path is None or self.path == path))
 
 
 @dataclass
@@ -106,8 +133,12 @@ class IntercomDouble:
         workspace_id: str = "ws_double",
         help_center_url: str = "http://help-center.test/ws_double",
         help_center_id: int = 1,
+        admin_id: str = "991267500",
+        app_id: str = "app_double",
     ) -> None:
         self.token = token
+        self.admin_id = admin_id
+        self.app_id = app_id
         self.workspace_id = workspace_id
         self.help_center_url = help_center_url.rstrip("/")
         self.help_center_id = help_center_id
@@ -118,6 +149,11 @@ class IntercomDouble:
         self._failures: list[FailureRule] = []
         self._log: list[RequestRecord] = []
         self._next_id = 1000
+        self._conversations: dict[str, dict[str, Any]] = {}
+        self._tags: dict[str, dict[str, Any]] = {}
+        self._deleted_articles: dict[str, dict[str, Any]] = {}
+        self._delays: list[DelayRule] = []
+        self._next_part_id = 5000
         self._last_timestamp = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -319,6 +355,8 @@ class IntercomDouble:
     def delete_article(self, article_id: str | int) -> None:
         """Remove an article; later ``GET /articles/{id}`` answers 404. Raises KeyError if unknown."""
         with self._lock:
+            self._deleted_articles[str(article_id)] = self._article_json(self._articles[str(article_id)],
+                                                                         single=False)
             del self._articles[str(article_id)]
             self._raw_articles.discard(str(article_id))
 
@@ -369,6 +407,165 @@ class IntercomDouble:
             self._collections[new_id] = collection
             return new_id
 
+    # ------------------------------------------------------------------ conversations
+
+    def add_tag(self, name: str, *, tag_id: str | int | None = None) -> str:
+        """Create a workspace tag and return its id."""
+        with self._lock:
+            new_id = str(tag_id) if tag_id is not None else self._allocate_id(None, self._tags)
+            self._tags[new_id] = {"type": "tag", "id": new_id, "name": name}
+            return new_id
+
+    def add_conversation(
+        self,
+        body: str,
+        *,
+        contact_id: str = "6762f1571bb69f9f2193bbbb",
+        contact_name: str = "Joe Bloggs",
+        channel: str | None = "messenger",
+        tags: list[str] | None = None,
+        team_assignee_id: str | int | None = None,
+        admin_assignee_id: str | int | None = None,
+        conversation_id: str | int | None = None,
+    ) -> str:
+        """Start a conversation with a customer's first message (the ``source``); returns its id.
+
+        Args:
+            body: the customer's message (HTML).
+            contact_id / contact_name: the customer (a ``user`` contact).
+            channel: ``channel.initial`` / ``channel.current`` (``None`` leaves ``channel`` out).
+            tags: ids of tags (from :meth:`add_tag`) already on the conversation.
+            team_assignee_id / admin_assignee_id: current assignees (the team is the inbox).
+            conversation_id: force an id (digits).
+        """
+        with self._lock:
+            new_id = self._allocate_id(conversation_id, self._conversations)
+            now = self._tick()
+            conversation: dict[str, Any] = {
+                "type": "conversation",
+                "id": new_id,
+                "title": None,
+                "created_at": now,
+                "updated_at": now,
+                "waiting_since": now,
+                "snoozed_until": None,
+                "source": {
+                    "type": "conversation",
+                    "id": str(400000000 + int(new_id)),
+                    "delivered_as": "customer_initiated",
+                    "subject": "",
+                    "body": body,
+                    "author": {"type": "user", "id": contact_id, "name": contact_name,
+                               "email": "customer@example.com"},
+                    "attachments": [],
+                    "url": None,
+                    "redacted": False,
+                },
+                "contacts": {"type": "contact.list",
+                             "contacts": [{"type": "contact", "id": contact_id, "external_id": None}]},
+                "first_contact_reply": {"created_at": now, "type": "conversation", "url": None},
+                "open": True,
+                "state": "open",
+                "read": False,
+                "tags": {"type": "tag.list", "tags": []},
+                "priority": "none",
+                "sla_applied": None,
+                "statistics": None,
+                "conversation_rating": None,
+                "teammates": None,
+                "custom_attributes": {},
+                "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
+                "ai_agent": None,
+                "ai_agent_participated": False,
+                "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [],
+                                       "total_count": 0},
+            }
+            if channel is not None:
+                conversation["channel"] = {"initial": channel, "current": channel}
+            if team_assignee_id is not None:
+                conversation["team_assignee_id"] = int(team_assignee_id)
+            if admin_assignee_id is not None:
+                conversation["admin_assignee_id"] = int(admin_assignee_id)
+            self._conversations[new_id] = conversation
+            for tag_id in tags or []:
+                self._apply_tag(conversation, str(tag_id), self.admin_id, now)
+            return new_id
+
+    def add_customer_reply(self, conversation_id: str | int, body: str) -> str:
+        """The customer writes again (a ``comment`` part by the ``user``); returns the part id."""
+        with self._lock:
+            conversation = self._conversations[str(conversation_id)]
+            author = dict(conversation["source"]["author"])
+            return self._add_part(conversation, "comment", body, author)["id"]
+
+    def conversation_payload(self, conversation_id: str | int) -> dict[str, Any]:
+        """What ``GET /conversations/{id}`` would answer (a deep copy). Raises KeyError if unknown."""
+        with self._lock:
+            return json.loads(json.dumps(self._conversations[str(conversation_id)]))
+
+    def parts(self, conversation_id: str | int, part_type: str | None = None) -> list[dict[str, Any]]:
+        """Copies of a conversation's parts (only ``part_type`` ones when given), oldest first."""
+        with self._lock:
+            parts = self._conversations[str(conversation_id)]["conversation_parts"]["conversation_parts"]
+            return [json.loads(json.dumps(p)) for p in parts if part_type is None or p["part_type"] == part_type]
+
+    def notification(
+        self,
+        topic: str,
+        *,
+        conversation_id: str | int | None = None,
+        article_id: str | int | None = None,
+        notification_id: str | None = None,
+        delivery_attempts: int = 1,
+    ) -> dict[str, Any]:
+        """A webhook ``notification_event`` envelope whose ``data.item`` is the current object.
+
+        ``item`` is the conversation (``conversation_id``) or the article (``article_id``; the last
+        known payload of a deleted one), as Intercom sends them; ``ping`` needs neither.
+        """
+        with self._lock:
+            if conversation_id is not None:
+                item = self.conversation_payload(conversation_id)
+            elif article_id is not None:
+                key = str(article_id)
+                item = (self._article_json(self._articles[key], single=False) if key in self._articles
+                        else json.loads(json.dumps(self._deleted_articles[key])))
+            else:
+                item = {"type": "ping", "message": "something interesting happened"}
+            now = int(time.time())
+            return {
+                "type": "notification_event",
+                "app_id": self.app_id,
+                "data": {"type": "notification_event_data", "item": item},
+                "links": {},
+                "id": notification_id or f"notif_{uuid.uuid4()}",
+                "topic": topic,
+                "delivery_status": "pending",
+                "delivery_attempts": delivery_attempts,
+                "delivered_at": 0,
+                "first_sent_at": now,
+                "created_at": now,
+                "self": None,
+            }
+
+    def delay_next(self, n: int, seconds: float, *, method: str | None = None, path: str | None = None) -> None:
+        """Handle the next ``n`` matching requests normally but answer them ``seconds`` late.
+
+        The state change (a note posted, …) happens before the wait, like a server whose response is
+        lost to a client timeout.
+        """
+        with self._lock:
+            self._delays.append(DelayRule(remaining=n, seconds=seconds, method=method, path=path))
+
+    def take_delay(self, method: str, path: str) -> float:
+        """Seconds to hold the response of this request (consumes one matching :class:`DelayRule`)."""
+        with self._lock:
+            for rule in self._delays:
+                if rule.matches(method, path):
+                    rule.remaining -= 1
+                    return rule.seconds
+            return 0.0
+
     def fail_next(
         self,
         n: int,
@@ -417,13 +614,21 @@ class IntercomDouble:
 
     # ------------------------------------------------------------------ request handling
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
         """Route one request; returns ``(status, extra headers, JSON body)`` and logs it."""
         split = urlsplit(target)
         path = split.path.rstrip("/") or "/"
         query = parse_qs(split.query)
+        request_body: Any = None
+        if body:
+            try:
+                request_body = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                request_body = body.decode("utf-8", errors="replace")
         with self._lock:
-            status, extra_headers, body = self._route(method, path, query, headers)
+            status, extra_headers, response = self._route(method, path, query, headers, request_body)
             self._log.append(
                 RequestRecord(
                     method=method,
@@ -433,12 +638,18 @@ class IntercomDouble:
                     wall_time=time.time(),
                     status=status,
                     headers={k.lower(): v for k, v in headers.items()},
+                    body=request_body,
                 )
             )
-        return status, extra_headers, body
+        return status, extra_headers, response
 
     def _route(
-        self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str]
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: Mapping[str, str],
+        body: Any = None,
     ) -> tuple[int, dict[str, str], Any]:
         self._failures = [rule for rule in self._failures if rule.remaining > 0]
         for rule in self._failures:
@@ -450,6 +661,9 @@ class IntercomDouble:
         authorization = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if authorization != f"Bearer {self.token}":
             return 401, {}, _error_body(401)
+        match = re.fullmatch(r"/conversations/([^/]+)(?:/(reply|tags|parts))?", path)
+        if match:
+            return self._route_conversation(method, match.group(1), match.group(2), body)
         if method != "GET":
             return 404, {}, _error_body(404)
         if path == "/articles":
@@ -465,6 +679,112 @@ class IntercomDouble:
             items = sorted(self._collections.values(), key=_newest_first)
             return 200, {}, self._page(query, [json.loads(json.dumps(c)) for c in items])
         return 404, {}, _error_body(404)
+
+    def _route_conversation(
+        self, method: str, conversation_id: str, action: str | None, body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        """``GET /conversations/{id}`` and ``POST /conversations/{id}/reply|tags|parts``."""
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            return 404, {}, _error_body(404)
+        if action is None:
+            if method != "GET":
+                return 404, {}, _error_body(404)
+            return 200, {}, json.loads(json.dumps(conversation))
+        if method != "POST":
+            return 404, {}, _error_body(404)
+        if not isinstance(body, dict):
+            return 400, {}, _error_body(400)
+        if action == "reply":
+            return self._reply(conversation, body)
+        if action == "tags":
+            tag_id, admin_id = body.get("id"), body.get("admin_id")
+            if not isinstance(tag_id, str) or not isinstance(admin_id, str):
+                return 400, {}, _error_body(400)
+            if tag_id not in self._tags:
+                return 404, {}, _error_body(404)
+            tag = self._apply_tag(conversation, tag_id, admin_id, self._tick())
+            return 200, {}, json.loads(json.dumps(tag))
+        # parts: only assignment is modelled (assign_conversation_request)
+        if (body.get("message_type") != "assignment" or body.get("type") not in {"admin", "team"}
+                or not isinstance(body.get("admin_id"), str) or not isinstance(body.get("assignee_id"), str)
+                or not body["assignee_id"].isdigit()):
+            return 400, {}, _error_body(400)
+        key = "team_assignee_id" if body["type"] == "team" else "admin_assignee_id"
+        conversation[key] = int(body["assignee_id"])
+        author = {"type": "admin", "id": body["admin_id"], "name": "citedesk", "email": "bot@example.com"}
+        part = self._add_part(conversation, "assignment", body.get("body") or "", author)
+        part["assigned_to"] = {"type": "team" if body["type"] == "team" else "admin", "id": body["assignee_id"]}
+        return 200, {}, self._with_parts(conversation, [part])
+
+    def _reply(self, conversation: dict[str, Any], body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """``reply_conversation_request``: admin comment / note, or a contact comment."""
+        message_type = body.get("message_type")
+        text = body.get("body")
+        if body.get("type") == "admin":
+            if message_type not in {"comment", "note"} or not isinstance(body.get("admin_id"), str):
+                return 400, {}, _error_body(400)
+            if not isinstance(text, str) or not text:
+                return 400, {}, _error_body(400)  # "Must be present for comment and note message types"
+            urls = body.get("attachment_urls")
+            if urls is not None and (not isinstance(urls, list) or len(urls) > 10):
+                return 400, {}, _error_body(400)
+            author = {"type": "admin", "id": body["admin_id"], "name": "citedesk", "email": "bot@example.com"}
+        elif body.get("type") == "user":
+            if message_type != "comment" or not isinstance(text, str) or not text:
+                return 400, {}, _error_body(400)
+            author = dict(conversation["source"]["author"])
+        else:
+            return 400, {}, _error_body(400)
+        part = self._add_part(conversation, message_type, text, author)
+        if urls := body.get("attachment_urls"):
+            part["attachments"] = [{"type": "upload", "name": u.rsplit("/", 1)[-1], "url": u,
+                                    "content_type": "image/png", "filesize": 0, "width": 0, "height": 0}
+                                   for u in urls]
+        return 200, {}, self._with_parts(conversation, [part])
+
+    def _add_part(self, conversation: dict[str, Any], part_type: str, body: str,
+                  author: dict[str, Any]) -> dict[str, Any]:
+        now = self._tick()
+        self._next_part_id += 1
+        part = {
+            "type": "conversation_part",
+            "id": str(self._next_part_id),
+            "part_type": part_type,
+            "body": body,
+            "created_at": now,
+            "updated_at": now,
+            "notified_at": now,
+            "assigned_to": None,
+            "author": author,
+            "attachments": [],
+            "external_id": None,
+            "redacted": False,
+            "metadata": {},
+            "email_message_metadata": None,
+            "app_package_code": None,
+        }
+        parts = conversation["conversation_parts"]
+        parts["conversation_parts"].append(part)
+        parts["total_count"] = len(parts["conversation_parts"])
+        conversation["updated_at"] = now
+        return part
+
+    def _apply_tag(self, conversation: dict[str, Any], tag_id: str, admin_id: str, now: int) -> dict[str, Any]:
+        tag = dict(self._tags[tag_id], applied_at=now, applied_by={"type": "admin", "id": admin_id})
+        tags = conversation["tags"]["tags"]
+        if all(t["id"] != tag_id for t in tags):
+            tags.append(tag)
+        return tag
+
+    @staticmethod
+    def _with_parts(conversation: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The conversation with only ``parts`` listed (what reply / manage answer)."""
+        payload = json.loads(json.dumps(conversation))
+        payload["conversation_parts"] = {"type": "conversation_part.list",
+                                         "conversation_parts": json.loads(json.dumps(parts)),
+                                         "total_count": len(parts)}
+        return payload
 
     def _page(self, query: dict[str, list[str]], items: list[dict[str, Any]]) -> dict[str, Any]:
         """A list response (``article_list`` / ``collection_list``) for the requested page."""
@@ -590,9 +910,11 @@ def _make_handler(double: IntercomDouble) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            status, headers, body = double.handle(self.command, self.path, dict(self.headers.items()))
+            raw = self.rfile.read(length) if length else b""
+            status, headers, body = double.handle(self.command, self.path, dict(self.headers.items()), raw)
+            delay = double.take_delay(self.command, urlsplit(self.path).path.rstrip("/") or "/")
+            if delay:
+                time.sleep(delay)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -140,7 +140,7 @@ def questions_csv(tmp_path) -> Path:
 def test_eval_table_and_json_output(cli, first_sync, questions_csv, tmp_path) -> None:
     out_json = tmp_path / "x.json"
     # with at most 4 docs indexed every found gold doc ranks <= 4, so a floor of exactly 1.0 must pass
-    r = cli("eval", "--csv", questions_csv, "--output", out_json, "--min-recall5", "1.0")
+    r = cli("eval", "retrieval", "--csv", questions_csv, "--output", out_json, "--min-recall5", "1.0")
     assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
     results = json.loads(out_json.read_text())
     assert [x["mode"] for x in results] == list(MODES)
@@ -163,7 +163,7 @@ def test_eval_table_and_json_output(cli, first_sync, questions_csv, tmp_path) ->
 
 
 def test_eval_below_recall_floor_exits_1(cli, first_sync, questions_csv) -> None:
-    r = cli("eval", "--csv", questions_csv, "--modes", "hybrid", "--min-recall5", "1.01")
+    r = cli("eval", "retrieval", "--csv", questions_csv, "--modes", "hybrid", "--min-recall5", "1.01")
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
     assert isinstance(r.exception, SystemExit)  # a deliberate exit, not a crash
     assert "below floor 1.01" in flat(r.stderr)
@@ -195,13 +195,56 @@ def test_invalid_settings_exit_2_with_message(cli, args, env, expected) -> None:
 
 
 def test_eval_with_missing_docs_folder_fails(cli, first_sync, questions_csv, tmp_path) -> None:
-    r = cli("eval", "--csv", questions_csv, "--docs", tmp_path / "does-not-exist", "--modes", "hybrid")
+    r = cli("eval", "retrieval", "--csv", questions_csv, "--docs", tmp_path / "does-not-exist", "--modes", "hybrid")
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
     assert "article folder not found" in flat(r.stderr)
 
 
 def test_eval_with_missing_csv_exits_1_with_message(cli, tmp_path) -> None:
-    r = cli("eval", "--csv", tmp_path / "missing.csv")
+    r = cli("eval", "retrieval", "--csv", tmp_path / "missing.csv")
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
     assert isinstance(r.exception, SystemExit), repr(r.exception)
     assert "missing.csv" in flat(r.stderr)
+
+
+MTRAG_SAMPLE = Path(__file__).resolve().parent / "data" / "mtrag_sample.jsonl"
+
+
+def test_eval_answers_table_and_json(cli, tmp_path) -> None:
+    out_json = tmp_path / "answers.json"
+    r = cli("eval", "answers", "--mtrag", MTRAG_SAMPLE, "--limit", "6", "--pool", "4", "--output", out_json)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    body = json.loads(out_json.read_text())
+    s = body["summary"]
+    assert s["n"] == 6 and len(body["conversations"]) == 6
+    assert s["judge"] == "lexical"  # no LLM configured: the offline fallback, and it says so
+    out = flat(r.stdout)
+    assert "citation support rate (lexical)" in out and "AUROC confidence vs answerable" in out
+    shown = re.search(r"precision of answered\W+(n/a|[\d.]+)", out)
+    p = s["decision"]["precision"]
+    assert shown and shown.group(1) == ("n/a" if p is None else f"{p:.3f}"), out
+    assert "indexed ibmcloud" in flat(r.stderr)
+
+
+def test_calibrate_writes_per_channel_thresholds(cli, first_sync, questions_csv, tmp_path, monkeypatch) -> None:
+    from config.settings import load_settings
+
+    config = tmp_path / "citedesk.toml"
+    monkeypatch.setenv("CITEDESK_CONFIG", str(config))  # load_settings below sets it; restored after the test
+    config.write_text('workspace = "default"\n')
+    r = cli("calibrate", "--csv", questions_csv, "--negatives", MTRAG_SAMPLE, "--n-negatives", "8",
+            "--target-precision", "0.9", "--voice-target-precision", "1.0", "--write", config)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    s = load_settings(config)
+    # the 3 questions are about the 3 indexed pages, the negatives are IBM Cloud questions: separable
+    chat, voice = s.answer.threshold_chat, s.answer.threshold_voice
+    assert 0.0 < chat <= voice < 1.0
+    out = flat(r.stdout)
+    assert f"{chat:.4f}" in out and f"{voice:.4f}" in out
+    assert "3 answerable, 8 unanswerable" in out
+
+
+def test_calibrate_needs_both_classes(cli, first_sync, questions_csv) -> None:
+    r = cli("calibrate", "--csv", questions_csv)
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    assert "needs answerable and unanswerable" in flat(r.stderr)

