@@ -325,8 +325,9 @@ class IntercomConnector:
         Raises:
             ConnectorError: as :meth:`fetch_conversation`.
         """
+        extra = {"body": body} if body else {}  # an explicit None would be sent as null, which the spec rejects
         request = ConversationsManageRequestBody_Assignment(type="team", admin_id=str(admin_id),
-                                                            assignee_id=str(team_id), body=body)
+                                                            assignee_id=str(team_id), **extra)
         with self._translate_errors(f"POST /conversations/{conversation_id}/parts"):
             self._sdk().conversations.manage(str(conversation_id), request=request,
                                              request_options=self._request_options())

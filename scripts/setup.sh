@@ -14,6 +14,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q --upgrade pip
 python -c "import torch" 2>/dev/null || pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 pip install -q -e ".[test,eval]"
+# Browser tests (tests/test_audit_browser.py) drive Debian's chromium through Playwright's executable_path;
+# Playwright's own browser download is never used. apt only in CI or when the binary is missing.
+if [ -n "${CI:-}" ] || [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    if ! dpkg -s chromium >/dev/null 2>&1; then
+      $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    fi
+  else
+    echo "setup: no apt-get; install chromium at /usr/bin/chromium for the browser tests" >&2
+  fi
+fi
 if [ "${1:-}" = "--llm" ]; then
   python -c "import llama_cpp.server" 2>/dev/null \
     || CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip install -q "llama-cpp-python[server]==0.3.36"

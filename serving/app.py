@@ -20,8 +20,8 @@ from serving.container import Container
 from serving.limits import BodySizeLimitMiddleware
 from serving.pipeline import AnswerPipeline
 from serving.voice import VoiceStateError, serve_websocket
-from serving.webhooks_api import router as webhooks_router
 from serving.schemas import AnswerRequest, AnswerResponse, ErrorResponse, HealthResponse
+from serving.webhooks_api import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def get_pipeline(request: Request) -> AnswerPipeline:
 
 Pipeline = Annotated[AnswerPipeline, Depends(get_pipeline)]
 
-ERRORS = {503: {"model": ErrorResponse, "description": "index or model unavailable"}}
+ERRORS = {413: {"model": ErrorResponse, "description": "request body too large"},
+          503: {"model": ErrorResponse, "description": "index or model unavailable"}}
 
 
 def create_app(settings: Settings, *, container: Container | None = None, warm_up: bool = True) -> FastAPI:
@@ -103,8 +104,11 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
             return await container.voice.answer(body)
         return await pipeline.answer(body)
 
-    @app.post("/v1/answer/stream", responses=ERRORS, tags=["answer"], dependencies=answer_scope,
-              response_description="text/event-stream: retrieval, sentence*, citations, decision, done")
+    @app.post("/v1/answer/stream", tags=["answer"], dependencies=answer_scope,
+              response_class=EventSourceResponse,
+              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                               "description": "events: retrieval, sentence*, citations, decision, done"},
+                         **ERRORS})
     async def answer_stream(body: AnswerRequest, pipeline: Pipeline):
         """Server-sent events. ``sentence`` events are provisional until ``decision``: discard them on
         ``escalate``. ``done`` carries the full AnswerResponse. Retrieval errors arrive before the stream
@@ -126,7 +130,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
         return EventSourceResponse(gen(), ping=15)
 
-    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"],
+             responses={503: {"model": HealthResponse, "description": "index unreachable"}})
     async def healthz(request: Request) -> JSONResponse:
         """200 when the index is reachable, 503 otherwise (body says which)."""
         c: Container = request.app.state.container

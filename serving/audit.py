@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint, and_, delete, exists, func, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship, selectinload
 
 from core.errors import CitedeskError, IndexUnavailableError
 from core.types import Decision, Hit
@@ -155,7 +155,7 @@ class AuditFilter:
     Attributes:
         decision: ``answer`` or ``escalate``.
         max_confidence: only answers whose confidence (answerable_probability) is below this.
-        since / until: epoch seconds, ``since`` inclusive, ``until`` exclusive.
+        since / until: epoch seconds, ``since`` inclusive, ``until`` exclusive (inverted: matches nothing).
         article: substring of a cited article id.
         feedback: one of :data:`FEEDBACK_STATES`.
         channel: ``chat`` or ``voice``.
@@ -180,8 +180,6 @@ class AuditFilter:
             raise ValueError(f"decision must be 'answer' or 'escalate', not {self.decision!r}")
         if self.feedback not in (None, *FEEDBACK_STATES):
             raise ValueError(f"feedback must be one of {', '.join(FEEDBACK_STATES)}; got {self.feedback!r}")
-        if self.since is not None and self.until is not None and self.until <= self.since:
-            raise ValueError("the date range is empty: 'until' must be after 'since'")
 
 
 def _like(value: str) -> str:
@@ -189,7 +187,7 @@ def _like(value: str) -> str:
 
 
 def _conditions(f: AuditFilter) -> list:
-    A, C = AuditAnswer, AuditCitation
+    A, C = AuditAnswer, aliased(AuditCitation)  # alias: reports join citations themselves; EXISTS must not correlate them
     cond = []
     if f.decision:
         cond.append(A.decision == f.decision)
@@ -429,8 +427,9 @@ class AuditLog:
         """One recorded answer with everything, or None.
 
         Each citation gets ``revision_status``: ``current`` (the index still holds the cited revision),
-        ``changed`` (the article has a newer revision: ``current_revision``, ``current_updated_at``,
-        ``quote_in_current`` say whether the quoted span survived), ``deleted`` (no longer in the index)
+        ``changed`` (the article has a newer revision: ``current_revision``, ``current_updated_at``;
+        ``quote_in_current`` / ``passage_in_current`` say whether the quoted span / the whole cited passage
+        are still in the current text), ``deleted`` (no longer in the index)
         or ``unknown`` (index unreachable, ``revision_error`` says why).
         """
         with self.db.session() as s:
@@ -489,7 +488,8 @@ class AuditLog:
         if cur["content_hash"] == c["content_hash"]:
             return {"revision_status": "current"}
         return {"revision_status": "changed", "current_revision": cur["content_hash"],
-                "current_updated_at": cur["updated_at"], "quote_in_current": c["quote"] in cur["text"]}
+                "current_updated_at": cur["updated_at"], "quote_in_current": c["quote"] in cur["text"],
+                "passage_in_current": bool(c["passage"]) and c["passage"] in cur["text"]}
 
     def export_csv(self, flt: AuditFilter = AuditFilter(), *, limit: int = 100_000) -> str:
         """CSV (header + one row per answer, newest first) of :data:`CSV_COLUMNS`; cells that a spreadsheet

@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlencode
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from core.errors import CitedeskError
+from core.types import Channel
 from serving.audit import FEEDBACK_STATES, AuditFilter, AuditLog, iso
 from serving.auth import COOKIE, AuthError, Principal, require_scope
+from serving.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -53,66 +56,106 @@ def _when(value: str, name: str, *, end: bool) -> float:
     """``YYYY-MM-DD`` (UTC day; ``end`` → the next midnight, so the day is included) or ISO 8601 → epoch s."""
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            d = datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
-            return (d + timedelta(days=1) if end else d).timestamp()
+            return _day(date.fromisoformat(value), end=end)
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
     except ValueError:
         raise HTTPException(422, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {value!r}")
 
 
-def audit_filter(
-    request: Request,
-    escalated: Annotated[str | None, Query(description="true: escalations only; false: answers only")] = None,
-    low_confidence: Annotated[str | None, Query(description="true: confidence below audit.low_confidence")] = None,
-    max_confidence: Annotated[str | None, Query(description="confidence below this (0..1)")] = None,
-    since: Annotated[str | None, Query(description="YYYY-MM-DD (UTC) or ISO 8601, inclusive")] = None,
-    until: Annotated[str | None, Query(description="YYYY-MM-DD (UTC, the whole day) or ISO 8601")] = None,
-    article: Annotated[str | None, Query(max_length=500, description="substring of a cited article id")] = None,
-    feedback: Annotated[str | None, Query(description=" | ".join(FEEDBACK_STATES))] = None,
-    channel: Annotated[str | None, Query(max_length=16)] = None,
-    reason: Annotated[str | None, Query(max_length=40)] = None,
-    conversation_id: Annotated[str | None, Query(max_length=200)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="question contains")] = None,
-) -> AuditFilter:
-    """Query parameters → :class:`AuditFilter` (empty strings, as an HTML form sends them, are ignored).
+def _day(d: date, *, end: bool) -> float:
+    """Start of UTC day ``d`` (``end``: start of the next day) in epoch seconds."""
+    return datetime.combine(d, datetime.min.time(), timezone.utc).timestamp() + (86400 if end else 0)
+
+
+def build_filter(request: Request, *, escalated: bool | None = None, low_confidence: bool = False,
+                 max_confidence: float | None = None, since: float | None = None, until: float | None = None,
+                 article: str | None = None, feedback: str | None = None, channel: str | None = None,
+                 reason: str | None = None, conversation_id: str | None = None, q: str | None = None) -> AuditFilter:
+    """Parsed filter values → :class:`AuditFilter`.
+
+    An inverted date range matches nothing (it is not an error).
 
     Raises:
-        HTTPException: 422 with a message for a value that does not parse.
+        RequestValidationError: an invalid value that got past parsing (422 naming the field).
     """
-    def flag(value: str | None, name: str) -> bool | None:
-        if not value:
-            return None
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise HTTPException(422, f"{name} must be true or false, not {value!r}")
-
-    esc, low = flag(escalated, "escalated"), flag(low_confidence, "low_confidence")
-    cap = None
-    if max_confidence:
-        try:
-            cap = float(max_confidence)
-        except ValueError:
-            cap = -1.0
-        if not 0.0 <= cap <= 1.0:
-            raise HTTPException(422, f"max_confidence must be a number in [0, 1], not {max_confidence!r}")
-    if low:
+    cap = max_confidence
+    if low_confidence:
         limit = request.app.state.container.audit.low_confidence
         cap = limit if cap is None else min(cap, limit)
     try:
         return AuditFilter(
-            decision=None if esc is None else ("escalate" if esc else "answer"), max_confidence=cap,
-            since=_when(since, "since", end=False) if since else None,
-            until=_when(until, "until", end=True) if until else None, article=article or None,
-            feedback=feedback or None, channel=channel or None, reason=reason or None,
-            conversation_id=conversation_id or None, text=q or None)
+            decision=None if escalated is None else ("escalate" if escalated else "answer"), max_confidence=cap,
+            since=since, until=until, article=article or None, feedback=feedback or None, channel=channel or None,
+            reason=reason or None, conversation_id=conversation_id or None, text=q or None)
     except ValueError as exc:
-        raise HTTPException(422, str(exc))
+        field = "until" if "until" in str(exc) else "feedback" if "feedback" in str(exc) else "query"
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": str(exc),
+                                       "input": request.query_params.get(field)}])
+
+
+def audit_filter(
+    request: Request,
+    escalated: Annotated[bool | None, Query(description="true: escalations only; false: answers only")] = None,
+    low_confidence: Annotated[bool, Query(description="confidence below audit.low_confidence")] = False,
+    max_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description="confidence below this")] = None,
+    since: Annotated[date | None, Query(description="first day (UTC), inclusive")] = None,
+    until: Annotated[date | None, Query(description="last day (UTC), inclusive")] = None,
+    article: Annotated[str | None, Query(max_length=500, description="substring of a cited article id")] = None,
+    feedback: Annotated[Literal[FEEDBACK_STATES] | None, Query(description="review state")] = None,  # type: ignore[valid-type]
+    channel: Annotated[Channel | None, Query()] = None,
+    reason: Annotated[str | None, Query(max_length=40, description="decision reason, e.g. low_confidence")] = None,
+    conversation_id: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="question contains (case-insensitive)")] = None,
+) -> AuditFilter:
+    """The JSON API's filter query parameters (typed; FastAPI answers 422 for bad values)."""
+    return build_filter(
+        request, escalated=escalated, low_confidence=low_confidence, max_confidence=max_confidence,
+        since=_day(since, end=False) if since else None, until=_day(until, end=True) if until else None,
+        article=article, feedback=feedback, channel=channel.value if channel else None, reason=reason,
+        conversation_id=conversation_id, q=q)
+
+
+def page_filter(request: Request) -> AuditFilter:
+    """The HTML page's filter: the same parameters as :func:`audit_filter`, as an HTML form sends them
+    (empty fields ignored; ``since`` / ``until`` may also be ISO 8601 date-times).
+
+    Raises:
+        HTTPException: 422 with a message for a value that does not parse.
+    """
+    p = {k: v.strip() for k, v in request.query_params.items() if v.strip()}
+
+    def flag(name: str) -> bool | None:
+        value = p.get(name, "").lower()
+        if not value:
+            return None
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise HTTPException(422, f"{name} must be true or false, not {value!r}")
+
+    cap = None
+    if "max_confidence" in p:
+        try:
+            cap = float(p["max_confidence"])
+        except ValueError:
+            cap = -1.0
+        if not 0.0 <= cap <= 1.0:
+            raise HTTPException(422, f"max_confidence must be a number in [0, 1], not {p['max_confidence']!r}")
+    for name, limit in (("article", 500), ("q", 200), ("reason", 40), ("conversation_id", 200), ("channel", 16)):
+        if len(p.get(name, "")) > limit:
+            raise HTTPException(422, f"{name} is longer than {limit} characters")
+    return build_filter(
+        request, escalated=flag("escalated"), low_confidence=bool(flag("low_confidence")), max_confidence=cap,
+        since=_when(p["since"], "since", end=False) if "since" in p else None,
+        until=_when(p["until"], "until", end=True) if "until" in p else None, article=p.get("article"),
+        feedback=p.get("feedback"), channel=p.get("channel"), reason=p.get("reason"),
+        conversation_id=p.get("conversation_id"), q=p.get("q"))
 
 
 Filter = Annotated[AuditFilter, Depends(audit_filter)]
+PageFilter = Annotated[AuditFilter, Depends(page_filter)]
 
 
 class FeedbackIn(BaseModel):
@@ -142,13 +185,16 @@ def _not_found(answer_id: str) -> HTTPException:
 
 # -- JSON API ----------------------------------------------------------------------------------------
 
-api = APIRouter(prefix="/v1/audit", tags=["audit"])
+api = APIRouter(prefix="/v1/audit", tags=["audit"], responses={
+    401: {"model": ErrorResponse, "description": "missing, unknown or revoked API key (when auth.enabled)"},
+    403: {"model": ErrorResponse, "description": "the API key lacks the route's scope"}})
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such recorded answer (or citation)"}}
 
 
 @api.get("/answers", response_model=AnswerPage)
 def list_answers(_: Reader, audit: Audit, flt: Filter,
                  limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> AnswerPage:
+                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> AnswerPage:
     """Recorded answers matching the filters, newest first."""
     total, items = audit.list(flt, limit=limit, offset=offset)
     return AnswerPage(total=total, limit=limit, offset=offset, items=items)
@@ -163,7 +209,7 @@ def export_answers(_: Reader, audit: Audit, flt: Filter) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="citedesk-audit-{stamp}.csv"'})
 
 
-@api.get("/answers/{answer_id}")
+@api.get("/answers/{answer_id}", responses=NOT_FOUND)
 def get_answer(_: Reader, answer_id: AnswerId, audit: Audit) -> dict:
     """Everything recorded about one answer; each citation has ``revision_status`` (current | changed |
     deleted | unknown) against the index now."""
@@ -173,7 +219,7 @@ def get_answer(_: Reader, answer_id: AnswerId, audit: Audit) -> dict:
     return record
 
 
-@api.put("/answers/{answer_id}/feedback")
+@api.put("/answers/{answer_id}/feedback", responses=NOT_FOUND)
 def put_feedback(who: Writer, answer_id: AnswerId, body: FeedbackIn, audit: Audit) -> dict:
     """Mark the answer helpful / unhelpful (``null`` clears)."""
     try:
@@ -182,7 +228,7 @@ def put_feedback(who: Writer, answer_id: AnswerId, body: FeedbackIn, audit: Audi
         raise _not_found(answer_id)
 
 
-@api.put("/answers/{answer_id}/citations/{marker}/mark")
+@api.put("/answers/{answer_id}/citations/{marker}/mark", responses=NOT_FOUND)
 def put_mark(who: Writer, answer_id: AnswerId, marker: Annotated[int, PathParam(ge=1, le=100)], body: MarkIn,
              audit: Audit) -> dict:
     """Mark citation ``[marker]`` correct / incorrect (``null`` clears)."""
@@ -211,7 +257,7 @@ def report_changed_articles(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
     return audit.changed_articles(flt)
 
 
-@api.get("/reports/content-gaps", responses={503: {"description": "embedding model unavailable"}})
+@api.get("/reports/content-gaps", responses={503: {"model": ErrorResponse, "description": "embedding model unavailable"}})
 def report_content_gaps(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
     """Escalated questions without supporting content, grouped by similarity (embedding cosine)."""
     try:
@@ -266,8 +312,8 @@ def _passage_parts(c: dict) -> tuple[str, str, str]:
 
 
 @page.get("", response_class=HTMLResponse)
-def audit_list(request: Request, who: Reader, audit: Audit, flt: Filter,
-               offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+def audit_list(request: Request, who: Reader, audit: Audit, flt: PageFilter,
+               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
     total, items = audit.list(flt, limit=PAGE_SIZE, offset=offset)
     p = request.query_params
     return _render(request, "audit_list.html", who=who, items=items, total=total, offset=offset,
@@ -280,7 +326,7 @@ def audit_list(request: Request, who: Reader, audit: Audit, flt: Filter,
 
 
 @page.get("/reports", response_class=HTMLResponse)
-def audit_reports(request: Request, who: Reader, audit: Audit, flt: Filter) -> HTMLResponse:
+def audit_reports(request: Request, who: Reader, audit: Audit, flt: PageFilter) -> HTMLResponse:
     try:
         gaps, gaps_error = audit.content_gaps(flt), None
     except CitedeskError as exc:

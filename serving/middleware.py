@@ -85,6 +85,9 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE_S = 300.0
 """Seconds a claimed, unposted draft belongs to the notification that claimed it (then others take over)."""
 
+MAX_RETRY_DELAY_S = 300.0
+"""Cap of the wait between two tries of a notification, seconds."""
+
 MAX_QUESTION_CHARS = 2000
 MAX_TURN_CHARS = 8000
 
@@ -564,7 +567,7 @@ class WebhookMiddleware:
             if final:
                 log.error("webhook %s failed after %d attempts: %s", ident, attempts, error)
             else:
-                delay = self.config.retry_backoff * 2 ** max(attempts - 1, 0)
+                delay = min(self.config.retry_backoff * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY_S)
                 log.warning("webhook %s attempt %d failed (retry in %.1f s): %s", ident, attempts, delay, error)
                 self._schedule(ident, delay)
             return

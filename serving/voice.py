@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core.errors import CitedeskError
-from core.text import LIST_MARK, markers, strip_markers
+from core.text import LIST_MARK, strip_markers
 from core.types import Decision
 from retrieval.confidence import CONFIDENCE_KIND
 from serving.pipeline import AnswerPipeline, Event, handoff_summary
@@ -449,8 +449,8 @@ class VoiceResponder:
         titles = list(dict.fromkeys(t for t in titles if t))
         if self.policy.speak_source_titles and titles:
             said = speakable(" and ".join(titles))
-            out.append(("source", f"This is from {'the articles' if len(titles) > 1 else 'the article'} "
-                                  f"{said.rstrip('.')}."))
+            article = "the articles" if len(titles) > 1 else "the article"
+            out.append(("source", f"This is from {article} {said.rstrip('.')}."))
         question = pacer.confirmation()
         if question:
             out.append(("confirm", question))
@@ -505,7 +505,7 @@ class VoiceResponder:
                 await queue.put(_END)
             except asyncio.CancelledError:
                 raise
-            except BaseException as exc:  # handed to the consumer, re-raised or turned into an escalation
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised or turned into an escalation
                 await queue.put(exc)
             finally:
                 await events.aclose()
@@ -518,7 +518,9 @@ class VoiceResponder:
         budget = self.policy.filler_budget_ms / 1000
         try:
             while True:
-                if filler is None and not said_anything and budget > 0:
+                if not queue.empty():
+                    item = queue.get_nowait()
+                elif filler is None and not said_anything and budget > 0:
                     remaining = budget - (time.perf_counter() - t0)
                     try:
                         item = await asyncio.wait_for(queue.get(), timeout=max(remaining, 0))
@@ -578,8 +580,8 @@ class VoiceResponder:
             task.cancel()  # client gone (or done): stop retrieval and close the LLM request
             try:
                 await asyncio.shield(asyncio.wait({task}, timeout=5))
-            except BaseException:  # noqa: BLE001 - cleanup must not mask the original exit
-                pass
+            except BaseException as exc:  # noqa: BLE001 - cleanup must not mask the original exit
+                log.debug("voice answer task cleanup interrupted: %r", exc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -646,7 +648,7 @@ async def serve_websocket(websocket, responder: VoiceResponder) -> None:
             try:
                 msg = json.loads(raw)
                 if not isinstance(msg, dict):
-                    raise ValueError("a message is a JSON object")
+                    raise TypeError("a message is a JSON object")
                 kind = msg.pop("type", None)
                 if kind == "cancel":
                     if await stop():
@@ -658,7 +660,7 @@ async def serve_websocket(websocket, responder: VoiceResponder) -> None:
                 if "voice_state" not in msg and last_state[0] is not None:
                     msg["voice_state"] = last_state[0].model_dump(mode="json")
                 request = AnswerRequest.model_validate(msg)
-            except (ValueError, ValidationError) as exc:  # json.JSONDecodeError is a ValueError
+            except (ValueError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
                 await websocket.send_json({"type": "error", "status": 422, "detail": str(exc)})
                 continue
             if await stop():

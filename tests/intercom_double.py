@@ -23,6 +23,10 @@ Response shapes follow Intercom's OpenAPI description, API version 2.16
   401 ``unauthorized`` / "Access Token Invalid", 404 ``not_found`` / "Resource Not Found",
   429 ``rate_limit_exceeded`` (codes and messages as in the spec's examples).
 
+Optional fields the spec declares with ``$ref`` (``ai_agent``, a part's ``assigned_to`` and
+``email_message_metadata``) are left out rather than sent as ``null``: a ``nullable`` beside a ``$ref`` is
+ignored by OpenAPI 3.0 validators, so ``null`` there would not validate.
+
 Multilingual articles (``translations=`` in :meth:`IntercomDouble.add_article`) carry
 ``default_locale`` and ``translated_content`` (``article_translated_content`` of
 ``article_content``); their root ``title`` / ``body`` / ``state`` / ``url`` are those of the default
@@ -475,7 +479,6 @@ class IntercomDouble:
                 "teammates": None,
                 "custom_attributes": {},
                 "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
-                "ai_agent": None,
                 "ai_agent_participated": False,
                 "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [],
                                        "total_count": 0},
@@ -755,13 +758,11 @@ class IntercomDouble:
             "created_at": now,
             "updated_at": now,
             "notified_at": now,
-            "assigned_to": None,
             "author": author,
             "attachments": [],
             "external_id": None,
             "redacted": False,
             "metadata": {},
-            "email_message_metadata": None,
             "app_package_code": None,
         }
         parts = conversation["conversation_parts"]

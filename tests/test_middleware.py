@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
+from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,23 +39,23 @@ ADMIN = "991267500"
 TEAM = "5017691"
 
 ARTICLES = {
-    "refunds": ("Refunds", "<h1>Refunds</h1><p>Refunds are issued to the original payment method. A refund takes "
+    "refunds": ("Refunds", ("<h1>Refunds</h1><p>Refunds are issued to the original payment method. A refund takes "
                            "five to seven business days to reach your card after we approve it.</p><p>Refunds for "
-                           "annual plans are prorated by the number of unused months.</p>"),
-    "password": ("Reset your password", "<p>To reset your password, click Forgot password on the sign-in page. "
-                                        "We email you a reset link that expires after 24 hours.</p>"),
-    "shipping": ("Shipping times", "<p>Standard shipping takes three to five business days within the United "
-                                   "States. Express shipping takes two business days.</p>"),
-    "cancel": ("Cancel your subscription", "<p>To cancel your subscription, open Settings, choose Billing and "
+                           "annual plans are prorated by the number of unused months.</p>")),
+    "password": ("Reset your password", ("<p>To reset your password, click Forgot password on the sign-in page. "
+                                        "We email you a reset link that expires after 24 hours.</p>")),
+    "shipping": ("Shipping times", ("<p>Standard shipping takes three to five business days within the United "
+                                   "States. Express shipping takes two business days.</p>")),
+    "cancel": ("Cancel your subscription", ("<p>To cancel your subscription, open Settings, choose Billing and "
                                            "click Cancel subscription. Your plan stays active until the end of "
-                                           "the billing period.</p>"),
-    "gift": ("Gift cards", '<p>Gift cards never expire and can be redeemed at checkout. '
+                                           "the billing period.</p>")),
+    "gift": ("Gift cards", ('<p>Gift cards never expire and can be redeemed at checkout. '
                            '<img src="https://cdn.evil.test/pixel.png"> Gift card balances can be checked on the '
-                           'account page. <a href="https://evil.test/phish">Buy more gift cards</a></p>'),
+                           'account page. <a href="https://evil.test/phish">Buy more gift cards</a></p>')),
 }
 PARTNER_URL = "https://partner.example.org/warranty"  # an article whose URL is outside the help center
-WARRANTY = ("Warranty", "<p>Every device carries a two year limited warranty that covers manufacturing "
-                        "defects. Accidental damage is not covered by the warranty.</p>")
+WARRANTY = ("Warranty", ("<p>Every device carries a two year limited warranty that covers manufacturing "
+                        "defects. Accidental damage is not covered by the warranty.</p>"))
 
 
 # ---------------------------------------------------------------------- harness
@@ -73,7 +74,7 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Served:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:
