@@ -50,9 +50,10 @@ class ListConnector:
 
 def load_articles(docs: Path, limit: int):
     from connectors.folder import FolderConnector
-    from ingest.sync import iter_docs
+    from core.types import Article
 
-    articles = sorted(iter_docs(FolderConnector(docs).list_articles()), key=lambda a: a.article_id)
+    articles = sorted((a for a in FolderConnector(docs).list_articles() if isinstance(a, Article)),
+                      key=lambda a: a.article_id)
     return articles[:limit]
 
 

@@ -148,6 +148,14 @@ def summary(name: str, values: list[float]) -> str:
     return f"{name:<44} n={len(values):>3}  p50={pct(values, 50):8.1f} ms  p95={pct(values, 95):8.1f} ms"
 
 
+async def flush(client: httpx.AsyncClient, base: str) -> None:
+    """An unrelated 1-token completion: the LLM server's prompt (prefix) cache then holds neither phase's
+    prompts, so the second phase of a round does not get the first one's prompt evaluation for free."""
+    await client.post(f"{base}/chat/completions", json={
+        "model": "smollm2", "max_tokens": 1, "temperature": 0.0,
+        "messages": [{"role": "system", "content": "Reply OK."}, {"role": "user", "content": "ping"}]})
+
+
 async def run_level(n: int, rounds: int, prompts: list[dict], llm_base: str, api_base: str,
                     max_tokens: int) -> dict:
     direct, cited, pairs = [], [], []
@@ -157,7 +165,9 @@ async def run_level(n: int, rounds: int, prompts: list[dict], llm_base: str, api
             batch = [prompts[(r * n + i) % len(prompts)] for i in range(n)]
             body = lambda p: {"model": "smollm2", "messages": p["messages"], "stream": True,
                               "max_tokens": max_tokens, "temperature": 0.0}
+            await flush(client, llm_base)
             d = await asyncio.gather(*(direct_session(client, llm_base, body(p)) for p in batch))
+            await flush(client, llm_base)
             c = await asyncio.gather(*(citedesk_session(client, api_base, p["question"], f"s{r}-{i}")
                                        for i, p in enumerate(batch)))
             direct += d

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 BodyFormat = Literal["html", "markdown", "text"]
 
@@ -141,6 +141,8 @@ class Citation(BaseModel):
 
 class Turn(BaseModel):
     """One message of the conversation history."""
+
+    model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant", "agent"] = "user"
     text: str = Field(max_length=8000)

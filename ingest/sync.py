@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,7 +350,3 @@ class SyncEngine:
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, path)
 
-
-def iter_docs(items: Iterable[Article | SourceFailure]) -> Iterable[Article]:
-    """Only the articles of a listing (drops failures)."""
-    return (i for i in items if isinstance(i, Article))

@@ -82,7 +82,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     async def _bad_voice_state(_: Request, exc: VoiceStateError):
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
-    @app.websocket("/v1/voice/ws")
+    @app.websocket("/v1/voice/ws", dependencies=[Depends(require_scope("answer"))])  # refused: close 1008
     async def voice_ws(websocket: WebSocket) -> None:
         """Voice over a WebSocket (telephony bridges): see :func:`serving.voice.serve_websocket`."""
         await serve_websocket(websocket, container.voice)

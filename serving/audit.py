@@ -270,6 +270,7 @@ class AuditLog:
         self.embedder = embedder
         self.gap_similarity = gap_similarity
         self.low_confidence = low_confidence
+        self.manifest_above = 20  # changed-articles: more distinct docs than this → one manifest scroll per source
         self.clock = clock
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
@@ -461,22 +462,34 @@ class AuditLog:
     def _doc_key(workspace: str, c: dict) -> str:
         return f"{workspace}/{c['source']}/{c['article_id']}/{c['locale']}"
 
-    def _current_revisions(self, workspace: str, doc_keys: set[str]) -> dict[str, dict | str]:
-        """doc_key → ``{"content_hash", "updated_at", "text"}`` of the indexed revision, ``None`` when the
-        doc is gone, or an error string when the index cannot be asked."""
+    def _current_revisions(self, workspace: str, doc_keys: set[str], *,
+                           with_text: bool = True) -> dict[str, dict | str | None]:
+        """doc_key → ``{"content_hash", "updated_at"[, "text"]}`` of the indexed revision, ``None`` when the
+        doc is gone, or an error string when the index cannot be asked.
+
+        Without text and for many docs, one manifest scroll per source (payload fields only) replaces a
+        scroll per doc.
+        """
+        if self.index is None:
+            return {key: "no index configured" for key in doc_keys}
         out: dict[str, dict | str | None] = {}
-        for key in doc_keys:
-            if self.index is None:
-                out[key] = "no index configured"
-                continue
-            try:
+        try:
+            if not with_text and len(doc_keys) > self.manifest_above:
+                sources = {key[len(workspace) + 1:].split("/", 1)[0] for key in doc_keys}
+                manifest = {}
+                for source in sources:
+                    manifest.update(self.index.manifest(workspace, source))
+                for key in doc_keys:
+                    st = manifest.get(key)
+                    out[key] = None if st is None else {"content_hash": st.content_hash, "updated_at": st.updated_at}
+                return out
+            for key in doc_keys:
                 points = self.index.doc_points(workspace, key)
-            except IndexUnavailableError as exc:
-                out[key] = f"index unavailable: {exc}"
-                continue
-            out[key] = None if not points else {
-                "content_hash": points[0].get("content_hash"), "updated_at": points[0].get("updated_at"),
-                "text": "\n".join(p.get("text", "") for p in points)}
+                out[key] = None if not points else {
+                    "content_hash": points[0].get("content_hash"), "updated_at": points[0].get("updated_at"),
+                    "text": "\n".join(p.get("text", "") for p in points)}
+        except IndexUnavailableError as exc:
+            return {key: f"index unavailable: {exc}" for key in doc_keys}
         return out
 
     @staticmethod
@@ -578,7 +591,7 @@ class AuditLog:
             by_ws.setdefault(ws, set()).add(f"{ws}/{src}/{aid}/{loc}")
         current = {}
         for ws, keys in by_ws.items():
-            current.update(self._current_revisions(ws, keys))
+            current.update(self._current_revisions(ws, keys, with_text=False))
         out: dict[str, dict] = {}
         for ws, src, aid, loc, rev, title, n, last in rows:
             key = f"{ws}/{src}/{aid}/{loc}"
@@ -621,7 +634,7 @@ class AuditLog:
         missing = [r for r in rows if r.id not in self._gap_vectors]
         if missing:
             vecs = self.embedder.embed([r.question for r in missing])
-            self._gap_vectors.update({r.id: v for r, v in zip(missing, vecs)})
+            self._gap_vectors.update({r.id: v for r, v in zip(missing, vecs, strict=True)})
             if len(self._gap_vectors) > 20_000:
                 self._gap_vectors = {r.id: self._gap_vectors[r.id] for r in rows}
         vectors = np.stack([self._gap_vectors[r.id] for r in rows])
@@ -637,7 +650,7 @@ class AuditLog:
             leaders.append(i)
             members.append([i])
         groups = []
-        for lead, idx in zip(leaders, members):
+        for lead, idx in zip(leaders, members, strict=True):
             titles = Counter(h.get("title") for k in idx for h in (rows[k].hits or [])[:3] if h.get("title"))
             groups.append({
                 "size": len(idx), "question": rows[lead].question,

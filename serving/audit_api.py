@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathPara
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from core.errors import CitedeskError
 from core.types import Channel
@@ -60,7 +60,7 @@ def _when(value: str, name: str, *, end: bool) -> float:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
     except ValueError:
-        raise HTTPException(422, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {value!r}")
+        raise HTTPException(422, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {value!r}") from None
 
 
 def _day(d: date, *, end: bool) -> float:
@@ -91,7 +91,7 @@ def build_filter(request: Request, *, escalated: bool | None = None, low_confide
     except ValueError as exc:
         field = "until" if "until" in str(exc) else "feedback" if "feedback" in str(exc) else "query"
         raise RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": str(exc),
-                                       "input": request.query_params.get(field)}])
+                                       "input": request.query_params.get(field)}]) from exc
 
 
 def audit_filter(
@@ -225,7 +225,7 @@ def put_feedback(who: Writer, answer_id: AnswerId, body: FeedbackIn, audit: Audi
     try:
         return audit.set_feedback(answer_id, body.helpful, by=who.label)
     except KeyError:
-        raise _not_found(answer_id)
+        raise _not_found(answer_id) from None
 
 
 @api.put("/answers/{answer_id}/citations/{marker}/mark", responses=NOT_FOUND)
@@ -235,7 +235,7 @@ def put_mark(who: Writer, answer_id: AnswerId, marker: Annotated[int, PathParam(
     try:
         return audit.mark_citation(answer_id, marker, body.mark, by=who.label)
     except KeyError:
-        raise HTTPException(404, f"answer {answer_id} has no citation [{marker}]")
+        raise HTTPException(404, f"answer {answer_id} has no citation [{marker}]") from None
 
 
 @api.get("/reports/escalation-rate")
@@ -263,7 +263,7 @@ def report_content_gaps(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
     try:
         return audit.content_gaps(flt)
     except CitedeskError as exc:
-        raise HTTPException(503, str(exc))
+        raise HTTPException(503, str(exc)) from exc
 
 
 # -- HTML page ---------------------------------------------------------------------------------------

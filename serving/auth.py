@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
 from sqlalchemy import Float, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -186,14 +187,14 @@ class Authenticator:
         self.anonymous = Principal(None, "anonymous", workspace, frozenset(SCOPES))
 
     @staticmethod
-    def token(request: Request) -> str | None:
+    def token(request: HTTPConnection) -> str | None:
         """The key from ``Authorization: Bearer``, ``X-API-Key`` or the /audit login cookie."""
         auth = request.headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             return auth[7:].strip() or None
         return request.headers.get("x-api-key") or request.cookies.get(COOKIE) or None
 
-    def authenticate(self, request: Request, scope: str) -> Principal:
+    def authenticate(self, request: HTTPConnection, scope: str) -> Principal:
         """The caller, if its key carries ``scope``.
 
         Raises:
@@ -216,19 +217,25 @@ class Authenticator:
         return principal
 
 
-def require_scope(scope: str) -> Callable[[Request], Principal]:
+def require_scope(scope: str) -> Callable[[HTTPConnection], Principal]:
     """FastAPI dependency: the :class:`Principal` of a request whose key carries ``scope``.
 
     Use as ``principal: Principal = Depends(require_scope("audit-read"))`` or in a route's
-    ``dependencies=[...]``. Reads ``request.app.state.container.authenticator``.
+    ``dependencies=[...]``; works on HTTP and WebSocket routes (a refused WebSocket is closed with code
+    1008 and the message as reason). Reads ``request.app.state.container.authenticator``.
 
     Raises:
         ValueError: ``scope`` is not one of :data:`SCOPES` (at app build time).
     """
     check_scopes([scope])
 
-    def dependency(request: Request) -> Principal:  # sync: FastAPI runs it in a worker thread (DB lookup)
-        return request.app.state.container.authenticator.authenticate(request, scope)
+    def dependency(conn: HTTPConnection) -> Principal:  # sync: FastAPI runs it in a worker thread (DB lookup)
+        try:
+            return conn.app.state.container.authenticator.authenticate(conn, scope)
+        except AuthError as exc:
+            if conn.scope["type"] == "websocket":
+                raise WebSocketException(code=1008, reason=str(exc.detail)[:120]) from None
+            raise
 
     dependency.__name__ = f"require_{scope.replace('-', '_')}"
     return dependency

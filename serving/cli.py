@@ -252,13 +252,13 @@ def eval_retrieval(
 
 def _llamaindex_row(c, folder: Path | None, questions: list[dict], chunks: int) -> dict:
     """LlamaIndex baseline row: its VectorStoreIndex over citedesk's chunks of ``folder``, same model."""
-    from ingest.sync import iter_docs
+    from core.types import Article
     from serving.evaluation import evaluate_ranker
     from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
 
     if folder is None:
         raise CitedeskError("--llamaindex needs the article folder: pass --docs (or set folder.path)")
-    articles = list(iter_docs(c.folder_connector(folder).list_articles()))
+    articles = [a for a in c.folder_connector(folder).list_articles() if isinstance(a, Article)]
     texts, _ = corpus_chunks(c.sync_engine.pipeline, articles)
     e = State.settings.embedding
     baseline = LlamaIndexBaseline(e.model, device=e.device, batch_size=e.batch_size)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.types import Channel, Citation, Decision, ScoreKind, Turn
 
@@ -35,13 +35,16 @@ class AnswerRequest(BaseModel):
     conversation_id: str | None = Field(None, max_length=200)
     top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
     voice_state: VoiceState | None = Field(
-        None, description="channel=voice only: the `voice.state` of the previous response, sent back "
+        None, description="channel=voice only (ignored otherwise): the `voice.state` of the previous response, sent back "
                           "unchanged; with an answer like \"yes\" or \"next\" the answer goes on where it stopped")
+
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
     def _voice_state_needs_voice(self) -> "AnswerRequest":
+        # ignored (not rejected) outside voice, so every schema-valid request is accepted
         if self.voice_state is not None and self.channel != Channel.VOICE:
-            raise ValueError("voice_state is only valid with channel=voice")
+            self.voice_state = None
         return self
 
 

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from config.settings import DEFAULT_REDACT, Settings
+from config.settings import DEFAULT_REDACT
 from connectors.folder import FolderConnector
 from serving.app import create_app
 from serving.audit import AuditAnswer, AuditCitation, AuditLog, Redactor
@@ -157,6 +157,37 @@ def test_wrong_scope_gets_403_naming_the_missing_scope(auth_app) -> None:
     assert r.status_code == 404 and "no recorded answer" in r.json()["detail"]
 
 
+SIGNED_BY_SENDER = ("/v1/webhooks/",)
+"""Routes that authenticate their caller by its own signature (Intercom's HMAC), not by our API keys."""
+
+
+def test_with_auth_on_every_v1_and_audit_route_refuses_a_missing_key(auth_app) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    client, keys, _ = auth_app
+    spec = client.get("/openapi.json").json()
+    checked = []
+    for path, ops in spec["paths"].items():
+        if not path.startswith(("/v1/", "/audit")) or path.startswith(SIGNED_BY_SENDER):
+            continue
+        url = path.replace("{answer_id}", "0" * 32).replace("{marker}", "1")
+        for method in ops:
+            r = client.request(method.upper(), url)
+            assert r.status_code == 401 and "missing API key" in r.json()["detail"], (method, path, r.text)
+            checked.append(path)
+    for url in ("/audit", "/audit/reports", f"/audit/answers/{'0' * 32}"):  # the page (not in the schema)
+        assert client.get(url).status_code == 401, url
+    assert len(checked) >= 11
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/v1/voice/ws") as ws:
+            ws.receive_json()
+    assert refused.value.code == 1008 and "missing API key" in refused.value.reason
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/v1/voice/ws", headers={"X-API-Key": keys["reader"]}) as ws:
+            ws.receive_json()
+    assert refused.value.code == 1008 and "lacks scope 'answer'" in refused.value.reason
+
+
 def test_audit_page_asks_for_a_key_and_signs_in_with_a_cookie(auth_app) -> None:
     client, keys, _ = auth_app
     r = client.get("/audit?escalated=true")
@@ -250,7 +281,7 @@ def test_an_answer_is_recorded_with_hits_evidence_citations_and_revisions(env) -
     assert 1 <= len(ev) <= c.settings.answer.evidence_chunks and [e["marker"] for e in ev] == list(range(1, len(ev) + 1))
     assert all(e["point_id"] and e["text"] and e["score_kind"] == "rrf" for e in ev)
     assert len(rec["citations"]) == len(body["citations"]) >= 1
-    for cit, sent in zip(rec["citations"], body["citations"]):
+    for cit, sent in zip(rec["citations"], body["citations"], strict=True):
         assert (cit["article_id"], cit["content_hash"], cit["updated_at"], cit["quote"]) == \
                (sent["article_id"], sent["content_hash"], sent["updated_at"], sent["quote"])
         assert cit["passage"][cit["quote_start"]:cit["quote_end"]] == cit["quote"]
@@ -488,6 +519,9 @@ def test_article_edited_or_deleted_after_an_answer_shows_as_stale(tmp_path, embe
         changed = {a["article_id"]: a for a in client.get("/v1/audit/reports/changed-articles").json()}
         assert changed[GOLD]["status"] == "changed" and changed[GOLD]["current_revision"] == new_hash
         assert changed[KENDRA]["status"] == "deleted" and changed[KENDRA]["answers"] == 1
+        c.audit.manifest_above = 0  # the many-articles path (one manifest scroll per source) agrees
+        assert c.audit.changed_articles() == client.get("/v1/audit/reports/changed-articles").json() == \
+               sorted(changed.values(), key=lambda a: (-a["answers"], a["article_id"]))
         assert "Articles changed after they were cited" in client.get("/audit/reports").text
 
         # an answer given after the edit cites the new revision: current again
@@ -495,3 +529,48 @@ def test_article_edited_or_deleted_after_an_answer_shows_as_stale(tmp_path, embe
         rec3 = one(client, conversation_id="stale-3")
         assert {x["revision_status"] for x in rec3["citations"] if x["article_id"] == GOLD} <= {"current"}
     c.index.close()
+
+
+@pytest.mark.slow
+def test_same_code_path_on_postgresql(env) -> None:
+    """Recording, marks, filters and reports on a real PostgreSQL (set CITEDESK_TEST_PG_URL, e.g.
+    ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``; a scratch database is created and dropped)."""
+    admin_url = os.environ.get("CITEDESK_TEST_PG_URL")
+    if not admin_url:
+        pytest.skip("set CITEDESK_TEST_PG_URL to run against PostgreSQL")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"citedesk_test_{os.getpid()}_{int(time.time())}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+    try:
+        c, _ = env
+        log_ = AuditLog(db, redactor=Redactor(DEFAULT_REDACT), retention_days=30, index=c.index,
+                        embedder=c.embedder)
+        pipeline = AnswerPipeline(c.retriever, c.generator, c.sparse, c.pipeline.policy, recorder=log_.record)
+        for q in [ANSWERABLE, KENDRA_Q, "mail me at a@b.com: " + CAKE[0], CAKE[1]]:
+            asyncio.run(pipeline.answer(AnswerRequest(question=q, conversation_id="pg")))
+        total, items = log_.list()
+        assert total == 4 and any(i["question"].startswith("mail me at [email]") for i in items)
+        answered = [i for i in items if i["decision"] == "answer"]
+        rec = log_.get(answered[0]["id"])
+        assert {x["revision_status"] for x in rec["citations"]} == {"current"}
+        log_.mark_citation(rec["id"], 1, "incorrect", by="pg")
+        from serving.audit import AuditFilter as F
+
+        assert log_.list(F(feedback="citation_incorrect"))[0] == 1
+        assert log_.list(F(article="kendra", decision="answer"))[0] >= 1
+        by_art = log_.answers_by_article(F(article="dynamodb"))
+        assert sum(a["citations_incorrect"] for a in by_art) == (1 if GOLD in rec["articles"] else 0)
+        assert log_.escalation_rate()["total"] == 4 and log_.changed_articles() == []
+        assert any(len(g["questions"]) == 2 for g in log_.content_gaps())  # the two cake questions
+        assert log_.export_csv().count("\n") == 5
+        assert log_.purge(now=time.time() + 31 * 86400) == 4
+    finally:
+        db.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

@@ -187,11 +187,11 @@ def test_ci_eval_subset_hybrid_recall5_above_floor(aws_container, aws_subset) ->
 @pytest.mark.slow
 def test_llamaindex_baseline_indexes_the_same_chunks(aws_container, aws_subset) -> None:
     from connectors.folder import FolderConnector
-    from ingest.sync import iter_docs
+    from core.types import Article
     from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
 
     root, questions = aws_subset
-    articles = list(iter_docs(FolderConnector(root).list_articles()))
+    articles = [a for a in FolderConnector(root).list_articles() if isinstance(a, Article)]
     chunks, docs = corpus_chunks(aws_container.sync_engine.pipeline, articles)
     assert len(docs) == len(articles)
     assert len(chunks) == aws_container.index.count("default")  # exactly the chunks citedesk indexed

@@ -11,6 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from serving.app import create_app
+from tests.conftest import make_container
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,11 @@ EXAMPLES = 100
 
 @pytest.fixture(scope="module")
 def api_schema(aws_container):
-    app = create_app(aws_container.settings, container=aws_container, warm_up=False)
+    c = make_container(aws_container.settings.data_dir, aws_container.embedder, intercom={
+        "client_secret": "schemathesis-secret", "admin_id": "1", "token": "t", "base_url": "http://127.0.0.1:9"})
+    c.__dict__["index"] = aws_container.index  # same index and model, webhooks configured
+    settings = c.settings
+    app = create_app(settings, container=c, warm_up=False)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
