@@ -24,7 +24,6 @@ import asyncio
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.ingest_throughput import ListConnector, load_articles, peak_rss_mib  # noqa: E402
+from bench.ingest_throughput import ListConnector, load_articles, peak_rss_mib
 
 
 def pct(values: list[float], q: float) -> float:
@@ -47,40 +46,55 @@ def pct(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def summarize(latencies_s: list[float], wall_s: float) -> dict:
-    ms = [x * 1000 for x in latencies_s]
-    return {"requests": len(ms), "p50_ms": statistics.median(ms), "p95_ms": pct(ms, 95),
+def summarize(latencies_s: list[float | None], wall_s: float, errors: list[str] | None = None) -> dict:
+    """p50/p95 (ms) of the successful requests; ``errors`` counts failed ones (first message kept)."""
+    ms = [x * 1000 for x in latencies_s if x is not None]
+    errors = errors or []
+    return {"requests": len(latencies_s), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "p50_ms": statistics.median(ms) if ms else float("nan"), "p95_ms": pct(ms, 95) if ms else float("nan"),
             "throughput_rps": len(ms) / wall_s}
 
 
 def run_threads(fn, questions: list[str], clients: int) -> dict:
     """Run ``fn(question)`` for every question from ``clients`` threads; per-request latency."""
+    errors: list[str] = []
+
     def one(q):
         t = time.perf_counter()
-        fn(q)
+        try:
+            fn(q)
+        except Exception as exc:  # noqa: BLE001 - a failed request is counted, not fatal
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return None
         return time.perf_counter() - t
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         lat = list(pool.map(one, questions))
-    return summarize(lat, time.perf_counter() - t0)
+    return summarize(lat, time.perf_counter() - t0, errors)
 
 
 def run_async(coro_fn, questions: list[str], clients: int) -> dict:
     """Run ``await coro_fn(question)`` for every question, at most ``clients`` at a time."""
     async def main():
         sem = asyncio.Semaphore(clients)
-        lat = []
+        lat: list[float | None] = []
+        errors: list[str] = []
 
         async def one(q):
             async with sem:
                 t = time.perf_counter()
-                await coro_fn(q)
+                try:
+                    await coro_fn(q)
+                except Exception as exc:  # noqa: BLE001 - a failed request is counted, not fatal
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    lat.append(None)
+                    return
                 lat.append(time.perf_counter() - t)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(q) for q in questions))
-        return summarize(lat, time.perf_counter() - t0)
+        return summarize(lat, time.perf_counter() - t0, errors)
 
     return asyncio.run(main())
 
@@ -99,8 +113,8 @@ def engine_citedesk(articles, questions, levels, warmup) -> dict:
         out["chunks"] = report.chunks_written
         out["rss_after_index_mib"] = peak_rss_mib()
         flt = SearchFilter(workspace=c.settings.workspace)
-        retrieve = lambda q: c.retriever.retrieve(q, flt, top_k=5)  # noqa: E731
-        answer = lambda q: c.pipeline.answer(AnswerRequest(question=q))  # noqa: E731
+        retrieve = lambda q: c.retriever.retrieve(q, flt, top_k=5)
+        answer = lambda q: c.pipeline.answer(AnswerRequest(question=q))
         for q in questions[:warmup]:
             retrieve(q)
         run_async(answer, questions[:warmup], 1)
@@ -124,8 +138,8 @@ def engine_llamaindex(articles, questions, levels, warmup) -> dict:
     base.build(chunks)
     out["chunks"] = len(chunks)
     out["rss_after_index_mib"] = peak_rss_mib()
-    retrieve = lambda q: base.retrieve(q, 5)  # noqa: E731
-    query = lambda q: base.query(q, 5)  # noqa: E731
+    retrieve = lambda q: base.retrieve(q, 5)
+    query = lambda q: base.query(q, 5)
     for q in questions[:warmup]:
         retrieve(q)
         query(q)
@@ -163,7 +177,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--engine", engine, "--docs", str(args.docs), "--limit", str(args.limit),
                "--csv", str(args.csv), "--clients", args.clients, "--requests", str(args.requests),
                "--warmup", str(args.warmup)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             sys.exit(f"{engine} run failed:\n{proc.stderr[-3000:]}")
@@ -172,13 +186,14 @@ def main() -> None:
     cd, li = results["citedesk"], results["llamaindex"]
     print(f"query latency: {args.limit} articles ({cd['chunks']} chunks citedesk, {li['chunks']} LlamaIndex), "
           f"{args.requests} requests per level, cpu")
-    print(f"{'engine / operation':<34}{'clients':>8}{'p50 ms':>10}{'p95 ms':>10}{'req/s':>9}")
+    print(f"{'engine / operation':<34}{'clients':>8}{'p50 ms':>10}{'p95 ms':>10}{'req/s':>9}{'errors':>8}")
     rows = [("citedesk retrieve (hybrid)", cd["retrieve"]), ("citedesk answer (extractive)", cd["answer"]),
             ("LlamaIndex retrieve (dense)", li["retrieve"]), ("LlamaIndex query (no_text)", li["query"])]
     for name, per in rows:
         for n in levels:
             r = per[str(n)] if str(n) in per else per[n]
-            print(f"{name:<34}{n:>8}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}{r['throughput_rps']:>9.1f}")
+            print(f"{name:<34}{n:>8}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}{r['throughput_rps']:>9.1f}{r['errors']:>8}"
+                  + (f"  first error: {r['first_error'][:80]}" if r["errors"] else ""))
     print(f"peak RSS: citedesk {cd['peak_rss_mib']:.0f} MiB, LlamaIndex {li['peak_rss_mib']:.0f} MiB "
           f"(ratio {cd['peak_rss_mib'] / li['peak_rss_mib']:.2f})")
     ratios = {}

@@ -152,6 +152,14 @@ class DatabaseSettings(Section):
     url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/citedesk.db")
 
 
+class RateLimitSettings(Section):
+    """Per-API-key request limits on the answer routes (429 with Retry-After beyond them)."""
+
+    enabled: bool = True
+    answer: str = Field("120/minute", description="limits rate string, e.g. '10/second;300/minute'")
+    storage_uri: str = Field("memory://", description="memory:// (per replica) or redis://host:6379 (shared)")
+
+
 class ServerSettings(Section):
     """HTTP server."""
 
@@ -227,6 +235,7 @@ class Settings(BaseSettings):
     folder: FolderSettings = FolderSettings()
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     voice: VoiceSettings = VoiceSettings()
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()

@@ -11,6 +11,7 @@ Terms: lowercased word tokens, English stop words removed, Snowball-stemmed, has
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -51,7 +52,15 @@ class BM25SparseEncoder:
     def __init__(self, *, k1: float = 1.2, b: float = 0.75, avg_len: float = 120.0,
                  language: str = "english") -> None:
         self.k1, self.b, self.avg_len = k1, b, avg_len
-        self._stemmer = snowballstemmer.stemmer(language)
+        self.language = language
+        self._local = threading.local()  # snowballstemmer objects keep state: one per thread
+
+    @property
+    def _stemmer(self):
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._local.stemmer = snowballstemmer.stemmer(self.language)
+        return stemmer
 
     def terms(self, text: str) -> list[str]:
         """Tokens of ``text`` after lowercasing, stop-word removal and stemming."""

@@ -15,7 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 from config.settings import Settings
 from core.errors import GeneratorUnavailableError, IndexUnavailableError
 from core.types import Channel
-from serving.auth import require_scope
+from serving.auth import Principal, require_scope
 from serving.container import Container
 from serving.limits import BodySizeLimitMiddleware
 from serving.pipeline import AnswerPipeline
@@ -32,7 +32,21 @@ def get_pipeline(request: Request) -> AnswerPipeline:
 
 Pipeline = Annotated[AnswerPipeline, Depends(get_pipeline)]
 
+
+def answer_principal(request: Request, principal: Annotated[Principal, Depends(require_scope("answer"))]
+                     ) -> Principal:
+    """The caller (401/403 when auth is on and the key lacks ``answer``), rate-limited per key (429)."""
+    limiter = request.app.state.container.rate_limiter
+    if limiter is not None:
+        client = request.client.host if request.client else "unknown"
+        limiter.check(principal.key_id or f"anonymous:{client}")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(answer_principal)]
+
 ERRORS = {413: {"model": ErrorResponse, "description": "request body too large"},
+          429: {"model": ErrorResponse, "description": "rate limit of this API key exceeded"},
           503: {"model": ErrorResponse, "description": "index or model unavailable"}}
 
 
@@ -94,26 +108,27 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     from serving import audit_api  # the audit routes, the /audit page and the 401/403 handler
 
     audit_api.install(app)
-    answer_scope = [Depends(require_scope("answer"))]  # 401/403 when auth.enabled and the key lacks it
 
-    @app.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answer"],
-              dependencies=answer_scope)
-    async def answer(body: AnswerRequest, pipeline: Pipeline) -> AnswerResponse:
-        """Answer a question with citations, or escalate with a reason and a handoff summary."""
+    @app.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answer"])
+    async def answer(body: AnswerRequest, pipeline: Pipeline, caller: Caller) -> AnswerResponse:
+        """Answer a question with citations, or escalate with a reason and a handoff summary.
+
+        Searches only the caller's workspace (the API key's tenant)."""
         if body.channel == Channel.VOICE:
-            return await container.voice.answer(body)
-        return await pipeline.answer(body)
+            return await container.voice.answer(body, workspace=caller.workspace)
+        return await pipeline.answer(body, workspace=caller.workspace)
 
-    @app.post("/v1/answer/stream", tags=["answer"], dependencies=answer_scope,
+    @app.post("/v1/answer/stream", tags=["answer"],
               response_class=EventSourceResponse,
               responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                                "description": "events: retrieval, sentence*, citations, decision, done"},
                          **ERRORS})
-    async def answer_stream(body: AnswerRequest, pipeline: Pipeline):
+    async def answer_stream(body: AnswerRequest, pipeline: Pipeline, caller: Caller):
         """Server-sent events. ``sentence`` events are provisional until ``decision``: discard them on
         ``escalate``. ``done`` carries the full AnswerResponse. Retrieval errors arrive before the stream
         starts (503)."""
-        events = container.voice.stream(body) if body.channel == Channel.VOICE else pipeline.stream(body)
+        events = (container.voice.stream(body, workspace=caller.workspace) if body.channel == Channel.VOICE
+                  else pipeline.stream(body, workspace=caller.workspace))
         first = await anext(events)  # retrieval runs here, so an index failure is a plain 503
 
         async def gen():

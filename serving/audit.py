@@ -162,6 +162,7 @@ class AuditFilter:
         reason: exact decision reason (``grounded``, ``low_confidence``, ...).
         conversation_id: exact conversation id.
         text: case-insensitive substring of the (redacted) question.
+        workspace: tenant; the API sets it from the caller's key, so a key only sees its own tenant.
     """
 
     decision: str | None = None
@@ -174,6 +175,7 @@ class AuditFilter:
     reason: str | None = None
     conversation_id: str | None = None
     text: str | None = None
+    workspace: str | None = None
 
     def __post_init__(self) -> None:
         if self.decision not in (None, "answer", "escalate"):
@@ -189,6 +191,8 @@ def _like(value: str) -> str:
 def _conditions(f: AuditFilter) -> list:
     A, C = AuditAnswer, aliased(AuditCitation)  # alias: reports join citations themselves; EXISTS must not correlate them
     cond = []
+    if f.workspace:
+        cond.append(A.workspace == f.workspace)
     if f.decision:
         cond.append(A.decision == f.decision)
     if f.max_confidence is not None:
@@ -277,7 +281,8 @@ class AuditLog:
         self._gap_vectors: dict[str, np.ndarray] = {}
 
     # -- recording ---------------------------------------------------------------------------------
-    def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit]) -> str:
+    def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit], *,
+               workspace: str | None = None) -> str:
         """Store one finished answer (the pipeline's recorder hook; blocking, run it in a thread).
 
         Args:
@@ -285,6 +290,7 @@ class AuditLog:
             response: the final answer or escalation.
             evidence: the hits given to the generator, in marker order (``[n]`` cites ``evidence[n-1]``);
                 empty when the pipeline escalated before generating.
+            workspace: the tenant the answer was searched in (default: this log's workspace).
 
         Returns:
             The new record's id (32 hex chars).
@@ -296,7 +302,7 @@ class AuditLog:
         question, n_q = self.redactor(request.question)
         handoff, n_h = self.redactor(response.handoff_summary)
         row = AuditAnswer(
-            id=uuid.uuid4().hex, created_at=now, workspace=self.workspace, channel=request.channel.value,
+            id=uuid.uuid4().hex, created_at=now, workspace=workspace or self.workspace, channel=request.channel.value,
             conversation_id=request.conversation_id, locale=request.locale, question=question or "",
             redactions=n_q + n_h, decision=response.decision.value, reason=response.reason,
             confidence=response.confidence, confidence_kind=response.confidence_kind, answer=response.answer,
@@ -358,7 +364,7 @@ class AuditLog:
             return s.execute(delete(AuditAnswer).where(AuditAnswer.created_at < cutoff)).rowcount or 0
 
     # -- reviewing ----------------------------------------------------------------------------------
-    def set_feedback(self, answer_id: str, helpful: bool | None, *, by: str) -> dict:
+    def set_feedback(self, answer_id: str, helpful: bool | None, *, by: str, workspace: str | None = None) -> dict:
         """Mark an answer helpful (True), unhelpful (False) or clear the mark (None).
 
         Returns:
@@ -369,14 +375,15 @@ class AuditLog:
         """
         with self.db.session() as s:
             row = s.get(AuditAnswer, answer_id)
-            if row is None:
+            if row is None or (workspace and row.workspace != workspace):
                 raise KeyError(answer_id)
             row.feedback = None if helpful is None else ("helpful" if helpful else "unhelpful")
             row.feedback_by, row.feedback_at = (None, None) if helpful is None else (by, self.clock())
             return {"id": row.id, "feedback": row.feedback, "feedback_by": row.feedback_by,
                     "feedback_at": iso(row.feedback_at)}
 
-    def mark_citation(self, answer_id: str, marker: int, mark: Mark | None, *, by: str) -> dict:
+    def mark_citation(self, answer_id: str, marker: int, mark: Mark | None, *, by: str,
+                      workspace: str | None = None) -> dict:
         """Mark citation ``[marker]`` of an answer correct / incorrect, or clear the mark (None).
 
         Returns:
@@ -388,8 +395,11 @@ class AuditLog:
         if mark not in (None, "correct", "incorrect"):
             raise ValueError(f"mark must be 'correct', 'incorrect' or null, not {mark!r}")
         with self.db.session() as s:
-            cit = s.scalars(select(AuditCitation).where(AuditCitation.answer_id == answer_id,
-                                                        AuditCitation.marker == marker)).first()
+            q = select(AuditCitation).where(AuditCitation.answer_id == answer_id, AuditCitation.marker == marker)
+            if workspace:
+                q = q.join(AuditAnswer, AuditAnswer.id == AuditCitation.answer_id).where(
+                    AuditAnswer.workspace == workspace)
+            cit = s.scalars(q).first()
             if cit is None:
                 raise KeyError(f"{answer_id}[{marker}]")
             cit.mark = mark
@@ -424,18 +434,21 @@ class AuditLog:
                 "citations_incorrect": marks["incorrect"], "citations_correct": marks["correct"],
                 "latency_total_ms": (r.latency_ms or {}).get("total")}
 
-    def get(self, answer_id: str, *, check_revisions: bool = True) -> dict | None:
+    def get(self, answer_id: str, *, check_revisions: bool = True, workspace: str | None = None) -> dict | None:
         """One recorded answer with everything, or None.
 
         Each citation gets ``revision_status``: ``current`` (the index still holds the cited revision),
         ``changed`` (the article has a newer revision: ``current_revision``, ``current_updated_at``;
         ``quote_in_current`` / ``passage_in_current`` say whether the quoted span / the whole cited passage
         are still in the current text), ``deleted`` (no longer in the index)
-        or ``unknown`` (index unreachable, ``revision_error`` says why).
+        or ``unknown`` (index unreachable, ``revision_error`` says why). With ``workspace``, a record of
+        another tenant is None.
         """
         with self.db.session() as s:
-            r = s.scalars(select(AuditAnswer).where(AuditAnswer.id == answer_id)
-                          .options(selectinload(AuditAnswer.citations))).first()
+            q = select(AuditAnswer).where(AuditAnswer.id == answer_id)
+            if workspace:
+                q = q.where(AuditAnswer.workspace == workspace)
+            r = s.scalars(q.options(selectinload(AuditAnswer.citations))).first()
             if r is None:
                 return None
             out = {**self._summary(r), "workspace": r.workspace, "locale": r.locale, "answer": r.answer,

@@ -71,7 +71,7 @@ def _day(d: date, *, end: bool) -> float:
 def build_filter(request: Request, *, escalated: bool | None = None, low_confidence: bool = False,
                  max_confidence: float | None = None, since: float | None = None, until: float | None = None,
                  article: str | None = None, feedback: str | None = None, channel: str | None = None,
-                 reason: str | None = None, conversation_id: str | None = None, q: str | None = None) -> AuditFilter:
+                 reason: str | None = None, conversation_id: str | None = None, q: str | None = None, workspace: str | None = None) -> AuditFilter:
     """Parsed filter values → :class:`AuditFilter`.
 
     An inverted date range matches nothing (it is not an error).
@@ -87,15 +87,21 @@ def build_filter(request: Request, *, escalated: bool | None = None, low_confide
         return AuditFilter(
             decision=None if escalated is None else ("escalate" if escalated else "answer"), max_confidence=cap,
             since=since, until=until, article=article or None, feedback=feedback or None, channel=channel or None,
-            reason=reason or None, conversation_id=conversation_id or None, text=q or None)
+            reason=reason or None, conversation_id=conversation_id or None, text=q or None, workspace=workspace)
     except ValueError as exc:
         field = "until" if "until" in str(exc) else "feedback" if "feedback" in str(exc) else "query"
         raise RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": str(exc),
                                        "input": request.query_params.get(field)}]) from exc
 
 
+def tenant(who: Principal) -> str | None:
+    """The workspace a caller may see: its key's tenant; None (all) for the anonymous principal."""
+    return who.workspace if who.key_id is not None else None
+
+
 def audit_filter(
     request: Request,
+    who: Reader,
     escalated: Annotated[bool | None, Query(description="true: escalations only; false: answers only")] = None,
     low_confidence: Annotated[bool, Query(description="confidence below audit.low_confidence")] = False,
     max_confidence: Annotated[float | None, Query(ge=0.0, le=1.0, description="confidence below this")] = None,
@@ -113,10 +119,10 @@ def audit_filter(
         request, escalated=escalated, low_confidence=low_confidence, max_confidence=max_confidence,
         since=_day(since, end=False) if since else None, until=_day(until, end=True) if until else None,
         article=article, feedback=feedback, channel=channel.value if channel else None, reason=reason,
-        conversation_id=conversation_id, q=q)
+        conversation_id=conversation_id, q=q, workspace=tenant(who))
 
 
-def page_filter(request: Request) -> AuditFilter:
+def page_filter(request: Request, who: Reader) -> AuditFilter:
     """The HTML page's filter: the same parameters as :func:`audit_filter`, as an HTML form sends them
     (empty fields ignored; ``since`` / ``until`` may also be ISO 8601 date-times).
 
@@ -151,7 +157,7 @@ def page_filter(request: Request) -> AuditFilter:
         since=_when(p["since"], "since", end=False) if "since" in p else None,
         until=_when(p["until"], "until", end=True) if "until" in p else None, article=p.get("article"),
         feedback=p.get("feedback"), channel=p.get("channel"), reason=p.get("reason"),
-        conversation_id=p.get("conversation_id"), q=p.get("q"))
+        conversation_id=p.get("conversation_id"), q=p.get("q"), workspace=tenant(who))
 
 
 Filter = Annotated[AuditFilter, Depends(audit_filter)]
@@ -210,10 +216,10 @@ def export_answers(_: Reader, audit: Audit, flt: Filter) -> Response:
 
 
 @api.get("/answers/{answer_id}", responses=NOT_FOUND)
-def get_answer(_: Reader, answer_id: AnswerId, audit: Audit) -> dict:
+def get_answer(who: Reader, answer_id: AnswerId, audit: Audit) -> dict:
     """Everything recorded about one answer; each citation has ``revision_status`` (current | changed |
     deleted | unknown) against the index now."""
-    record = audit.get(answer_id)
+    record = audit.get(answer_id, workspace=tenant(who))
     if record is None:
         raise _not_found(answer_id)
     return record
@@ -223,7 +229,7 @@ def get_answer(_: Reader, answer_id: AnswerId, audit: Audit) -> dict:
 def put_feedback(who: Writer, answer_id: AnswerId, body: FeedbackIn, audit: Audit) -> dict:
     """Mark the answer helpful / unhelpful (``null`` clears)."""
     try:
-        return audit.set_feedback(answer_id, body.helpful, by=who.label)
+        return audit.set_feedback(answer_id, body.helpful, by=who.label, workspace=tenant(who))
     except KeyError:
         raise _not_found(answer_id) from None
 
@@ -233,7 +239,7 @@ def put_mark(who: Writer, answer_id: AnswerId, marker: Annotated[int, PathParam(
              audit: Audit) -> dict:
     """Mark citation ``[marker]`` correct / incorrect (``null`` clears)."""
     try:
-        return audit.mark_citation(answer_id, marker, body.mark, by=who.label)
+        return audit.mark_citation(answer_id, marker, body.mark, by=who.label, workspace=tenant(who))
     except KeyError:
         raise HTTPException(404, f"answer {answer_id} has no citation [{marker}]") from None
 
@@ -340,7 +346,7 @@ def audit_reports(request: Request, who: Reader, audit: Audit, flt: PageFilter) 
 
 @page.get("/answers/{answer_id}", response_class=HTMLResponse)
 def audit_detail(request: Request, who: Reader, answer_id: AnswerId, audit: Audit) -> HTMLResponse:
-    record = audit.get(answer_id)
+    record = audit.get(answer_id, workspace=tenant(who))
     if record is None:
         return _render(request, "audit_message.html", status_code=404, title="Not found",
                        message=_not_found(answer_id).detail)

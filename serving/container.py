@@ -56,6 +56,14 @@ class Container:
                              workspace=self.settings.workspace)
 
     @cached_property
+    def rate_limiter(self):
+        """Per-key limiter for the answer routes, or None when disabled."""
+        from serving.ratelimit import RateLimiter
+
+        r = self.settings.rate_limit
+        return RateLimiter(r.answer, r.storage_uri) if r.enabled else None
+
+    @cached_property
     def embedder(self) -> SentenceEmbedder:
         e = self.settings.embedding
         if e.model.startswith("hash:"):

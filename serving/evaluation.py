@@ -165,7 +165,7 @@ def evaluate_retrieval(retriever: Retriever, questions: list[dict], *, workspace
 # --------------------------------------------------------------------------------------------------
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (None when one class is missing)."""
-    if len(set(bool(x) for x in labels)) < 2:
+    if len({bool(x) for x in labels}) < 2:
         return None
     from sklearn.metrics import roc_auc_score
 

@@ -162,14 +162,14 @@ class AnswerPipeline:
         confidence: confidence model.
         workspace: tenant whose articles are searched.
         recorder: called once per finished answer (before the ``citations`` event) in a worker thread as
-            ``recorder(request, response, evidence)``, ``evidence`` being the hits given to the generator
+            ``recorder(request, response, evidence, workspace=...)``, ``evidence`` being the hits given to the generator
             (``[n]`` cites ``evidence[n-1]``; empty when it escalated before generating) — the audit trail
             (:meth:`serving.audit.AuditLog.record`). Its exceptions are logged, never raised.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
-                 recorder: Callable[[AnswerRequest, AnswerResponse, list[Hit]], object] | None = None) -> None:
+                 recorder: Callable[..., object] | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -182,27 +182,32 @@ class AnswerPipeline:
         """Load models."""
         self.retriever.warm_up()
 
-    async def answer(self, request: AnswerRequest) -> AnswerResponse:
+    async def answer(self, request: AnswerRequest, *, workspace: str | None = None) -> AnswerResponse:
         """Answer or escalate (blocking variant of :meth:`stream`).
+
+        Args:
+            request: the question.
+            workspace: tenant to search (the caller's API key's); default: the pipeline's.
 
         Raises:
             IndexUnavailableError: Qdrant unreachable (the API answers 503).
         """
         final = None
-        async for event in self.stream(request):
+        async for event in self.stream(request, workspace=workspace):
             if event.type == "done":
                 final = event.data["response"]
         assert final is not None
         return final
 
-    async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: AnswerRequest, *, workspace: str | None = None) -> AsyncIterator[Event]:
         """Yield ``retrieval``, ``sentence``\\*, ``citations``, ``decision``, ``done`` events.
 
         ``done.data["response"]`` is the full :class:`AnswerResponse`.
         """
         t0 = time.perf_counter()
         latency: dict[str, float] = {}
-        flt = SearchFilter(workspace=self.workspace, locales=(request.locale,) if request.locale else None)
+        flt = SearchFilter(workspace=workspace or self.workspace,
+                           locales=(request.locale,) if request.locale else None)
         top_k = request.top_k or self.policy.top_k
         retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
             lambda: self.retriever.retrieve(request.question, flt, top_k=top_k), abandon_on_cancel=True)
@@ -227,7 +232,7 @@ class AnswerPipeline:
         evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
 
         async def end(response: AnswerResponse):
-            await self._record(request, response, evidence)
+            await self._record(request, response, evidence, flt.workspace)
             yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
             yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
                                      "confidence": response.confidence,
@@ -288,12 +293,14 @@ class AnswerPipeline:
         async for e in end(finish(Decision.ANSWER, "grounded", " ".join(sentences), citations)):
             yield e
 
-    async def _record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit]) -> None:
+    async def _record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
+                      workspace: str) -> None:
         """Hand a finished answer to the recorder; a failing recorder is logged and the answer goes on."""
         if self.recorder is None:
             return
         try:
-            await anyio.to_thread.run_sync(self.recorder, request, response, list(evidence))
+            await anyio.to_thread.run_sync(
+                lambda: self.recorder(request, response, list(evidence), workspace=workspace))
         except Exception:  # noqa: BLE001 - recording must never fail an answer
             log.exception("recording the answer failed (answer delivered anyway)")
 

@@ -308,22 +308,22 @@ class StateSigner:
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
 
-    def _mac(self, state: VoiceState) -> str:
-        body = json.dumps(state.model_dump(mode="json", exclude={"signature"}), sort_keys=True,
+    def _mac(self, state: VoiceState, workspace: str) -> str:
+        body = json.dumps([workspace, state.model_dump(mode="json", exclude={"signature"})], sort_keys=True,
                           separators=(",", ":"))
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, state: VoiceState) -> VoiceState:
-        """The state with its signature set."""
-        return state.model_copy(update={"signature": self._mac(state)})
+    def sign(self, state: VoiceState, workspace: str = "default") -> VoiceState:
+        """The state with its signature set (bound to ``workspace``: another tenant cannot replay it)."""
+        return state.model_copy(update={"signature": self._mac(state, workspace)})
 
-    def verify(self, state: VoiceState) -> VoiceState:
-        """The state, when its signature matches.
+    def verify(self, state: VoiceState, workspace: str = "default") -> VoiceState:
+        """The state, when its signature matches (issued by this key for this workspace).
 
         Raises:
             VoiceStateError: altered or foreign state.
         """
-        if not hmac.compare_digest(state.signature, self._mac(state)):
+        if not hmac.compare_digest(state.signature, self._mac(state, workspace)):
             raise VoiceStateError("voice_state was altered or was issued by another server "
                                   "(send it back unchanged; set voice.state_secret on every replica)")
         return state
@@ -364,7 +364,7 @@ class VoiceResponder:
         self.policy = policy or VoicePolicy()
         self.signer = signer or StateSigner()
 
-    async def answer(self, request: AnswerRequest) -> AnswerResponse:
+    async def answer(self, request: AnswerRequest, *, workspace: str | None = None) -> AnswerResponse:
         """Blocking variant of :meth:`stream`: the ``done`` response (with ``voice``).
 
         Raises:
@@ -372,7 +372,7 @@ class VoiceResponder:
             IndexUnavailableError: Qdrant unreachable before anything was said.
         """
         final = None
-        events = self.stream(request)
+        events = self.stream(request, workspace=workspace)
         try:
             async for event in events:
                 if event.type == "done":
@@ -387,7 +387,7 @@ class VoiceResponder:
         key = f"{request.conversation_id or ''}/{request.question}"
         return self.policy.filler_phrases[zlib.crc32(key.encode()) % len(self.policy.filler_phrases)]
 
-    async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: AnswerRequest, *, workspace: str | None = None) -> AsyncIterator[Event]:
         """Yield ``filler``?, ``retrieval``?, ``sentence``\\*, ``citations``, ``decision``, ``done``.
 
         ``sentence.data``: ``text`` (speakable), ``kind`` (``sentence`` | ``step`` | ``source`` |
@@ -395,23 +395,27 @@ class VoiceResponder:
         for ``source``/``confirm``) and ``markers``. Sentences are provisional until ``decision``.
         ``decision.data`` adds ``speech`` and ``voice_state``. A continuation turn ("yes", "next",
         "repeat" with a ``voice_state``) is answered from the state: no ``retrieval`` event.
+        ``workspace``: tenant searched (default: the pipeline's); a state only continues in the
+        workspace that issued it.
 
         Raises:
             VoiceStateError: altered ``voice_state`` (before any event).
             IndexUnavailableError: Qdrant unreachable before anything was said; after a filler the
                 answer escalates with reason ``index_unavailable`` instead.
         """
+        workspace = workspace or self.pipeline.workspace
         if request.voice_state is not None:
-            state = self.signer.verify(request.voice_state)
+            state = self.signer.verify(request.voice_state, workspace)
             kind = intent(request.question)
             if kind != "ask":
-                async for e in self._from_state(request, state, repeat=kind == "repeat"):
+                async for e in self._from_state(request, state, workspace, repeat=kind == "repeat"):
                     yield e
                 return
-        async for e in self._answer(request):
+        async for e in self._answer(request, workspace):
             yield e
 
-    async def _from_state(self, request: AnswerRequest, state: VoiceState, *, repeat: bool) -> AsyncIterator[Event]:
+    async def _from_state(self, request: AnswerRequest, state: VoiceState, workspace: str, *,
+                          repeat: bool) -> AsyncIterator[Event]:
         t0 = time.perf_counter()
         pacer = self._pacer()
         if repeat:
@@ -433,7 +437,7 @@ class VoiceResponder:
         latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
         voice = VoiceOut(speech=" ".join(said + [t for _, t in extra]),
                          steps_spoken=[u.step for u in pacer.spoken if u.step],
-                         state=self._state(state.question, pacer, state.citations, state.confidence))
+                         state=self._state(state.question, pacer, state.citations, state.confidence, workspace))
         response = AnswerResponse(
             decision=Decision.ANSWER, reason="grounded", answer="", citations=state.citations,
             confidence=state.confidence, confidence_kind=CONFIDENCE_KIND, generator="voice_state",
@@ -456,13 +460,14 @@ class VoiceResponder:
             out.append(("confirm", question))
         return out
 
-    def _state(self, question: str, pacer: Pacer, citations, confidence: float) -> VoiceState | None:
+    def _state(self, question: str, pacer: Pacer, citations, confidence: float,
+               workspace: str) -> VoiceState | None:
         if not pacer.pending:
             return None
         return self.signer.sign(VoiceState(
             question=question[:2000], pending=[u.text for u in pacer.pending],
             pending_steps=[u.step for u in pacer.pending], last=[u.text for u in pacer.spoken],
-            citations=list(citations), confidence=confidence))
+            citations=list(citations), confidence=confidence), workspace)
 
     async def _end(self, request: AnswerRequest, response: AnswerResponse) -> AsyncIterator[Event]:
         yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
@@ -492,13 +497,13 @@ class VoiceResponder:
         async for e in self._end(request, response):
             yield e
 
-    async def _answer(self, request: AnswerRequest) -> AsyncIterator[Event]:
+    async def _answer(self, request: AnswerRequest, workspace: str) -> AsyncIterator[Event]:
         """A new question: the pipeline runs in its own task so the filler timer can fire meanwhile."""
         t0 = time.perf_counter()
         queue: asyncio.Queue = asyncio.Queue()
 
         async def produce() -> None:
-            events = self.pipeline.stream(request)
+            events = self.pipeline.stream(request, workspace=workspace)
             try:
                 async for event in events:
                     await queue.put(event)
@@ -570,7 +575,8 @@ class VoiceResponder:
                         voice = VoiceOut(
                             speech=" ".join([u.text for u in pacer.spoken] + [t for _, t in extra]),
                             filler=filler, steps_spoken=[u.step for u in pacer.spoken if u.step],
-                            state=self._state(request.question, pacer, response.citations, response.confidence))
+                            state=self._state(request.question, pacer, response.citations, response.confidence,
+                                              workspace))
                     response = response.model_copy(update={"voice": voice, "latency_ms": latency})
                     async for e in self._end(request, response):
                         yield e
@@ -597,7 +603,7 @@ def wire(event: Event) -> dict:
     return data
 
 
-async def serve_websocket(websocket, responder: VoiceResponder) -> None:
+async def serve_websocket(websocket, responder: VoiceResponder, *, workspace: str | None = None) -> None:
     """Serve one call over a WebSocket: many turns, barge-in, state kept on the connection.
 
     Client → server (JSON text frames):
@@ -610,6 +616,7 @@ async def serve_websocket(websocket, responder: VoiceResponder) -> None:
         422 | 503, "detail": "..."}`` (the connection stays open).
 
     A closed connection cancels the running answer (retrieval abandoned, LLM request closed).
+    ``workspace``: the tenant searched for this connection (default: the pipeline's).
     """
     from fastapi import WebSocketDisconnect
     from pydantic import ValidationError
@@ -621,7 +628,7 @@ async def serve_websocket(websocket, responder: VoiceResponder) -> None:
     last_state: list[VoiceState | None] = [None]
 
     async def run(request: AnswerRequest) -> None:
-        events = responder.stream(request)
+        events = responder.stream(request, workspace=workspace)
         try:
             async for event in events:
                 await websocket.send_json({"type": event.type, **wire(event)})

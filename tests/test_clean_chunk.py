@@ -465,3 +465,17 @@ def test_os_urandom_markdown_never_raises(chunker: Chunker) -> None:
     md = os.urandom(50_000).decode("latin-1")
     out = markdown_to_text(md)
     check_chunks(out, chunker.split(out))
+
+
+def test_bm25_terms_are_thread_safe() -> None:
+    """The API tokenises queries in worker threads: concurrent use must give the same terms."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest.sparse import BM25SparseEncoder
+
+    enc = BM25SparseEncoder()
+    texts = [f"Configuring replicated databases and partitioned tables number {i} quickly" for i in range(400)]
+    expected = [enc.terms(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert list(pool.map(enc.terms, texts)) == expected

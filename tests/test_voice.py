@@ -113,6 +113,10 @@ def test_voice_state_signature_rejects_any_change() -> None:
         signer.verify(forged)
     with pytest.raises(VoiceStateError):
         StateSigner(b"other" * 8).verify(state)
+    theirs = signer.sign(VoiceState(question="q", pending=["Step 3: Do it."]), "tenant-a")
+    assert signer.verify(theirs, "tenant-a") == theirs
+    with pytest.raises(VoiceStateError):
+        signer.verify(theirs, "tenant-b")  # another tenant cannot replay it
 
 
 # ------------------------------------------------------------------- a scripted OpenAI-compatible server
