@@ -139,6 +139,16 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder) -> tuple[
     return best.text, best.start, best.end
 
 
+def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
+    """What is searched: the question, prefixed by the previous customer turn when the question is a short
+    follow-up (fewer than ``min_terms`` distinct BM25 terms, e.g. "and on weekends?")."""
+    question = request.question.strip()
+    if len(set(sparse.terms(question))) >= min_terms:
+        return question
+    earlier = [t.text.strip() for t in request.history if t.role == "user" and t.text.strip()]
+    return f"{earlier[-1][:1000]} {question}" if earlier else question
+
+
 def handoff_summary(request: AnswerRequest, hits: list[Hit], reason: str) -> str:
     """A short note for the human who takes over: the question, context, closest articles and why."""
     parts = [f"Customer asked: \"{request.question.strip()[:500]}\"."]
@@ -208,13 +218,14 @@ class AnswerPipeline:
         latency: dict[str, float] = {}
         flt = SearchFilter(workspace=workspace or self.workspace,
                            locales=(request.locale,) if request.locale else None)
+        query = retrieval_query(request, self.sparse)
         top_k = request.top_k or self.policy.top_k
         retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
-            lambda: self.retriever.retrieve(request.question, flt, top_k=top_k), abandon_on_cancel=True)
+            lambda: self.retriever.retrieve(query, flt, top_k=top_k), abandon_on_cancel=True)
         for k, v in retrieval.timings.items():
             latency[k] = round(v * 1000, 2)
         hits = retrieval.hits
-        conf = self.confidence.score(self.confidence.features(request.question, hits, self.sparse))
+        conf = self.confidence.score(self.confidence.features(query, hits, self.sparse))
         hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
         yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
 

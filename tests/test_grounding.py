@@ -68,3 +68,18 @@ def test_markup_links_and_images_are_stripped(aws_container) -> None:
     assert r.decision == "answer"
     assert "http" not in r.answer and "<" not in r.answer and "![" not in r.answer
     assert sanitize("See [the guide](https://evil.example/x) now <b>ok</b>") == "See the guide now ok"
+
+
+def test_short_follow_up_is_searched_with_the_previous_turn(aws_container) -> None:
+    from core.types import Turn
+    from serving.pipeline import retrieval_query
+
+    sparse = aws_container.sparse
+    first = "What is the size of a null attribute in DynamoDB?"
+    follow = AnswerRequest(question="And a Boolean one?", history=[Turn(role="user", text=first),
+                                                                   Turn(role="assistant", text="1 byte")])
+    assert retrieval_query(follow, sparse) == f"{first} And a Boolean one?"
+    standalone = AnswerRequest(question=first, history=[Turn(role="user", text="hello there")])
+    assert retrieval_query(standalone, sparse) == first
+    r = asyncio.run(aws_container.pipeline.answer(follow))
+    assert "amazon-dynamodb-developer-guide/CapacityUnitCalculations.md" in {h.article_id for h in r.hits}
