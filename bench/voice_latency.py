@@ -29,6 +29,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +238,7 @@ def main() -> None:
     from serving.container import Container
     from serving.generators import build_messages
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the servers when killed
     work = Path(tempfile.mkdtemp(prefix="citedesk-voice-bench-"))
     procs: list[subprocess.Popen] = []
     try:

@@ -55,7 +55,37 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
-class SentenceEmbedder:
+class _LazyModel:
+    """A model loaded once, on first use or ``warm_up()``, thread-safely; subclasses implement ``_load``."""
+
+    def __init__(self, model: str, device: str) -> None:
+        self.model_name = model
+        self.device_setting = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self, path: str, device: str):
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Load the model (idempotent, thread-safe). Sets ``HF_HUB_OFFLINE=1`` for package/path models."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                path = resolve_model_path(self.model_name)
+                if Path(path).exists():
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                self._model = self._load(path, pick_device(self.device_setting))
+
+    @property
+    def model(self):
+        """The loaded model object (loads it on first access)."""
+        self.warm_up()
+        return self._model
+
+
+class SentenceEmbedder(_LazyModel):
     """Dense text embedder over a sentence-transformers model.
 
     Args:
@@ -67,37 +97,18 @@ class SentenceEmbedder:
 
     def __init__(self, model: str, *, device: str = "auto", batch_size: int = 64,
                  max_seq_length: int | None = None) -> None:
-        self.model_name = model
-        self.device_setting = device
+        super().__init__(model, device)
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        self._model = None
-        self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        """Load the model (idempotent, thread-safe). Sets ``HF_HUB_OFFLINE=1`` for package/path models."""
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is not None:
-                return
-            path = resolve_model_path(self.model_name)
-            if Path(path).exists():
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+    def _load(self, path: str, device: str):
+        from sentence_transformers import SentenceTransformer
 
-            device = pick_device(self.device_setting)
-            model = SentenceTransformer(path, device=device)
-            if self.max_seq_length:
-                model.max_seq_length = self.max_seq_length
-            log.info("embedding model %s loaded on %s (dim %d)", path, device,
-                     model.get_embedding_dimension())
-            self._model = model
-
-    @property
-    def model(self):
-        self.warm_up()
-        return self._model
+        model = SentenceTransformer(path, device=device)
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        log.info("embedding model %s loaded on %s (dim %d)", path, device, model.get_embedding_dimension())
+        return model
 
     @property
     def dim(self) -> int:
@@ -131,7 +142,7 @@ class SentenceEmbedder:
         return self.embed([text])[0]
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(_LazyModel):
     """Cross-encoder reranker (sentence-transformers ``CrossEncoder``).
 
     Args:
@@ -140,22 +151,13 @@ class CrossEncoderReranker:
     """
 
     def __init__(self, model: str, *, device: str = "auto", batch_size: int = 32) -> None:
-        self.model_name = model
-        self.device_setting = device
+        super().__init__(model, device)
         self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        """Load the cross-encoder (idempotent)."""
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import CrossEncoder
+    def _load(self, path: str, device: str):
+        from sentence_transformers import CrossEncoder
 
-                path = resolve_model_path(self.model_name)
-                self._model = CrossEncoder(path, device=pick_device(self.device_setting))
+        return CrossEncoder(path, device=device)
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         """Score (query, passage) pairs.
@@ -163,12 +165,11 @@ class CrossEncoderReranker:
         Returns:
             float32 array (n,) of relevance probabilities in [0, 1] (sigmoid of the logits).
         """
-        self.warm_up()
         if not passages:
             return np.zeros((0,), dtype=np.float32)
         import torch
 
-        logits = self._model.predict([(query, p) for p in passages], batch_size=self.batch_size,
+        logits = self.model.predict([(query, p) for p in passages], batch_size=self.batch_size,
                                      convert_to_numpy=True, show_progress_bar=False,
                                      activation_fn=torch.nn.Identity())
         logits = np.asarray(logits, dtype=np.float32).reshape(len(passages), -1)[:, -1]

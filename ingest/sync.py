@@ -249,11 +249,7 @@ class SyncEngine:
             log.error("listing failed, no deletion this run: %s", exc)
         self._flush(pending, report, progress)
         if report.listing_error is None:
-            for key, state in manifest.items():
-                if key not in seen:
-                    self.index.delete_doc(connector.workspace, key)
-                    report.deleted += 1
-                    report.chunks_deleted_docs += state.points
+            self._delete_missing(connector.workspace, manifest, seen, report)
         report.seconds = time.perf_counter() - t0
         if report.listing_error is None:
             self._save_state(report, max_updated)
@@ -272,12 +268,7 @@ class SyncEngine:
                     if v.article_id == article_id}
         docs = [d for a in articles if (d := self._prepare(a, manifest.get(a.doc_key), report)) is not None]
         self._flush(docs, report, None)
-        keep = {a.doc_key for a in articles}
-        for key, state in manifest.items():
-            if key not in keep:
-                self.index.delete_doc(connector.workspace, key)
-                report.deleted += 1
-                report.chunks_deleted_docs += state.points
+        self._delete_missing(connector.workspace, manifest, {a.doc_key for a in articles}, report)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -290,6 +281,15 @@ class SyncEngine:
         return len(keys)
 
     # -- internals ------------------------------------------------------------------------------
+    def _delete_missing(self, workspace: str, manifest: dict[str, DocState], keep: set[str],
+                        report: SyncReport) -> None:
+        """Delete the docs of ``manifest`` not in ``keep`` (deleted or unpublished at the source)."""
+        for key, state in manifest.items():
+            if key not in keep:
+                self.index.delete_doc(workspace, key)
+                report.deleted += 1
+                report.chunks_deleted_docs += state.points
+
     @staticmethod
     def _tick(progress: ProgressHook | None, n: int = 1) -> None:
         if progress is not None:
