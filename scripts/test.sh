@@ -2,7 +2,7 @@
 # Fresh machine → the whole test suite (slow and LLM tests included). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --llm
+bash scripts/setup.sh --test
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
