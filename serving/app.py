@@ -44,6 +44,7 @@ def answer_principal(request: Request, principal: Annotated[Principal, Depends(r
 
 
 Caller = Annotated[Principal, Depends(answer_principal)]
+WsCaller = Annotated[Principal, Depends(require_scope("answer"))]
 
 ERRORS = {413: {"model": ErrorResponse, "description": "request body too large"},
           429: {"model": ErrorResponse, "description": "rate limit of this API key exceeded"},
@@ -96,10 +97,12 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     async def _bad_voice_state(_: Request, exc: VoiceStateError):
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
-    @app.websocket("/v1/voice/ws", dependencies=[Depends(require_scope("answer"))])  # refused: close 1008
-    async def voice_ws(websocket: WebSocket) -> None:
-        """Voice over a WebSocket (telephony bridges): see :func:`serving.voice.serve_websocket`."""
-        await serve_websocket(websocket, container.voice)
+    @app.websocket("/v1/voice/ws")
+    async def voice_ws(websocket: WebSocket, caller: WsCaller) -> None:
+        """Voice over a WebSocket (telephony bridges): see :func:`serving.voice.serve_websocket`.
+
+        Needs an ``answer`` key when auth is on (refused: close 1008); answers search its workspace."""
+        await serve_websocket(websocket, container.voice, workspace=caller.workspace)
 
     @app.exception_handler(GeneratorUnavailableError)
     async def _llm_down(_: Request, exc: GeneratorUnavailableError):
