@@ -136,3 +136,20 @@ def test_llm_that_hangs_times_out_into_escalation(kb) -> None:
         for s in held:
             s.close()
         srv.close()
+
+
+def test_llm_outage_then_recovery_without_restart(kb) -> None:
+    """LLM down → escalation with a reason; the same running app answers again once the LLM is back."""
+    from tests.test_voice import HOURS_ANSWER, ScriptedLLM
+
+    port = free_port()
+    app, _ = llm_app(kb, f"http://127.0.0.1:{port}/v1", timeout=5)
+    with TestClient(app) as client:
+        down = client.post("/v1/answer", json={"question": QUESTION}).json()
+        assert down["decision"] == "escalate" and down["reason"] == "generator_unavailable"
+        with ScriptedLLM(HOURS_ANSWER, port=port) as llm:
+            up = client.post("/v1/answer", json={"question": QUESTION}).json()
+            assert llm.requests, "the recovered LLM was called"
+        assert up["decision"] == "answer" and up["citations"][0]["article_id"] == "support-hours.md"
+        again = client.post("/v1/answer", json={"question": QUESTION}).json()
+        assert again["reason"] == "generator_unavailable"

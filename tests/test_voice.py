@@ -127,7 +127,8 @@ class ScriptedLLM:
     and ``token_delay`` between words. ``requests`` records each request: ``sent`` (chunks written),
     ``total``, ``outcome`` (``finished`` | ``client_closed``), and ``ended`` (a threading.Event)."""
 
-    def __init__(self, text: str, *, first_token_delay: float = 0.0, token_delay: float = 0.0) -> None:
+    def __init__(self, text: str, *, first_token_delay: float = 0.0, token_delay: float = 0.0,
+                 port: int = 0) -> None:
         self.text, self.first_token_delay, self.token_delay = text, first_token_delay, token_delay
         self.requests: list[dict] = []
         llm = self
@@ -184,7 +185,8 @@ class ScriptedLLM:
                     rec["ended"].set()
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
