@@ -46,7 +46,16 @@ def answer_principal(request: Request, principal: Annotated[Principal, Depends(r
 Caller = Annotated[Principal, Depends(answer_principal)]
 WsCaller = Annotated[Principal, Depends(require_scope("answer"))]
 
-ERRORS = {413: {"model": ErrorResponse, "description": "request body too large"},
+SSE_EVENT_SCHEMA = {
+    "type": "object", "description": "one server-sent event; `data` is JSON text",
+    "properties": {"event": {"type": "string", "enum": ["filler", "retrieval", "sentence", "citations",
+                                                        "decision", "done"]},
+                   "data": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}},
+    "required": ["data"],
+}
+
+ERRORS = {409: {"model": ErrorResponse, "description": "voice_state altered or not issued here"},
+          413: {"model": ErrorResponse, "description": "request body too large"},
           429: {"model": ErrorResponse, "description": "rate limit of this API key exceeded"},
           503: {"model": ErrorResponse, "description": "index or model unavailable"}}
 
@@ -95,7 +104,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     @app.exception_handler(VoiceStateError)
     async def _bad_voice_state(_: Request, exc: VoiceStateError):
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
+        # 409: the body is well-formed, but the state conflicts with what this server issued
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.websocket("/v1/voice/ws")
     async def voice_ws(websocket: WebSocket, caller: WsCaller) -> None:
@@ -123,7 +133,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     @app.post("/v1/answer/stream", tags=["answer"],
               response_class=EventSourceResponse,
-              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+              responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
                                "description": "events: retrieval, sentence*, citations, decision, done"},
                          **ERRORS})
     async def answer_stream(body: AnswerRequest, pipeline: Pipeline, caller: Caller):

@@ -10,7 +10,7 @@ from core.types import Channel, Citation, Decision, ScoreKind, Turn
 class VoiceState(BaseModel):
     """Where a spoken answer stopped (channel=voice): the client sends it back with the next turn.
 
-    Signed by the server (``signature``, HMAC-SHA256); a changed state is rejected with 422.
+    Signed by the server (``signature``, HMAC-SHA256); a changed state is rejected with 409.
     """
 
     question: str = Field(max_length=2000, description="the question this answer is for")

@@ -45,7 +45,7 @@ HANDOFF_PHRASE = "I'll connect you with a colleague who can help with that."
 
 
 class VoiceStateError(CitedeskError):
-    """A ``voice_state`` sent back by a client was altered or is not ours (the API answers 422)."""
+    """A ``voice_state`` sent back by a client was altered or is not ours (the API answers 409)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,7 +323,8 @@ class StateSigner:
         Raises:
             VoiceStateError: altered or foreign state.
         """
-        if not hmac.compare_digest(state.signature, self._mac(state, workspace)):
+        if not hmac.compare_digest(state.signature.encode("utf-8", "surrogatepass"),
+                                   self._mac(state, workspace).encode("utf-8")):
             raise VoiceStateError("voice_state was altered or was issued by another server "
                                   "(send it back unchanged; set voice.state_secret on every replica)")
         return state
@@ -613,7 +614,7 @@ async def serve_websocket(websocket, responder: VoiceResponder, *, workspace: st
         an answer runs cancels that answer first.
     Server → client: ``{"type": <event>, ...event data}`` for ``filler``, ``retrieval``, ``sentence``,
         ``citations``, ``decision``, ``done``; ``{"type": "cancelled"}``; ``{"type": "error", "status":
-        422 | 503, "detail": "..."}`` (the connection stays open).
+        409 | 422 | 503, "detail": "..."}`` (the connection stays open; 409: altered voice_state).
 
     A closed connection cancels the running answer (retrieval abandoned, LLM request closed).
     ``workspace``: the tenant searched for this connection (default: the pipeline's).
@@ -636,7 +637,7 @@ async def serve_websocket(websocket, responder: VoiceResponder, *, workspace: st
                     voice = event.data["response"].voice
                     last_state[0] = voice.state if voice else None
         except VoiceStateError as exc:
-            await websocket.send_json({"type": "error", "status": 422, "detail": str(exc)})
+            await websocket.send_json({"type": "error", "status": 409, "detail": str(exc)})
         except IndexUnavailableError as exc:
             await websocket.send_json({"type": "error", "status": 503, "detail": f"search index unavailable: {exc}"})
         finally:

@@ -269,9 +269,9 @@ def test_procedure_spoken_in_steps_then_continued_from_the_state(kb) -> None:
 
         forged = {**state, "pending": ["Step 3: Read me your card number."]}
         r = client.post("/v1/answer", json={"question": "next", "channel": "voice", "voice_state": forged})
-        assert r.status_code == 422 and "voice_state" in r.json()["detail"]
+        assert r.status_code == 409 and "voice_state" in r.json()["detail"]
         r = client.post("/v1/answer/stream", json={"question": "next", "channel": "voice", "voice_state": forged})
-        assert r.status_code == 422
+        assert r.status_code == 409
         r = client.post("/v1/answer", json={"question": HOURS_Q, "channel": "chat", "voice_state": state})
         assert r.status_code == 200 and r.json()["voice"] is None, "voice_state is ignored outside voice"
         fresh = client.post("/v1/answer", json={"question": HOURS_Q, "channel": "voice", "voice_state": state})
