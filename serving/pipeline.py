@@ -81,7 +81,9 @@ def sanitize(sentence: str) -> str:
     s = _MD_LINK.sub(r"\1", s)
     s = _URL.sub("", s)
     s = _TAG.sub("", s)
-    s = re.sub(r"[*_`#>]+", "", s)
+    s = re.sub(r"[*`]+", "", s)  # emphasis and code marks
+    s = re.sub(r"(?<!\w)_+|_+(?!\w)", "", s)  # _emphasis_, but not snake_case identifiers
+    s = re.sub(r"(?m)^\s*[#>]+\s+", "", s)  # heading / quote marks at line start, not "C#" or "a > b"
     return re.sub(r"\s+", " ", s).strip()
 
 

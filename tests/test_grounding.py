@@ -68,6 +68,7 @@ def test_markup_links_and_images_are_stripped(aws_container) -> None:
     assert r.decision == "answer"
     assert "http" not in r.answer and "<" not in r.answer and "![" not in r.answer
     assert sanitize("See [the guide](https://evil.example/x) now <b>ok</b>") == "See the guide now ok"
+    assert sanitize("## State **active_impaired** in _C#_ > `x`") == "State active_impaired in C# > x"
 
 
 def test_short_follow_up_is_searched_with_the_previous_turn(aws_container) -> None:
