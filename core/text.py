@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _COMPLETE = re.compile(r"[.!?](?:\s*\[\d{1,3}\])*[\"')\]]*\s+(?=\S)(?!\[\d)|\n")
+MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+"""A markdown image ``![alt](target)``."""
+HTML_TAG = re.compile(r"<[^>]{0,200}>")
+"""One HTML tag (bounded, so a stray ``<`` cannot swallow a whole text)."""
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKER_GROUP = re.compile(r"\s*(\[\d{1,3}\](?:\s*,?\s*\[\d{1,3}\])*)")
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import anyio
 
 from core.errors import GeneratorUnavailableError
-from core.text import markers, sentence_spans, split_complete_sentences, strip_markers, with_list_items
+from core.text import (HTML_TAG, MD_IMAGE, markers, sentence_spans, split_complete_sentences, strip_markers,
+                       with_list_items)
 from core.types import Channel, Citation, Decision, Hit
 from ingest.index import SearchFilter
 from ingest.sparse import BM25SparseEncoder
@@ -67,9 +68,7 @@ class AnswerPolicy:
 
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
-_TAG = re.compile(r"<[^>]{0,200}>")
 _CODE_BLOCK = re.compile(r"<(script|style|iframe|object)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\((?:https?:|mailto:|www\.)[^)]*\)")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 
@@ -77,10 +76,10 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 def sanitize(sentence: str) -> str:
     """Generated sentence without markup, images, links or URLs (citation markers kept)."""
     s = _CODE_BLOCK.sub("", sentence)
-    s = _MD_IMAGE.sub("", s)
+    s = MD_IMAGE.sub("", s)
     s = _MD_LINK.sub(r"\1", s)
     s = _URL.sub("", s)
-    s = _TAG.sub("", s)
+    s = HTML_TAG.sub("", s)
     s = re.sub(r"[*`]+", "", s)  # emphasis and code marks
     s = re.sub(r"(?<!\w)_+|_+(?!\w)", "", s)  # _emphasis_, but not snake_case identifiers
     s = re.sub(r"(?m)^\s*[#>]+\s+", "", s)  # heading / quote marks at line start, not "C#" or "a > b"
@@ -96,7 +95,8 @@ def _quantities(text: str, sparse: BM25SparseEncoder, window: int = 3) -> tuple[
             numbers.add(tok)
             for w in tokens[i + 1:i + 1 + window]:
                 if not w[0].isdigit():
-                    pairs.add((tok, sparse.terms(w)[0] if sparse.terms(w) else w))
+                    stems = sparse.terms(w)
+                    pairs.add((tok, stems[0] if stems else w))
     return numbers, pairs
 
 
@@ -117,9 +117,9 @@ def support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> fl
         if tok not in p_numbers:
             return 0.0
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if nxt and not nxt[0].isdigit() and sparse.terms(nxt):
-            if (tok, sparse.terms(nxt)[0]) not in p_pairs:
-                return 0.0
+        stems = sparse.terms(nxt) if nxt and not nxt[0].isdigit() else []
+        if stems and (tok, stems[0]) not in p_pairs:
+            return 0.0
     terms = set(sparse.terms(claim))
     if not terms:
         return 1.0

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core.errors import CitedeskError
-from core.text import LIST_MARK, strip_markers
+from core.text import HTML_TAG, LIST_MARK, MD_IMAGE, strip_markers
 from core.types import Decision
 from retrieval.confidence import CONFIDENCE_KIND
 from serving.pipeline import AnswerPipeline, Event, handoff_summary
@@ -52,11 +52,9 @@ class VoiceStateError(CitedeskError):
 # Speakable text
 # --------------------------------------------------------------------------------------------------
 
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _URL = re.compile(r"\(?\b(?:https?://|www\.)[^\s)]+\)?", re.IGNORECASE)
 _EMAIL = re.compile(r"\b([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)\b")
-_TAG = re.compile(r"<[^>]{0,200}>")
 _CITATION = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$|^\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 _EMPHASIS = re.compile(r"[*_`#>~]+")
@@ -156,11 +154,11 @@ def speakable(text: str) -> str:
     """
     lines = [line for line in text.splitlines() if not _TABLE_ROW.match(line)]
     s = " ".join(lines)
-    s = _MD_IMAGE.sub("", s)
+    s = MD_IMAGE.sub("", s)
     s = _MD_LINK.sub(r"\1", s)
     s = _URL.sub("", s)
     s = _EMAIL.sub(lambda m: f"{m.group(1)} at {m.group(2).replace('.', ' dot ')}", s)
-    s = _TAG.sub("", s)
+    s = HTML_TAG.sub("", s)
     s = _CITATION.sub("", s)
     s = _EMPHASIS.sub("", s)
     s = s.replace("|", ", ")
