@@ -119,6 +119,7 @@ class Citation(BaseModel):
     Attributes:
         marker: the number used in the answer text, ``[marker]``.
         article_id / title / url / locale: the cited article.
+        source: the connector it was synced from (``intercom``, ``folder``...).
         updated_at: the cited revision's update time (epoch seconds).
         content_hash: sha256 of the cited revision's clean text (the revision id).
         chunk_index: which chunk of the article was cited.
@@ -131,6 +132,7 @@ class Citation(BaseModel):
     title: str
     url: str | None = None
     locale: str = "en"
+    source: str = ""
     updated_at: int = 0
     content_hash: str
     chunk_index: int

@@ -293,7 +293,8 @@ class QdrantIndex:
         return sorted((dict(p.payload or {}, id=str(p.id)) for p in points), key=lambda d: d["chunk_index"])
 
     def search(self, flt: SearchFilter, *, dense: np.ndarray | None = None,
-               sparse: SparseVector | None = None, limit: int = 5, prefetch_k: int = 40) -> list[Hit]:
+               sparse: SparseVector | None = None, limit: int = 5, prefetch_k: int = 40,
+               fusion_weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
         """Dense, sparse or hybrid (both given: RRF fusion of the two prefetches) search.
 
         Args:
@@ -302,6 +303,9 @@ class QdrantIndex:
             sparse: BM25 query vector.
             limit: hits returned (top_k).
             prefetch_k: candidates per branch before fusion (hybrid only).
+            fusion_weights: (dense, sparse) weights of the two rankings in RRF (hybrid only). Equal
+                weights send a plain RRF fusion query (any Qdrant ≥ 1.10); unequal ones a weighted
+                ``RrfQuery``, which a server needs Qdrant ≥ 1.16 for.
 
         Returns:
             Hits best first. ``score_kind`` is ``cosine`` (dense), ``bm25`` (sparse) or ``rrf``
@@ -324,7 +328,8 @@ class QdrantIndex:
             kwargs = dict(prefetch=[
                 models.Prefetch(query=dense.tolist(), using=DENSE, limit=prefetch_k, filter=qfilter),
                 models.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch_k, filter=qfilter),
-            ], query=models.FusionQuery(fusion=models.Fusion.RRF))
+            ], query=(models.FusionQuery(fusion=models.Fusion.RRF) if fusion_weights[0] == fusion_weights[1]
+                      else models.RrfQuery(rrf=models.Rrf(weights=list(fusion_weights)))))
         elif dense is not None:
             kind = ScoreKind.COSINE
             kwargs = dict(query=dense.tolist(), using=DENSE)

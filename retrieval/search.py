@@ -40,10 +40,13 @@ class Retriever:
         mode: default mode.
         prefetch_k: candidates per branch before fusion.
         rerank_k: fused candidates rescored by the reranker.
+        fusion_weights: (dense, sparse) weights of Qdrant's weighted RRF in hybrid mode, both > 0; a
+            larger weight gives that ranking more say (fused scores stay of kind ``rrf``).
     """
 
     def __init__(self, index: QdrantIndex, embedder, sparse: BM25SparseEncoder, *, reranker=None,
-                 mode: Mode = "hybrid", prefetch_k: int = 40, rerank_k: int = 20) -> None:
+                 mode: Mode = "hybrid", prefetch_k: int = 40, rerank_k: int = 20,
+                 fusion_weights: tuple[float, float] = (1.0, 1.0)) -> None:
         self.index = index
         self.embedder = embedder
         self.sparse = sparse
@@ -51,6 +54,7 @@ class Retriever:
         self.mode = mode
         self.prefetch_k = prefetch_k
         self.rerank_k = rerank_k
+        self.fusion_weights = fusion_weights
 
     def warm_up(self) -> None:
         """Load models (embedder, reranker)."""
@@ -75,7 +79,7 @@ class Retriever:
         t = time.perf_counter()
         hits = self.index.search(flt, dense=dense, sparse=sparse,
                                  limit=max(top_k, self.rerank_k) if use_rerank else top_k,
-                                 prefetch_k=self.prefetch_k)
+                                 prefetch_k=self.prefetch_k, fusion_weights=self.fusion_weights)
         timings["retrieve"] = time.perf_counter() - t
         if use_rerank and hits:
             t = time.perf_counter()

@@ -321,7 +321,7 @@ class AuditLog:
                 hit = next((h for h in evidence if (h.article_id, h.chunk_index, h.content_hash)
                             == (c.article_id, c.chunk_index, c.content_hash)), None)
             row.citations.append(AuditCitation(
-                marker=c.marker, point_id=hit.point_id if hit else None, source=hit.source if hit else "",
+                marker=c.marker, point_id=hit.point_id if hit else None, source=hit.source if hit else c.source,
                 article_id=c.article_id, locale=c.locale, title=c.title, url=c.url, content_hash=c.content_hash,
                 updated_at=c.updated_at, chunk_index=c.chunk_index, quote=c.quote, quote_start=c.quote_start,
                 quote_end=c.quote_end, passage=hit.text if hit else c.quote))

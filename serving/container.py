@@ -90,7 +90,8 @@ class Container:
         reranker = CrossEncoderReranker(r.rerank_model, device=self.settings.embedding.device) \
             if r.rerank_model else None
         return Retriever(self.index, self.embedder, self.sparse, reranker=reranker, mode=r.mode,
-                         prefetch_k=r.prefetch_k, rerank_k=r.rerank_k)
+                         prefetch_k=r.prefetch_k, rerank_k=r.rerank_k,
+                         fusion_weights=(r.dense_weight, r.sparse_weight))
 
     @cached_property
     def generator(self):

@@ -245,7 +245,7 @@ class AnswerPipeline:
         evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
 
         async def end(response: AnswerResponse):
-            await self._record(request, response, evidence, flt.workspace)
+            await self.record(request, response, evidence, flt.workspace)
             yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
             yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
                                      "confidence": response.confidence,
@@ -306,9 +306,11 @@ class AnswerPipeline:
         async for e in end(finish(Decision.ANSWER, "grounded", " ".join(sentences), citations)):
             yield e
 
-    async def _record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
-                      workspace: str) -> None:
-        """Hand a finished answer to the recorder; a failing recorder is logged and the answer goes on."""
+    async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
+                     workspace: str) -> None:
+        """Hand a finished answer to the recorder (also for answers made outside :meth:`stream`, such
+        as voice turns continued from a ``voice_state``); a failing recorder is logged and the answer
+        goes on."""
         if self.recorder is None:
             return
         try:
@@ -352,7 +354,7 @@ class AnswerPipeline:
         for m in sorted(claims):
             hit = evidence[m - 1]
             quote, start, end = best_quote(hit, claims[m], self.sparse)
-            out.append(Citation(marker=m, article_id=hit.article_id, title=hit.title, url=hit.url,
+            out.append(Citation(marker=m, article_id=hit.article_id, title=hit.title, url=hit.url, source=hit.source,
                                 locale=hit.locale, updated_at=hit.updated_at, content_hash=hit.content_hash,
                                 chunk_index=hit.chunk_index, quote=quote, quote_start=start, quote_end=end))
         return out

@@ -438,9 +438,10 @@ class VoiceResponder:
                          steps_spoken=[u.step for u in pacer.spoken if u.step],
                          state=self._state(state.question, pacer, state.citations, state.confidence, workspace))
         response = AnswerResponse(
-            decision=Decision.ANSWER, reason="grounded", answer="", citations=state.citations,
+            decision=Decision.ANSWER, reason="grounded", answer=voice.speech, citations=state.citations,
             confidence=state.confidence, confidence_kind=CONFIDENCE_KIND, generator="voice_state",
             model="", latency_ms=latency, voice=voice)
+        await self.pipeline.record(request, response, [], workspace)  # audited like any answer
         async for e in self._end(request, response):
             yield e
 
@@ -482,7 +483,7 @@ class VoiceResponder:
         yield Event("done", {"response": response})
 
     async def _failed(self, request: AnswerRequest, t0: float, filler: str | None,
-                      error: str) -> AsyncIterator[Event]:
+                      error: str, workspace: str) -> AsyncIterator[Event]:
         """Escalate with ``index_unavailable`` when the index fails after the caller heard a filler."""
         reason = "index_unavailable"
         latency = {"filler": round(self.policy.filler_budget_ms, 2),
@@ -493,6 +494,7 @@ class VoiceResponder:
             model=getattr(self.pipeline.generator, "model", ""), latency_ms=latency,
             voice=VoiceOut(speech=self.policy.handoff_phrase, filler=filler))
         log.warning("voice answer escalated: %s", error)
+        await self.pipeline.record(request, response, [], workspace)
         async for e in self._end(request, response):
             yield e
 
@@ -542,7 +544,7 @@ class VoiceResponder:
                     if not said_anything or not isinstance(item, CitedeskError):
                         raise item
                     log.error("voice answer failed after a filler: %s", item)
-                    async for e in self._failed(request, t0, filler, type(item).__name__):
+                    async for e in self._failed(request, t0, filler, type(item).__name__, workspace):
                         yield e
                     return
                 event: Event = item

@@ -131,6 +131,7 @@ class ScriptedLLM:
                  port: int = 0) -> None:
         self.text, self.first_token_delay, self.token_delay = text, first_token_delay, token_delay
         self.requests: list[dict] = []
+        self.received = threading.Event()  # set once the first request has arrived
         llm = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,6 +159,7 @@ class ScriptedLLM:
                 chunks = re.findall(r"\S+\s*", llm.text)
                 rec = {"sent": 0, "total": len(chunks), "outcome": None, "ended": threading.Event()}
                 llm.requests.append(rec)
+                llm.received.set()
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
@@ -258,6 +260,11 @@ def test_procedure_spoken_in_steps_then_continued_from_the_state(kb) -> None:
         assert body["voice"]["speech"].startswith("Step 3: Enter the email address of your account.")
         assert body["voice"]["speech"].endswith("Say next when you're ready for step 5.")
         assert body["citations"] == final["citations"] and body["hits"] == []
+        _, newest = kb.audit.list(limit=1)  # a turn answered from the state is audited like any answer
+        rec = kb.audit.get(newest[0]["id"])
+        assert (rec["question"], rec["channel"], rec["generator"]) == ("Okay, next.", "voice", "voice_state")
+        assert rec["answer"] == body["voice"]["speech"] and newest[0]["articles"] == ["reset-password.md"]
+        assert rec["citations"][0]["revision_status"] == "current"
 
         again = client.post("/v1/answer", json={"question": "repeat that", "channel": "voice",
                                                 "voice_state": body["voice"]["state"]}).json()
@@ -353,6 +360,9 @@ def test_client_disconnect_closes_the_llm_request(kb, phase) -> None:
                 if line.startswith("event:"):
                     seen.append(line[6:].strip())
                     if seen[-1] == hang_up_after:
+                        # the filler can precede the LLM request (retrieval outlasts the filler budget
+                        # on a loaded machine): hang up only once the request is in flight
+                        assert llm.received.wait(30), "no LLM request was made"
                         break
         # the response is closed here: the client hung up
         assert hang_up_after in seen and "done" not in seen
@@ -371,6 +381,8 @@ def test_index_failure_after_a_filler_escalates_instead_of_silence(tmp_path, emb
         assert [n for n, _ in events] == ["filler", "citations", "decision", "done"]
         assert events[-2][1]["reason"] == "index_unavailable"
         assert "could not be searched" in events[-2][1]["handoff_summary"]
+    _, newest = c.audit.list(limit=1)
+    assert (newest[0]["reason"], newest[0]["channel"]) == ("index_unavailable", "voice"), "the escalation is audited"
     c2 = make_container(tmp_path / "b", embedder, qdrant={"url": f"http://127.0.0.1:{free_port()}", "timeout": 2},
                         voice={"filler_budget_ms": 60_000})
     with TestClient(create_app(c2.settings, container=c2)) as client:
