@@ -247,13 +247,18 @@ class QdrantIndex:
                    points_selector=models.FilterSelector(filter=flt), wait=True)
 
     # -- reads ------------------------------------------------------------------------------
-    def count(self, workspace: str, *, doc_key: str | None = None, source: str | None = None) -> int:
-        """Exact number of points in a workspace (optionally one doc or one source)."""
+    def count(self, workspace: str, *, doc_key: str | None = None, source: str | None = None,
+              exact: bool = True) -> int:
+        """Number of points in a workspace (optionally one doc or one source).
+
+        ``exact=False`` lets a Qdrant server answer from its index estimate (cheap, for health
+        checks); local mode always counts exactly.
+        """
         extra = [self._match("doc_key", doc_key)] if doc_key else []
         flt = self._filter(SearchFilter(workspace=workspace, sources=(source,) if source else None), *extra)
         if not self._call("collection_exists", self.client.collection_exists, self.collection):
             return 0
-        return int(self._call("count", self.client.count, self.collection, count_filter=flt, exact=True).count)
+        return int(self._call("count", self.client.count, self.collection, count_filter=flt, exact=exact).count)
 
     def manifest(self, workspace: str, source: str) -> dict[str, DocState]:
         """What the index holds per doc_key for one workspace and source (scrolls payloads, no vectors)."""

@@ -288,8 +288,11 @@ def eval_answers(
     judge: Annotated[Judge, typer.Option(help="citation-support judge; auto = llm when llm.base_url is set")] = Judge.auto,
     seed: Annotated[int, typer.Option()] = 13,
     output: Annotated[Optional[Path], typer.Option(help="results JSON (default <data_dir>/eval-answers.json)")] = None,
+    index_dir: Annotated[Optional[Path], typer.Option(help="keep the MT-RAG index in this folder and reuse it on "
+                                                      "the next run (incremental sync); default: a temporary one")] = None,
 ) -> None:
-    """Escalation quality and citation support on MT-RAG conversations (temporary local index)."""
+    """Escalation quality and citation support on MT-RAG conversations (separate local index)."""
+    import contextlib
     import tempfile
 
     from serving.container import Container
@@ -305,7 +308,8 @@ def eval_answers(
         _fail(exc)
     sample = sample_conversations(everything, limit, seed=seed)
     per_coll = passages_by_collection(sample, everything, pool=pool, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="citedesk-mtrag-") as tmp:
+    keep = contextlib.nullcontext(str(index_dir)) if index_dir else tempfile.TemporaryDirectory(prefix="citedesk-mtrag-")
+    with keep as tmp:
         c = Container(s.model_copy(update={
             "data_dir": Path(tmp), "qdrant": s.qdrant.model_copy(update={"url": None, "path": None})}))
         try:

@@ -126,19 +126,31 @@ def support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> fl
     return len(terms & set(sparse.terms(text))) / len(terms)
 
 
-def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder) -> tuple[str, int, int]:
-    """The sentence of ``hit.text`` sharing most terms with the claims citing it: (quote, start, end)."""
-    claim_terms = set()
-    for c in claims:
-        claim_terms |= set(sparse.terms(strip_markers(c)))
-    best, best_score = None, -1.0
-    for span in with_list_items(hit.text, sentence_spans(hit.text)):
-        score = len(claim_terms & set(sparse.terms(span.text))) / (1 + 0.01 * len(span.text))
-        if score > best_score:
-            best, best_score = span, score
-    if best is None:
+def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
+               max_chars: int = 600) -> tuple[str, int, int]:
+    """The quoted span of ``hit.text`` backing the claims citing it: (quote, start, end).
+
+    Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms; the quote
+    is the contiguous span from the first to the last picked sentence, so every claim finds its support
+    in it. When that span is over ``max_chars`` characters, the single sentence best for all claims
+    together is quoted instead. Offsets are characters into ``hit.text``.
+    """
+    spans = list(with_list_items(hit.text, sentence_spans(hit.text)))
+    if not spans:
         return hit.text, 0, len(hit.text)
-    return best.text, best.start, best.end
+    span_terms = [set(sparse.terms(span.text)) for span in spans]
+
+    def best(terms: set[str]) -> int:
+        scores = [len(terms & st) / (1 + 0.01 * len(span.text)) for span, st in zip(spans, span_terms)]
+        return scores.index(max(scores))
+
+    claim_terms = [set(sparse.terms(strip_markers(c))) for c in claims]
+    picked = [spans[best(t)] for t in claim_terms] or [spans[0]]
+    start, end = min(p.start for p in picked), max(p.end for p in picked)
+    if end - start > max_chars:
+        one = spans[best(set().union(*claim_terms))]
+        start, end = one.start, one.end
+    return hit.text[start:end], start, end
 
 
 def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:

@@ -107,7 +107,8 @@ class HealthResponse(BaseModel):
     index: str
     index_reachable: bool
     generator: str
-    points: int | None = None
+    points: int | None = Field(None, description="points of the default workspace (a Qdrant server may "
+                                                 "answer with its estimate)")
 
 
 class ErrorResponse(BaseModel):

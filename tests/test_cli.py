@@ -248,3 +248,16 @@ def test_calibrate_needs_both_classes(cli, first_sync, questions_csv) -> None:
     r = cli("calibrate", "--csv", questions_csv)
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
     assert "needs answerable and unanswerable" in flat(r.stderr)
+
+
+def test_eval_answers_reuses_a_kept_index(cli, tmp_path) -> None:
+    args = ("eval", "answers", "--mtrag", MTRAG_SAMPLE, "--limit", "3", "--pool", "2", "--index-dir", tmp_path / "idx")
+    first = cli(*args, "--output", tmp_path / "a.json")
+    assert first.exit_code == 0, (first.stdout, first.stderr, first.exception)
+    assert re.search(r"indexed \w+: [1-9]\d* passages", flat(first.stderr)) and (tmp_path / "idx").is_dir()
+    again = cli(*args, "--output", tmp_path / "b.json")
+    assert again.exit_code == 0, (again.stdout, again.stderr, again.exception)
+    indexed = re.findall(r"indexed \w+: (\d+) passages", flat(again.stderr))
+    assert indexed and set(indexed) == {"0"}, flat(again.stderr)  # nothing re-embedded
+    a, b = (json.loads((tmp_path / f).read_text())["summary"] for f in ("a.json", "b.json"))
+    assert a["decision"] == b["decision"] and a["citation_support_rate"] == b["citation_support_rate"]
