@@ -67,7 +67,9 @@ class RetrievalSettings(Section):
     top_k: int = Field(5, ge=1, le=50)
     prefetch_k: int = Field(40, ge=1, le=500, description="candidates per branch before fusion")
     dense_weight: float = Field(1.0, gt=0.0, le=10.0, description="weight of the dense ranking in hybrid RRF")
-    sparse_weight: float = Field(1.0, gt=0.0, le=10.0, description="weight of the BM25 ranking in hybrid RRF")
+    sparse_weight: float = Field(1.5, gt=0.0, le=10.0,
+                                 description="weight of the BM25 ranking in hybrid RRF (1.5: best MRR on the AWS "
+                                             "questions, chosen by 2-fold cross-validation; bench/fusion_weights.py)")
     rerank_model: str | None = Field(None, description="cross-encoder path/name; None disables rerank")
     rerank_k: int = Field(20, ge=1, description="fused candidates the reranker rescores")
 

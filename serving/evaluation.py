@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.text import markers, sentence_spans, strip_markers
+from core.text import markers, split_complete_sentences, strip_markers
 from core.types import Article, Channel, Decision, Hit, ScoreKind, Turn
 from ingest.index import SearchFilter
 from ingest.sparse import BM25SparseEncoder
@@ -445,11 +445,13 @@ async def evaluate_answers(pipelines: dict[str, object], conversations: list[Con
         sentences = []
         if resp.decision == Decision.ANSWER:
             quotes = {c.marker: c.quote for c in resp.citations}
-            for span in sentence_spans(resp.answer):
-                cited = [quotes[m] for m in markers(span.text) if m in quotes]
+            # the splitter the pipeline checks with: markers after the full stop stay with their sentence
+            done, rest = split_complete_sentences(resp.answer + "\n")
+            for sentence in done + ([rest.strip()] if rest.strip() else []):
+                cited = [quotes[m] for m in markers(sentence) if m in quotes]
                 if not cited:
                     continue
-                sentences.append({"sentence": span.text, "supported": await judge.supports(span.text, cited)})
+                sentences.append({"sentence": sentence, "supported": await judge.supports(sentence, cited)})
         rows.append({
             "id": conv.conversation_id, "collection": conv.collection, "label": conv.label,
             "answerable": conv.answerable, "question": conv.question, "confidence": resp.confidence,

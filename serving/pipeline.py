@@ -127,7 +127,7 @@ def support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> fl
 
 
 def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
-               max_chars: int = 600) -> tuple[str, int, int]:
+               max_chars: int = 1000) -> tuple[str, int, int]:
     """The quoted span of ``hit.text`` backing the claims citing it: (quote, start, end).
 
     Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms; the quote

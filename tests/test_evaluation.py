@@ -246,8 +246,8 @@ def test_evaluate_answers_on_mtrag_sample(tmp_path, embedder) -> None:
     for r in result.rows:
         assert (r["decision"] == "escalate") == (r["reason"] != "grounded")
         assert 0.0 <= r["confidence"] <= 1.0
-    if s["cited_sentences"]:
-        assert 0.0 <= s["citation_support_rate"] <= 1.0
+    # extractive answers are verbatim sentences of the cited chunks: their quotes must support them
+    assert s["cited_sentences"] >= 2 and s["citation_support_rate"] == 1.0, [r["sentences"] for r in answered]
     assert json.loads(result.to_json())["summary"]["n"] == 6
 
 
@@ -273,3 +273,33 @@ def test_llm_judge_against_real_server(llm_server) -> None:
     verdict = asyncio.run(judge.supports("The size of a null attribute is 1 byte. [1]",
                                          ["The size of a null attribute is 1 byte."]))
     assert isinstance(verdict, bool)  # SmolLM2-135M is too weak to grade; the protocol round trip is what runs
+
+
+def test_support_is_judged_per_sentence_with_markers_after_the_full_stop() -> None:
+    """``Sentence. [1]`` (the extractive style): the marker belongs to the sentence before it."""
+    from core.types import Citation, Decision
+    from serving.evaluation import Conversation
+    from serving.schemas import AnswerResponse
+
+    quotes = {1: "Refunds are issued within five business days.", 2: "Gift cards are never refunded."}
+
+    class FixedPipeline:
+        async def answer(self, request) -> AnswerResponse:
+            return AnswerResponse(
+                decision=Decision.ANSWER, reason="grounded", confidence=0.9, confidence_kind="answerable_probability",
+                answer=f"{quotes[1]} [1] {quotes[2]} [2]", generator="fixed", model="",
+                citations=[Citation(marker=m, article_id=f"a{m}", title="T", content_hash="h", chunk_index=0,
+                                    quote=q, quote_start=0, quote_end=len(q)) for m, q in quotes.items()])
+
+    class OneQuoteJudge:  # supported only when the one cited quote is the sentence itself
+        name = "exact"
+
+        async def supports(self, sentence: str, cited: list[str]) -> bool:
+            return cited == [sentence.rsplit(" [", 1)[0]]
+
+    conv = Conversation(conversation_id="c1", collection="kb", label="ANSWERABLE", question="Refunds?",
+                        history=[], contexts=[])
+    result = asyncio.run(evaluate_answers({"kb": FixedPipeline()}, [conv], judge=OneQuoteJudge(),
+                                          channel=Channel.CHAT, threshold=0.5))
+    assert [s["sentence"] for s in result.rows[0]["sentences"]] == [f"{quotes[1]} [1]", f"{quotes[2]} [2]"]
+    assert result.summary["cited_sentences"] == 2 and result.summary["citation_support_rate"] == 1.0
