@@ -115,6 +115,7 @@ class QdrantIndex:
         self.timeout = timeout
         self._client = None
         self._lock = threading.Lock()
+        self.weighted_rrf = True  # False once a server rejected weighted RRF (Qdrant < 1.17)
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -310,7 +311,8 @@ class QdrantIndex:
             prefetch_k: candidates per branch before fusion (hybrid only).
             fusion_weights: (dense, sparse) weights of the two rankings in RRF (hybrid only). Equal
                 weights send a plain RRF fusion query (any Qdrant ≥ 1.10); unequal ones a weighted
-                ``RrfQuery``, which a server needs Qdrant ≥ 1.16 for.
+                ``RrfQuery`` (Qdrant ≥ 1.17). A server that rejects it (HTTP 400) gets plain RRF from
+                then on, with one warning, instead of failing every query.
 
         Returns:
             Hits best first. ``score_kind`` is ``cosine`` (dense), ``bm25`` (sparse) or ``rrf``
@@ -328,21 +330,32 @@ class QdrantIndex:
             sparse_q = None  # no terms: the sparse branch can match nothing
             if dense is None:
                 return []
+        weighted = False
         if dense is not None and sparse_q is not None:
             kind = ScoreKind.RRF
+            weighted = fusion_weights[0] != fusion_weights[1] and self.weighted_rrf
             kwargs = dict(prefetch=[
                 models.Prefetch(query=dense.tolist(), using=DENSE, limit=prefetch_k, filter=qfilter),
                 models.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch_k, filter=qfilter),
-            ], query=(models.FusionQuery(fusion=models.Fusion.RRF) if fusion_weights[0] == fusion_weights[1]
-                      else models.RrfQuery(rrf=models.Rrf(weights=list(fusion_weights)))))
+            ], query=(models.RrfQuery(rrf=models.Rrf(weights=list(fusion_weights))) if weighted
+                      else models.FusionQuery(fusion=models.Fusion.RRF)))
         elif dense is not None:
             kind = ScoreKind.COSINE
             kwargs = dict(query=dense.tolist(), using=DENSE)
         else:
             kind = ScoreKind.BM25
             kwargs = dict(query=sparse_q, using=SPARSE)
-        res = self._call("query_points", self.client.query_points, self.collection, query_filter=qfilter,
-                         limit=limit, with_payload=True, with_vectors=with_vectors, **kwargs)
+        query = dict(query_filter=qfilter, limit=limit, with_payload=True, with_vectors=with_vectors)
+        try:
+            res = self._call("query_points", self.client.query_points, self.collection, **query, **kwargs)
+        except IndexUnavailableError as exc:
+            if not (weighted and getattr(exc.__cause__, "status_code", None) == 400):
+                raise
+            self.weighted_rrf = False
+            log.warning("Qdrant at %s rejected weighted RRF (a server older than 1.17?); hybrid search uses "
+                        "equal weights from now on: %s", self.location, exc)
+            kwargs["query"] = models.FusionQuery(fusion=models.Fusion.RRF)
+            res = self._call("query_points", self.client.query_points, self.collection, **query, **kwargs)
         hits = []
         for p in res.points:
             cosine = None
