@@ -264,6 +264,8 @@ class Chunker:
             else:
                 out.append((start + pos, start + pos + len(piece)))
             prev_start, prev_end = pos, pos + len(piece)
+        # the windows of an over-long piece can reach past the next piece's start: keep reading order
+        out = sorted(set(out))
         if not out or not self._covers(section, out, start):
             return self._windows(text, start, end)
         return out

@@ -24,6 +24,9 @@ from serving.container import Container  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_DOCS = REPO / "data" / "aws-docs"
+# Property-based tests (hypothesis, schemathesis) draw the same examples on every run, so CI results are
+# reproducible; set CITEDESK_FUZZ_EXPLORE=1 to draw new ones when hunting for bugs.
+DERANDOMIZE = not os.environ.get("CITEDESK_FUZZ_EXPLORE")
 QA_CSV = REPO / "data" / "aws-docs-qa-dev.csv"
 SUBSET_GOLD = 12
 SUBSET_OTHERS = 10

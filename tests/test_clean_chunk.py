@@ -8,7 +8,6 @@ hypothesis property test of html_to_text → Chunker.split.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -22,8 +21,7 @@ from core.errors import ContentError
 from core.types import Chunk
 from ingest.chunk import Chunker
 from ingest.clean import html_to_text, markdown_to_text, text_to_text, to_clean_text
-
-AWS_DOCS = Path(__file__).resolve().parents[1] / "data" / "aws-docs"
+from tests.conftest import AWS_DOCS, DERANDOMIZE
 
 
 # ---------------------------------------------------------------------- helpers
@@ -441,7 +439,8 @@ html_docs = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=200, deadline=1000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=1000, database=None, derandomize=DERANDOMIZE,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(html=html_docs, size=st.sampled_from([32, 64, 256]))
 def test_property_clean_then_chunk(html: str, size: int, chunker: Chunker) -> None:
     clean = html_to_text(html)
@@ -454,15 +453,17 @@ def test_property_clean_then_chunk(html: str, size: int, chunker: Chunker) -> No
         assert chunks
 
 
-@settings(max_examples=100, deadline=1000, database=None)
+@settings(max_examples=100, deadline=1000, database=None, derandomize=DERANDOMIZE)
 @given(text=st.text(alphabet=st.sampled_from(list("ab #`~\n\t.x-|")), max_size=400))
 def test_property_chunk_any_text(text: str) -> None:
     c = Chunker(32, 8)
     check_chunks(text, c.split(text), c)
 
 
-def test_os_urandom_markdown_never_raises(chunker: Chunker) -> None:
-    md = os.urandom(50_000).decode("latin-1")
+@pytest.mark.parametrize("seed", [0, 122, 140])
+def test_random_bytes_markdown_never_raises(chunker: Chunker, seed: int) -> None:
+    """Seeds 122 and 140 once gave chunks out of reading order (windows of an over-long piece)."""
+    md = random.Random(seed).randbytes(50_000).decode("latin-1")
     out = markdown_to_text(md)
     check_chunks(out, chunker.split(out))
 

@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from serving.app import create_app
-from tests.conftest import make_container
+from tests.conftest import DERANDOMIZE, make_container
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_every_operation_conforms_to_its_schema(api_schema) -> None:
         calls = []
 
         @given(case=op.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
                   suppress_health_check=list(HealthCheck))
         def run(case) -> None:
             calls.append(1)
