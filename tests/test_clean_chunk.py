@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -340,7 +339,6 @@ def test_offsets_invariant_on_real_aws_files(chunker: Chunker) -> None:
     files = aws_files(50)
     small = Chunker(64, 16)
     n_chunks = 0
-    t0 = time.perf_counter()
     for path in files:
         clean = markdown_to_text(path.read_text(encoding="utf-8", errors="replace"))
         assert clean, path
@@ -355,7 +353,6 @@ def test_offsets_invariant_on_real_aws_files(chunker: Chunker) -> None:
                 covered[ch.start : ch.end] = b"\x01" * (ch.end - ch.start)
             assert all(covered[i] or clean[i].isspace() for i in range(len(clean))), path
     assert n_chunks > 100
-    assert time.perf_counter() - t0 < 20
 
 
 # ---------------------------------------------------------------------- chunker semantics
