@@ -122,3 +122,41 @@ def test_unreachable_qdrant_gives_503_not_500(tmp_path, embedder) -> None:
         s = client.post("/v1/answer/stream", json={"question": ANSWERABLE})
         assert s.status_code == 503
         assert client.get("/healthz").status_code == 503
+
+
+@pytest.mark.slow
+def test_qdrant_server_outage_and_recovery_without_restart(tmp_path, embedder, aws_subset) -> None:
+    """Over ``qdrant.url``: down → 503 (never a 500 or a made-up answer); back → answers again, same app."""
+    import shutil
+
+    from connectors.folder import FolderConnector
+    from tests.qdrant_facade import QdrantFacade
+
+    root, _ = aws_subset
+    docs = tmp_path / "docs"
+    for rel in [GOLD, *sorted(str(p.relative_to(root)) for p in root.glob("*/*.md"))[:5]]:
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / rel, docs / rel)
+    local = make_container(tmp_path / "local", embedder)
+    assert local.sync_engine.sync(FolderConnector(docs)).ok
+    local.index.close()  # the facade's engine takes over the folder
+
+    facade = QdrantFacade(tmp_path / "local" / "qdrant", free_port())
+    c = make_container(tmp_path / "remote", embedder, qdrant={"url": facade.url, "timeout": 2})
+    with TestClient(create_app(c.settings, container=c)) as client:
+
+        def ask():
+            return client.post("/v1/answer", json={"question": ANSWERABLE})
+
+        down = ask()
+        assert down.status_code == 503 and "index unavailable" in down.json()["detail"]
+        assert client.get("/healthz").status_code == 503
+        for _ in range(2):  # up, down, up again: the same running app follows
+            with facade:
+                up = ask()
+                assert up.status_code == 200, up.text
+                assert up.json()["decision"] == "answer" and up.json()["citations"][0]["article_id"] == GOLD
+                health = client.get("/healthz").json()
+                assert health["index_reachable"] and health["points"] > 0
+            assert ask().status_code == 503
+    assert any(r.endswith("/points/query") for r in facade.requests), "the answers went through the server"
