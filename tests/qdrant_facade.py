@@ -18,6 +18,16 @@ from pathlib import Path
 from qdrant_client import QdrantClient, models
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+    """Write ``body`` as a JSON response with a Content-Length (keep-alive safe)."""
+    raw = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
 class QdrantFacade:
     """``with QdrantFacade(path, port) as q: q.url`` — a REST front of the local collection at ``path``."""
 
@@ -40,12 +50,7 @@ class QdrantFacade:
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body)
 
             def _body(self) -> dict:
                 n = int(self.headers.get("content-length", 0))

@@ -58,6 +58,8 @@ class OldQdrant:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+        from tests.qdrant_facade import send_json
+
         self.queries: list[dict] = []
         double = self
 
@@ -66,12 +68,7 @@ class OldQdrant:
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body)
 
             def do_GET(self) -> None:
                 self._send(200, {"title": "qdrant - vector search engine", "version": "1.15.0"})
