@@ -216,8 +216,10 @@ def kb(tmp_path_factory, embedder):
     c.index.close()
 
 
-def voice_app(kb, *, llm: str | None = None, voice: dict | None = None, answer: dict | None = None):
-    """An app on the shared KB index: extractive, or an OpenAI-compatible LLM at ``llm``."""
+def voice_app(kb, *, llm: str | None = None, voice: dict | None = None, answer: dict | None = None,
+              embedder=None):
+    """An app on the shared KB index: extractive, or an OpenAI-compatible LLM at ``llm`` (``embedder``
+    replaces the KB's query embedder)."""
     update: dict = {"voice": kb.settings.voice.model_copy(update=voice or {}),
                     "answer": kb.settings.answer.model_copy(update={**(answer or {}),
                                                                    "generator": "openai" if llm else "extractive"})}
@@ -225,7 +227,7 @@ def voice_app(kb, *, llm: str | None = None, voice: dict | None = None, answer: 
         update["llm"] = kb.settings.llm.model_copy(update={"base_url": llm, "model": "scripted", "timeout": 60,
                                                            "max_retries": 0})
     settings = kb.settings.model_copy(update=update)
-    c = make_container(settings.data_dir, kb.embedder)
+    c = make_container(settings.data_dir, embedder or kb.embedder)
     c.settings = settings
     c.__dict__["index"] = kb.index
     return create_app(settings, container=c)
@@ -369,6 +371,37 @@ def test_client_disconnect_closes_the_llm_request(kb, phase) -> None:
         assert llm.requests and llm.requests[0]["ended"].wait(30), "the LLM request was left running"
         rec = llm.requests[0]
     assert rec["outcome"] == "client_closed" and rec["sent"] < rec["total"], rec
+
+
+class SlowQueryEmbedder:
+    """The real embedder, ``delay`` seconds slower per query (retrieval outlasting the filler budget)."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed_query(self, text: str):
+        time.sleep(self.delay)
+        return self.inner.embed_query(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.slow
+def test_hang_up_during_retrieval_never_starts_the_llm_request(kb) -> None:
+    """The caller hangs up after the filler, while retrieval still runs: no LLM request is ever sent."""
+    llm = ScriptedLLM(HOURS_ANSWER, first_token_delay=60.0)
+    slow = SlowQueryEmbedder(kb.embedder, delay=3.0)
+    with llm, LiveServer(voice_app(kb, llm=llm.base_url, voice={"filler_budget_ms": 50}, embedder=slow)) as base:
+        with httpx.Client(timeout=60) as http, http.stream(
+                "POST", f"{base}/v1/answer/stream", json={"question": HOURS_Q, "channel": "voice"}) as r:
+            first = next(line for line in r.iter_lines() if line.startswith("event:"))
+        assert first == "event: filler"
+        time.sleep(slow.delay + 2.0)  # retrieval has finished by now; a request would have been sent
+        assert llm.requests == [], "an LLM request was started for a caller who had hung up"
 
 
 @pytest.mark.slow
