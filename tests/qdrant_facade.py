@@ -1,10 +1,10 @@
 """A Qdrant REST server on loopback, backed by Qdrant's own local engine (no server binary installs here).
 
-Serves the endpoints citedesk's answer path and health check use over ``url=`` — ``GET /``,
-``GET /collections/{name}/exists``, ``POST /collections/{name}/points/query`` and
-``POST /collections/{name}/points/count`` — by validating each body with qdrant-client's REST models and
-running it on ``QdrantClient(path=...)``. It can be stopped and started again on the same port, to play
-a Qdrant outage and its recovery.
+Serves the REST endpoints ``QdrantIndex`` uses over ``url=`` (collections: exists, get, create, payload
+index; points: upsert, delete, set payload, scroll, count, query) by validating each body with
+qdrant-client's REST models and running it on ``QdrantClient(path=...)``. So citedesk's remote code
+path (REST serialisation of every call) runs against a real engine. It can be stopped and started again
+on the same port, to play a Qdrant outage and its recovery.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
 from pathlib import Path
 
 from qdrant_client import QdrantClient, models
@@ -26,6 +27,81 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
     handler.send_header("Content-Length", str(len(raw)))
     handler.end_headers()
     handler.wfile.write(raw)
+
+
+DONE = {"operation_id": 0, "status": "completed"}
+ENGINE_VERSION = version("qdrant-client")  # the local engine speaks the client's own API version
+
+
+def _dump(obj) -> object:
+    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
+
+
+def _create(client: QdrantClient, name: str, body: dict) -> bool:
+    cc = models.CreateCollection.model_validate(body)
+    return client.create_collection(name, vectors_config=cc.vectors, sparse_vectors_config=cc.sparse_vectors)
+
+
+def _index(client: QdrantClient, name: str, body: dict) -> dict:
+    fi = models.CreateFieldIndex.model_validate(body)
+    client.create_payload_index(name, field_name=fi.field_name, field_schema=fi.field_schema)
+    return DONE
+
+
+def _upsert(client: QdrantClient, name: str, body: dict) -> dict:
+    op = models.PointsList.model_validate(body) if "points" in body else models.PointsBatch.model_validate(body)
+    client.upsert(name, points=op.points if isinstance(op, models.PointsList) else op.batch)
+    return DONE
+
+
+def _delete(client: QdrantClient, name: str, body: dict) -> dict:
+    sel = (models.FilterSelector.model_validate(body) if "filter" in body
+           else models.PointIdsList.model_validate(body))
+    client.delete(name, points_selector=sel)
+    return DONE
+
+
+def _set_payload(client: QdrantClient, name: str, body: dict) -> dict:
+    sp = models.SetPayload.model_validate(body)
+    client.set_payload(name, payload=sp.payload, points=sp.points if sp.points is not None
+                       else models.FilterSelector(filter=sp.filter), key=sp.key)
+    return DONE
+
+
+def _scroll(client: QdrantClient, name: str, body: dict) -> dict:
+    sr = models.ScrollRequest.model_validate(body)
+    points, nxt = client.scroll(name, scroll_filter=sr.filter, limit=sr.limit or 10, offset=sr.offset,
+                                with_payload=sr.with_payload if sr.with_payload is not None else True,
+                                with_vectors=sr.with_vector or False, order_by=sr.order_by)
+    return {"points": [_dump(p) for p in points], "next_page_offset": nxt}
+
+
+def _count(client: QdrantClient, name: str, body: dict) -> dict:
+    c = models.CountRequest.model_validate(body)
+    return {"count": client.count(name, count_filter=c.filter, exact=True).count}
+
+
+def _query(client: QdrantClient, name: str, body: dict) -> dict:
+    q = models.QueryRequest.model_validate(body)
+    res = client.query_points(name, query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
+                              limit=q.limit or 10, offset=q.offset, with_payload=q.with_payload,
+                              with_vectors=q.with_vector if q.with_vector is not None else False,
+                              score_threshold=q.score_threshold)
+    return _dump(res)
+
+
+ROUTES = {
+    ("GET", "/exists"): lambda client, name, body: {"exists": client.collection_exists(name)},
+    ("GET", ""): lambda client, name, body: _dump(client.get_collection(name)),
+    ("PUT", ""): _create,
+    ("PUT", "/index"): _index,
+    ("PUT", "/points"): _upsert,
+    ("POST", "/points/delete"): _delete,
+    ("POST", "/points/payload"): _set_payload,
+    ("POST", "/points/scroll"): _scroll,
+    ("POST", "/points/count"): _count,
+    ("POST", "/points/query"): _query,
+}
 
 
 class QdrantFacade:
@@ -57,34 +133,32 @@ class QdrantFacade:
                 return json.loads(self.rfile.read(n)) if n else {}
 
             def do_GET(self) -> None:
-                facade.requests.append(f"GET {self.path}")
-                if self.path == "/":
-                    return self._send(200, {"title": "qdrant - vector search engine", "version": "1.17.0"})
-                if m := re.fullmatch(r"/collections/([^/]+)/exists", self.path):
-                    with facade._lock:
-                        exists = facade._client.collection_exists(m.group(1))
-                    return self._send(200, {"result": {"exists": exists}, "status": "ok", "time": 0.0})
-                self._send(404, {"status": {"error": f"not served by the facade: {self.path}"}, "time": 0.0})
+                self._route("GET")
 
             def do_POST(self) -> None:
+                self._route("POST")
+
+            def do_PUT(self) -> None:
+                self._route("PUT")
+
+            def _route(self, method: str) -> None:
                 path = self.path.split("?", 1)[0]
-                facade.requests.append(f"POST {path}")
+                facade.requests.append(f"{method} {path}")
                 body = self._body()
-                if m := re.fullmatch(r"/collections/([^/]+)/points/query", path):
-                    q = models.QueryRequest.model_validate(body)
+                if method == "GET" and path == "/":
+                    return self._send(200, {"title": "qdrant - vector search engine", "version": ENGINE_VERSION})
+                m = re.fullmatch(r"/collections/([^/]+)(/.*)?", path)
+                handler = ROUTES.get((method, m.group(2) or "")) if m else None
+                if handler is None:
+                    return self._send(404, {"status": {"error": f"not served by the facade: {method} {path}"},
+                                            "time": 0.0})
+                try:
                     with facade._lock:
-                        res = facade._client.query_points(
-                            m.group(1), query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
-                            limit=q.limit or 10, offset=q.offset, with_payload=q.with_payload,
-                            with_vectors=q.with_vector if q.with_vector is not None else False,
-                            score_threshold=q.score_threshold)
-                    return self._send(200, {"result": res.model_dump(mode="json"), "status": "ok", "time": 0.0})
-                if m := re.fullmatch(r"/collections/([^/]+)/points/count", path):
-                    c = models.CountRequest.model_validate(body)
-                    with facade._lock:
-                        n = facade._client.count(m.group(1), count_filter=c.filter, exact=True).count
-                    return self._send(200, {"result": {"count": n}, "status": "ok", "time": 0.0})
-                self._send(404, {"status": {"error": f"not served by the facade: {path}"}, "time": 0.0})
+                        result = handler(facade._client, m.group(1), body)
+                except (ValueError, KeyError) as exc:  # what the local engine raises for a bad request
+                    status = 404 if "not found" in str(exc).lower() else 400
+                    return self._send(status, {"status": {"error": str(exc)}, "time": 0.0})
+                self._send(200, {"result": result, "status": "ok", "time": 0.0})
 
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

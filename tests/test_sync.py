@@ -1,4 +1,4 @@
-"""Sync of an OpenAPI-shaped Intercom double into local Qdrant with the real embedding model."""
+"""Sync of an OpenAPI-shaped Intercom double into Qdrant (local mode and over REST) with the real embedding model."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 
 from connectors.intercom import IntercomConnector
 from ingest.index import point_id
-from tests.conftest import make_container
+from tests.conftest import free_port, make_container
 from tests.intercom_double import IntercomDouble
+from tests.qdrant_facade import QdrantFacade
 
 TOKEN = "sync-token"
 WS = "acme"
@@ -28,11 +29,20 @@ def api():
         yield double
 
 
-@pytest.fixture()
-def container(tmp_path, embedder):
-    c = make_container(tmp_path, embedder, workspace=WS)
-    yield c
-    c.index.close()
+@pytest.fixture(params=["local", "server"])
+def container(request, tmp_path, embedder):
+    """The same sync tests against local mode (``qdrant.path``) and a server (``qdrant.url``): the server
+    is Qdrant's engine behind its REST API (tests/qdrant_facade.py)."""
+    if request.param == "local":
+        c = make_container(tmp_path, embedder, workspace=WS)
+        yield c
+        c.index.close()
+        return
+    with QdrantFacade(tmp_path / "engine", free_port()) as server:
+        c = make_container(tmp_path / "app", embedder, workspace=WS, qdrant={"url": server.url, "timeout": 10})
+        yield c
+        c.index.close()
+        assert any(r.startswith("PUT /collections/") for r in server.requests), "writes went over REST"
 
 
 def connector(api: IntercomDouble, **kw) -> IntercomConnector:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 
@@ -9,25 +10,32 @@ import pytest
 
 from connectors.folder import FolderConnector
 from ingest.index import SearchFilter
-from tests.conftest import AWS_DOCS, make_container
+from tests.conftest import AWS_DOCS, free_port, make_container
+from tests.qdrant_facade import QdrantFacade
 
 pytestmark = pytest.mark.slow
 
 QUERIES = 1000
 
 
-@pytest.fixture(scope="module")
-def two_tenants(tmp_path_factory, embedder):
+@pytest.fixture(scope="module", params=["local", "server"])
+def two_tenants(request, tmp_path_factory, embedder):
+    """Two tenants in one collection, in local mode and behind Qdrant's REST API (tests/qdrant_facade.py)."""
     rng = random.Random(7)
     files = rng.sample(sorted(AWS_DOCS.glob("*/*.md")), 16)
-    c = make_container(tmp_path_factory.mktemp("tenancy"), embedder)
-    for name, part in (("tenant-a", files[:8]), ("tenant-b", files[8:])):
-        root = tmp_path_factory.mktemp(name)
-        for f in part:
-            shutil.copy(f, root / f.name)
-        assert c.sync_engine.sync(FolderConnector(root, workspace=name)).added == 8
-    yield c
-    c.index.close()
+    with contextlib.ExitStack() as stack:
+        qdrant = {}
+        if request.param == "server":
+            server = stack.enter_context(QdrantFacade(tmp_path_factory.mktemp("engine"), free_port()))
+            qdrant = {"qdrant": {"url": server.url, "timeout": 10}}
+        c = make_container(tmp_path_factory.mktemp("tenancy"), embedder, **qdrant)
+        for name, part in (("tenant-a", files[:8]), ("tenant-b", files[8:])):
+            root = tmp_path_factory.mktemp(name)
+            for f in part:
+                shutil.copy(f, root / f.name)
+            assert c.sync_engine.sync(FolderConnector(root, workspace=name)).added == 8
+        yield c
+        c.index.close()
 
 
 def test_thousand_random_queries_never_cross_tenants(two_tenants) -> None:
