@@ -165,7 +165,9 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
         c: Container = request.app.state.container
         try:
             reachable = await anyio.to_thread.run_sync(c.index.ping)
-            points = await anyio.to_thread.run_sync(lambda: c.index.count(settings.workspace, exact=False)) if reachable else 0
+            points = 0
+            if reachable:
+                points = await anyio.to_thread.run_sync(lambda: c.index.count(settings.workspace, exact=False))
             body = HealthResponse(status="ok", index=c.index.location, index_reachable=True,
                                   generator=c.generator.name, points=points)
             return JSONResponse(body.model_dump())
