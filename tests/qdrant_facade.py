@@ -18,17 +18,6 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
-
-def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
-    """Write ``body`` as a JSON response with a Content-Length (keep-alive safe)."""
-    raw = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(raw)))
-    handler.end_headers()
-    handler.wfile.write(raw)
-
-
 DONE = {"operation_id": 0, "status": "completed"}
 ENGINE_VERSION = version("qdrant-client")  # the local engine speaks the client's own API version
 
@@ -105,12 +94,19 @@ ROUTES = {
 
 
 class QdrantFacade:
-    """``with QdrantFacade(path, port) as q: q.url`` — a REST front of the local collection at ``path``."""
+    """``with QdrantFacade(path, port) as q: q.url`` — a REST front of the local collection at ``path``.
 
-    def __init__(self, path: Path, port: int) -> None:
-        self.path, self.port = path, port
+    ``version`` is the server version it reports; below 1.17 it also answers a weighted ``rrf`` query
+    with the 400 such servers give (qdrant/qdrant#8436). ``requests`` records ``"METHOD path"`` of each
+    request, ``queries`` the body of each ``points/query``.
+    """
+
+    def __init__(self, path: Path, port: int, *, version: str = ENGINE_VERSION) -> None:
+        self.path, self.port, self.version = path, port, version
         self.url = f"http://127.0.0.1:{port}"
+        self.weighted_rrf = tuple(int(n) for n in version.split(".")[:2]) >= (1, 17)
         self.requests: list[str] = []
+        self.queries: list[dict] = []
         self._server: ThreadingHTTPServer | None = None
         self._client: QdrantClient | None = None
         self._lock = threading.Lock()
@@ -126,7 +122,12 @@ class QdrantFacade:
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                send_json(self, status, body)
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
             def _body(self) -> dict:
                 n = int(self.headers.get("content-length", 0))
@@ -146,9 +147,17 @@ class QdrantFacade:
                 facade.requests.append(f"{method} {path}")
                 body = self._body()
                 if method == "GET" and path == "/":
-                    return self._send(200, {"title": "qdrant - vector search engine", "version": ENGINE_VERSION})
+                    return self._send(200, {"title": "qdrant - vector search engine", "version": facade.version})
                 m = re.fullmatch(r"/collections/([^/]+)(/.*)?", path)
-                handler = ROUTES.get((method, m.group(2) or "")) if m else None
+                route = (method, m.group(2) or "") if m else None
+                if route == ("POST", "/points/query"):
+                    facade.queries.append(body)
+                    query = body.get("query")
+                    if not facade.weighted_rrf and isinstance(query, dict) and "rrf" in query:
+                        return self._send(400, {"status": {"error": "Format error in JSON body: Expected some "
+                                                                     "form of vector, id, or a type of query"},
+                                                "time": 0.0})
+                handler = ROUTES.get(route)
                 if handler is None:
                     return self._send(404, {"status": {"error": f"not served by the facade: {method} {path}"},
                                             "time": 0.0})

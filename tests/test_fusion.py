@@ -49,69 +49,32 @@ def test_fusion_weights_are_settings_and_must_be_positive(tmp_path) -> None:
         Settings(data_dir=tmp_path, retrieval={"sparse_weight": 0})
 
 
-class OldQdrant:
-    """A loopback stand-in for a Qdrant 1.15 server: plain RRF fusion queries work, a weighted ``rrf``
-    query gets the 400 such servers answer (qdrant/qdrant#8436). Records each query body."""
 
-    def __init__(self) -> None:
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        from tests.qdrant_facade import send_json
-
-        self.queries: list[dict] = []
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, body: dict) -> None:
-                send_json(self, status, body)
-
-            def do_GET(self) -> None:
-                self._send(200, {"title": "qdrant - vector search engine", "version": "1.15.0"})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                double.queries.append(body)
-                if self.path.endswith("/points/query") and "rrf" in body.get("query", {}):
-                    self._send(400, {"status": {"error": "Format error in JSON body: Expected some form of "
-                                                         "vector, id, or a type of query at line 1 column 90"},
-                                     "time": 0.0})
-                else:
-                    self._send(200, {"result": {"points": []}, "status": "ok", "time": 0.0})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_a_server_without_weighted_rrf_gets_plain_rrf_instead_of_failing(caplog) -> None:
+def test_a_server_without_weighted_rrf_gets_plain_rrf_instead_of_failing(tmp_path, caplog) -> None:
+    """Against a server that reports Qdrant 1.15 (no weighted RRF): one warning, then plain RRF."""
     import logging
 
     import numpy as np
 
     from ingest.index import QdrantIndex
     from ingest.sparse import SparseVector
+    from tests.conftest import free_port
+    from tests.qdrant_facade import QdrantFacade
 
-    old = OldQdrant()
-    index = QdrantIndex(url=old.url, timeout=5)
     dense, sparse = np.ones(4, dtype=np.float32) / 2, SparseVector(indices=[1, 7], values=[0.5, 0.8])
-    try:
-        with caplog.at_level(logging.WARNING, logger="ingest.index"):
-            assert index.search(SearchFilter("default"), dense=dense, sparse=sparse, fusion_weights=(1.0, 1.5)) == []
-            assert index.search(SearchFilter("default"), dense=dense, sparse=sparse, fusion_weights=(1.0, 1.5)) == []
-        kinds = [next(iter(q["query"])) for q in old.queries]
-        assert kinds == ["rrf", "fusion", "fusion"], kinds  # rejected once, plain RRF from then on
-        assert [q["query"]["fusion"] for q in old.queries[1:]] == ["rrf", "rrf"]
-        assert sum("rejected weighted RRF" in r.message for r in caplog.records) == 1
-        assert index.weighted_rrf is False
-    finally:
-        index.close()
-        old.close()
+    with QdrantFacade(tmp_path / "engine", free_port(), version="1.15.0") as old:
+        index = QdrantIndex(url=old.url, timeout=5)
+        try:
+            index.ensure_collection(4)
+            with caplog.at_level(logging.WARNING, logger="ingest.index"):
+                assert index.search(SearchFilter("default"), dense=dense, sparse=sparse,
+                                    fusion_weights=(1.0, 1.5)) == []
+                assert index.search(SearchFilter("default"), dense=dense, sparse=sparse,
+                                    fusion_weights=(1.0, 1.5)) == []
+            kinds = [next(iter(q["query"])) for q in old.queries]
+            assert kinds == ["rrf", "fusion", "fusion"], kinds  # rejected once, plain RRF from then on
+            assert [q["query"]["fusion"] for q in old.queries[1:]] == ["rrf", "rrf"]
+            assert sum("rejected weighted RRF" in r.message for r in caplog.records) == 1
+            assert index.weighted_rrf is False
+        finally:
+            index.close()

@@ -379,9 +379,6 @@ class SlowQueryEmbedder:
     def __init__(self, inner, delay: float) -> None:
         self.inner, self.delay = inner, delay
 
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
     def embed_query(self, text: str):
         time.sleep(self.delay)
         return self.inner.embed_query(text)
