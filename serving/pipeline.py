@@ -320,9 +320,18 @@ class AnswerPipeline:
 
     async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
                      workspace: str) -> None:
-        """Hand a finished answer to the recorder (also for answers made outside :meth:`stream`, such
-        as voice turns continued from a ``voice_state``); a failing recorder is logged and the answer
-        goes on."""
+        """Hand a finished answer to the recorder, in a worker thread.
+
+        Also used for answers made outside :meth:`stream`, such as voice turns continued from a
+        ``voice_state``. A failing recorder is logged and never raised: the answer goes on.
+
+        Args:
+            request: the question as asked.
+            response: the final answer or escalation.
+            evidence: the hits given to the generator, in marker order (``[n]`` cites
+                ``evidence[n-1]``); empty when nothing was generated this turn.
+            workspace: the tenant the answer belongs to.
+        """
         if self.recorder is None:
             return
         try:
