@@ -2,7 +2,7 @@
 
 Syncs a few real AWS pages into a temporary local Qdrant (real embedding model, extractive generator),
 then answers the same questions alternately through a pipeline without a recorder (baseline) and one
-whose recorder is :meth:`serving.audit.AuditLog.record` on SQLite in the same temporary folder. Prints
+whose recorder is :meth:`citedesk.serving.audit.log.AuditLog.record` on SQLite in the same temporary folder. Prints
 p50 / p95 answer latency (ms) for both, the ratio, the p50 / p95 of the record call itself, and the
 list / detail (with revision check) / report query times over the recorded answers.
 
@@ -43,12 +43,12 @@ def main() -> None:
     ap.add_argument("--answers", type=int, default=60, help="answers per variant")
     args = ap.parse_args()
 
-    from config.settings import Settings
-    from connectors.folder import FolderConnector
-    from serving.audit import AuditFilter
-    from serving.container import Container
-    from serving.pipeline import AnswerPipeline
-    from serving.schemas import AnswerRequest
+    from citedesk.config.settings import Settings
+    from citedesk.connectors.folder import FolderConnector
+    from citedesk.serving.audit.filters import AuditFilter
+    from citedesk.serving.container import Container
+    from citedesk.serving.answer.pipeline import AnswerPipeline
+    from citedesk.serving.answer.schemas import AnswerRequest
 
     with tempfile.TemporaryDirectory(prefix="citedesk-bench-audit-") as tmp:
         docs = Path(tmp) / "docs"

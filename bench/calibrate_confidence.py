@@ -36,10 +36,10 @@ def main() -> None:
     ap.add_argument("--negatives", type=int, default=150)
     args = ap.parse_args()
 
-    from config.settings import Settings
-    from ingest.index import SearchFilter
-    from retrieval.confidence import ConfidenceModel
-    from serving.container import Container
+    from citedesk.config.settings import Settings
+    from citedesk.retrieval.store import SearchFilter
+    from citedesk.retrieval.confidence import ConfidenceModel
+    from citedesk.serving.container import Container
 
     pos = [r["question"] for r in csv.DictReader(args.csv.open(encoding="utf-8"))]
     rows = [json.loads(line) for line in args.mtrag.open(encoding="utf-8")]

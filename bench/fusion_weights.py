@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from config.settings import load_settings
-from ingest.index import SearchFilter
-from serving.container import Container
-from serving.evaluation import load_questions, rank_of, ranking_metrics
+from citedesk.config.settings import load_settings
+from citedesk.retrieval.store import SearchFilter
+from citedesk.serving.container import Container
+from citedesk.serving.evaluation.retrieval import load_questions, rank_of, ranking_metrics
 
 
 class MemoEmbedder:

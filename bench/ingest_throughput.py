@@ -49,8 +49,8 @@ class ListConnector:
 
 
 def load_articles(docs: Path, limit: int):
-    from connectors.folder import FolderConnector
-    from core.types import Article
+    from citedesk.connectors.folder import FolderConnector
+    from citedesk.core.types import Article
 
     articles = sorted((a for a in FolderConnector(docs).list_articles() if isinstance(a, Article)),
                       key=lambda a: a.article_id)
@@ -73,9 +73,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args()
 
-    from config.settings import DEFAULT_EMBEDDING_MODEL, Settings
-    from ingest.sync import embed_text
-    from serving.container import Container
+    from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL, Settings
+    from citedesk.retrieval.embedding.inputs import embed_text
+    from citedesk.serving.container import Container
 
     model = args.model or DEFAULT_EMBEDDING_MODEL
     articles = load_articles(args.docs, args.limit)
@@ -126,8 +126,8 @@ def main() -> None:
         results["raw_encode"] = {"seconds": raw_s, "sentences": len(texts), "sentences_per_s": len(texts) / raw_s}
 
     if not args.skip_llamaindex:
-        from ingest.clean import to_clean_text
-        from serving.evaluation_baseline import BaselineDoc, LlamaIndexBaseline
+        from citedesk.ingest.clean import to_clean_text
+        from citedesk.serving.evaluation.baseline import BaselineDoc, LlamaIndexBaseline
 
         docs = [BaselineDoc(a.article_id, f"{a.title}\n{to_clean_text(a.body, a.body_format)}") for a in articles]
         base = LlamaIndexBaseline(model, device=args.device, batch_size=args.batch_size)

@@ -50,12 +50,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args()
 
-    from config.settings import Settings
-    from connectors.folder import FolderConnector
-    from serving.container import Container
-    from serving.generators import OpenAIGenerator
-    from serving.pipeline import AnswerPipeline
-    from serving.schemas import AnswerRequest
+    from citedesk.config.settings import Settings
+    from citedesk.connectors.folder import FolderConnector
+    from citedesk.serving.container import Container
+    from citedesk.serving.answer.generators import OpenAIGenerator
+    from citedesk.serving.answer.pipeline import AnswerPipeline
+    from citedesk.serving.answer.schemas import AnswerRequest
     from tests.injection_corpus import attack_succeeded, write_corpus
 
     tmp = Path(tempfile.mkdtemp())

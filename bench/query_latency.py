@@ -100,10 +100,10 @@ def run_async(coro_fn, questions: list[str], clients: int) -> dict:
 
 
 def engine_citedesk(articles, questions, levels, warmup) -> dict:
-    from config.settings import Settings
-    from ingest.index import SearchFilter
-    from serving.container import Container
-    from serving.schemas import AnswerRequest
+    from citedesk.config.settings import Settings
+    from citedesk.retrieval.store import SearchFilter
+    from citedesk.serving.container import Container
+    from citedesk.serving.answer.schemas import AnswerRequest
 
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="citedesk-qbench-") as tmp:
@@ -126,9 +126,9 @@ def engine_citedesk(articles, questions, levels, warmup) -> dict:
 
 
 def engine_llamaindex(articles, questions, levels, warmup) -> dict:
-    from config.settings import DEFAULT_EMBEDDING_MODEL, Settings
-    from serving.container import Container
-    from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
+    from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL, Settings
+    from citedesk.serving.container import Container
+    from citedesk.serving.evaluation.baseline import LlamaIndexBaseline, corpus_chunks
 
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="llamaindex-qbench-") as tmp:

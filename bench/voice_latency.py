@@ -81,7 +81,7 @@ async def direct_session(client: httpx.AsyncClient, base: str, body: dict) -> di
 
 
 async def _direct(client: httpx.AsyncClient, base: str, body: dict, t0: float, out: dict) -> None:
-    from core.text import split_complete_sentences
+    from citedesk.core.text import split_complete_sentences
 
     buffer = ""
     async with client.stream("POST", f"{base}/chat/completions", json=body) as r:
@@ -212,11 +212,11 @@ def main() -> None:
                          "instead of cutting the running stream (llama-cpp-python's default cuts it)")
     args = ap.parse_args()
 
-    from config.settings import Settings
-    from connectors.folder import FolderConnector
-    from ingest.index import SearchFilter
-    from serving.container import Container
-    from serving.generators import build_messages
+    from citedesk.config.settings import Settings
+    from citedesk.connectors.folder import FolderConnector
+    from citedesk.retrieval.store import SearchFilter
+    from citedesk.serving.container import Container
+    from citedesk.serving.answer.generators import build_messages
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the servers when killed
     work = Path(tempfile.mkdtemp(prefix="citedesk-voice-bench-"))
@@ -260,7 +260,7 @@ def main() -> None:
                "CITEDESK_LLM__MAX_TOKENS": str(args.max_tokens), "CITEDESK_LLM__TIMEOUT": "600",
                "CITEDESK_VOICE__FILLER_BUDGET_MS": str(args.filler_budget_ms)}
         with api_log.open("wb") as fh:
-            procs.append(subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(api_port)],
+            procs.append(subprocess.Popen([sys.executable, "-m", "citedesk.serving.cli", "serve", "--port", str(api_port)],
                                           cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT))
         api_base = f"http://127.0.0.1:{api_port}"
         wait_http(f"{api_base}/healthz", procs[-1], api_log)

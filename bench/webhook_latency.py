@@ -66,10 +66,10 @@ def serve(data_dir: str, n_conversations: int, llm_delay: float, ready) -> None:
 
     import uvicorn
 
-    from config.settings import Settings
-    from serving.app import create_app
-    from serving.container import Container
-    from serving.generators import ExtractiveGenerator
+    from citedesk.config.settings import Settings
+    from citedesk.serving.api.app import create_app
+    from citedesk.serving.container import Container
+    from citedesk.serving.answer.generators import ExtractiveGenerator
     from tests.conftest import free_port
     from tests.intercom_double import IntercomDouble
 
@@ -111,7 +111,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def load(url: str, bodies: list[str], rate: float, seconds: float) -> dict[str, list[float]]:
     """Open-loop: webhook i at t0 + i/rate, baseline i at t0 + (i + 0.5)/rate; latency from the scheduled time."""
-    from connectors.webhooks import sign
+    from citedesk.serving.channels.intercom.webhooks import sign
 
     n = int(rate * seconds)
     lat: dict[str, list[float]] = {"webhook": [], "baseline": []}

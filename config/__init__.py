@@ -1,5 +1,5 @@
 """Typed settings (pydantic-settings). Read only at the composition root (CLI, ``create_app``)."""
 
-from config.settings import Settings, load_settings
+from citedesk.config.settings import Settings, load_settings
 
 __all__ = ["Settings", "load_settings"]

@@ -8,12 +8,14 @@ from the composition root.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from citedesk.core.types import GeneratorKind
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,7 +91,7 @@ class LLMSettings(Section):
 class AnswerSettings(Section):
     """Answer policy: generator backend and per-channel escalation thresholds."""
 
-    generator: Literal["extractive", "openai"] = "extractive"
+    generator: GeneratorKind = GeneratorKind.EXTRACTIVE
     threshold_chat: float = Field(0.5, ge=0.0, le=1.0, description="min confidence to answer in chat")
     threshold_voice: float = Field(0.6, ge=0.0, le=1.0, description="min confidence to answer in voice")
     max_sentences: int = Field(3, ge=1, le=10, description="extractive: sentences in an answer")
@@ -97,8 +99,8 @@ class AnswerSettings(Section):
     max_question_chars: int = Field(2000, ge=10)
 
 
-class IntercomMiddlewareSettings(Section):
-    """Chat-draft middleware fed by Intercom webhooks (``POST /v1/webhooks/intercom``).
+class IntercomDraftSettings(Section):
+    """Chat drafts fed by Intercom webhooks (``POST /v1/webhooks/intercom``): which conversations, what is posted.
 
     A conversation qualifies when every non-empty rule matches: it carries one of ``qualify_tags``,
     none of ``exclude_tags``, its team (inbox) is in ``qualify_team_ids`` and its channel is in
@@ -123,8 +125,14 @@ class IntercomMiddlewareSettings(Section):
     workers: int = Field(2, ge=1, le=32, description="notifications processed concurrently")
     max_attempts: int = Field(5, ge=1, le=50, description="tries per notification before it is failed")
     retry_backoff: float = Field(2.0, ge=0.0, description="seconds before the 2nd try; doubles per try")
-    answer_api_url: str | None = Field(None, description="standalone `citedesk middleware`: citedesk API root")
+    answer_api_url: str | None = Field(None, description="standalone `citedesk webhooks`: citedesk API root")
     answer_timeout: float = Field(60.0, gt=0, description="seconds per remote answer request")
+
+    @field_validator("help_center_domains")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        """Hosts as matched: lowercased, without a leading dot; blanks dropped."""
+        return [d.strip().lower().lstrip(".") for d in value if d.strip()]
 
 
 class IntercomSettings(Section):
@@ -139,7 +147,20 @@ class IntercomSettings(Section):
     locales: list[str] | None = Field(None, description="only these locales; None = all published")
     client_secret: SecretStr | None = Field(None, description="app client secret: verifies X-Hub-Signature")
     admin_id: str | None = Field(None, description="admin that authors notes, tags and assignments")
-    middleware: IntercomMiddlewareSettings = IntercomMiddlewareSettings()
+    drafts: IntercomDraftSettings = IntercomDraftSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_section_name(cls, data):
+        """Accept ``[intercom.middleware]`` (and ``CITEDESK_INTERCOM__MIDDLEWARE__*``), the 0.1 name of ``drafts``."""
+        if isinstance(data, dict) and "middleware" in data:
+            if "drafts" in data:
+                raise ValueError("intercom.middleware is the old name of intercom.drafts: set only one of them")
+            data = {**data, "drafts": data["middleware"]}
+            del data["middleware"]
+            warnings.warn("intercom.middleware is now intercom.drafts (CITEDESK_INTERCOM__DRAFTS__...)",
+                          DeprecationWarning, stacklevel=2)
+        return data
 
 
 class FolderSettings(Section):
@@ -184,6 +205,8 @@ class VoiceSettings(Section):
     speak_source_titles: bool = Field(False, description="end a spoken answer with its source titles")
     max_sentences: int = Field(3, ge=1, le=20, description="sentences spoken per turn before asking to go on")
     steps_per_turn: int = Field(2, ge=1, le=20, description="procedure steps spoken per turn")
+    handoff_phrase: str = Field("I'll connect you with a colleague who can help with that.", min_length=1,
+                                description="what is said when a voice answer escalates")
     state_secret: SecretStr | None = Field(None, description="HMAC key signing voice_state; set it when "
                                                              "several replicas serve one call (default: "
                                                              "random per process)")
@@ -199,7 +222,7 @@ DEFAULT_REDACT = {
 
 
 class AuditSettings(Section):
-    """Audit trail of every answer (serving/audit.py) and its review page."""
+    """Audit trail of every answer (``serving/audit/``) and its review page."""
 
     enabled: bool = Field(True, description="record every answer in the database")
     retention_days: int = Field(90, ge=0, description="days an answer record is kept; 0 keeps them forever")
@@ -246,7 +269,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
-        if self.answer.generator == "openai" and not self.llm.base_url:
+        if self.answer.generator == GeneratorKind.OPENAI and not self.llm.base_url:
             raise ValueError("answer.generator=openai needs llm.base_url (CITEDESK_LLM__BASE_URL)")
         return self
 

@@ -1,1 +1,1 @@
-"""Sources of articles (Intercom help center, a folder of files) and webhooks."""
+"""Article sources: the Intercom help center and a folder of markdown/HTML files, each yielding core.types.Article."""

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import frontmatter
 
-from core.errors import ConnectorError
-from core.protocols import SourceFailure
-from core.types import Article
+from citedesk.core.errors import ConnectorError
+from citedesk.core.protocols import SourceFailure
+from citedesk.core.types import Article
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}

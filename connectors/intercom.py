@@ -1,57 +1,29 @@
-"""Intercom Help Center connector (the only module that imports the python-intercom SDK).
+"""Intercom Help Center article source.
 
-:class:`IntercomConnector` lists published help-center articles through the official
-python-intercom SDK (Fern-generated, ``intercom`` package) and turns each published
-locale into one :class:`core.types.Article`. For the chat-draft middleware it also reads
-conversations (``fetch_conversation``), posts notes / replies (``reply``), tags and assigns them.
-
-How the SDK is configured (python-intercom 5.0.1):
-
-* **Base URL** — ``Intercom(base_url=...)`` wins over ``environment=`` (``intercom/client.py``,
-  ``_get_base_url``), so a self-hosted proxy, the EU/AU regions or a test double all work.
-* **Retries** — the SDK retries 429, 408, 409 and 5xx (``core/http_client.py``, ``_should_retry``),
-  waiting ``Retry-After`` seconds, else until ``X-RateLimit-Reset`` (epoch seconds), else an
-  exponential backoff; every wait is capped at 60 s (``_retry_timeout``). Retries are only
-  enabled per request, through ``request_options={"max_retries": N}``; the default is none.
-  Its retry counter starts at 2, not 0 (``HttpClient.request(..., retries: int = 2)`` guarded by
-  ``if max_retries > retries``), so ``max_retries=N`` gives only ``N - 2`` retries — the known
-  Fern bug fern-api/fern#17337. :func:`_sdk_retry_counter_start` reads that default and the
-  connector adds it back, so ``IntercomConnector(max_retries=N)`` really retries ``N`` times.
-* **Connection errors** — the SDK does not retry them; the connector gives the SDK its own
-  ``httpx.Client`` whose transport retries failed connects ``max_retries`` times.
-* **API version** — every request sends ``Intercom-Version: 2.16`` (:data:`INTERCOM_API_VERSION`),
-  the version the payload handling (and the test double) are built against.
+:class:`IntercomConnector` lists published help-center articles through the python-intercom SDK (via the
+adapter :class:`citedesk.connectors.intercom_api.IntercomApi`, which handles the SDK's retry, base-URL and
+version quirks) and turns each published locale into one :class:`citedesk.core.types.Article`.
+Conversations (the chat-draft channel) use the same adapter from
+:mod:`citedesk.serving.channels.intercom.conversations`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from intercom import AdminReplyConversationRequest, Intercom
-from intercom.conversations import ConversationsManageRequestBody_Assignment
-from intercom.core.api_error import ApiError
-from intercom.core.http_client import HttpClient
-from intercom.errors import UnauthorizedError
 from pydantic import ValidationError
 
-from connectors.webhooks import Conversation, WebhookPayloadError, parse_conversation
-from core.errors import ConfigError, ConnectorError
-from core.protocols import SourceFailure
-from core.types import Article
+from citedesk.connectors.intercom_api import INTERCOM_API_VERSION, IntercomApi, NotFoundError
+from citedesk.core.errors import ConfigError, ConnectorError
+from citedesk.core.protocols import SourceFailure
+from citedesk.core.types import Article
 
 __all__ = ["INTERCOM_API_VERSION", "IntercomConnector"]
 
 logger = logging.getLogger(__name__)
-
-INTERCOM_API_VERSION = "2.16"
-"""Value of the ``Intercom-Version`` header sent with every request."""
 
 DEFAULT_LOCALE = "en"
 """Locale given to articles of single-language help centers (no ``default_locale`` field)."""
@@ -59,26 +31,8 @@ DEFAULT_LOCALE = "en"
 _MAX_LISTING_PASSES = 3
 """How many times :meth:`IntercomConnector.list_articles` re-reads a list that changed under it."""
 
-_SDK_RETRIED_STATUSES = frozenset({408, 409, 429})
-"""4xx statuses the SDK retries (``_should_retry``), besides every 5xx."""
-
 _TRANSLATED_CONTENT_META_KEYS = frozenset({"type"})
 """Keys of ``translated_content`` that are not locales."""
-
-
-@functools.cache
-def _sdk_retry_counter_start() -> int:
-    """Return the value the SDK's retry counter starts from (2 in python-intercom 5.0.1).
-
-    ``HttpClient.request`` retries while ``max_retries > retries`` and ``retries`` defaults to this
-    value, so the number of retries actually made is ``max_retries - start``. Reading the default
-    keeps the connector right if a later SDK release fixes the counter to start at 0.
-    """
-    try:
-        default = inspect.signature(HttpClient.request).parameters["retries"].default
-    except (KeyError, TypeError, ValueError):  # pragma: no cover - SDK internals changed shape
-        return 0
-    return default if isinstance(default, int) and default >= 0 else 0
 
 
 @dataclass(frozen=True)
@@ -136,24 +90,13 @@ class IntercomConnector:
         Raises:
             ConfigError: on an empty token or out-of-range numbers.
         """
-        if not token:
-            raise ConfigError("Intercom access token is empty (set CITEDESK_INTERCOM__TOKEN)")
+        self._api = IntercomApi(token, base_url=base_url, max_retries=max_retries, timeout=timeout)
         if not 1 <= per_page <= 250:
             raise ConfigError(f"intercom per_page must be within 1..250, got {per_page}")
-        if max_retries < 0:
-            raise ConfigError(f"intercom max_retries must be >= 0, got {max_retries}")
-        if timeout <= 0:
-            raise ConfigError(f"intercom timeout must be > 0 seconds, got {timeout}")
-        self._token = token
-        self._base_url = base_url.rstrip("/")
         self._configured_workspace = workspace
         self._seen_workspace: str | None = None
         self._per_page = per_page
-        self._max_retries = max_retries
-        self._timeout = timeout
         self._locales = frozenset(locales) if locales is not None else None
-        self._client: Intercom | None = None
-        self._httpx_client: httpx.Client | None = None
         self._collections: dict[str, _Collection] | None = None
         self._collections_fresh = False  # listed during the current listing / fetch
 
@@ -230,12 +173,12 @@ class IntercomConnector:
         if not article_id.isdigit():  # Intercom ids are integers: such an article cannot exist
             return []
         endpoint = f"GET /articles/{article_id}"
-        client = self._sdk()
+        client = self._api.sdk()
         self._collections_fresh = False  # the cache may predate a new collection
         try:
-            with self._translate_errors(endpoint, not_found_ok=True):
-                item = client.articles.find(int(article_id), request_options=self._request_options())
-        except _NotFoundError:
+            with self._api.translate_errors(endpoint, not_found_ok=True):
+                item = client.articles.find(int(article_id), request_options=self._api.request_options())
+        except NotFoundError:
             return []
         articles: list[Article] = []
         for result in self._convert(item, page_number=None):
@@ -247,97 +190,14 @@ class IntercomConnector:
             articles.append(result)
         return articles
 
-    # ------------------------------------------------------------------ conversations (middleware)
-
-    def fetch_conversation(self, conversation_id: str) -> Conversation:
-        """Fetch one conversation with its parts (``GET /conversations/{id}``, HTML bodies).
-
-        Args:
-            conversation_id: Intercom conversation id.
-
-        Returns:
-            The parsed :class:`connectors.webhooks.Conversation` (source message then parts).
-
-        Raises:
-            ConnectorError: 401 / 404 / a status that survived the retries, Intercom unreachable, or a
-                payload that is not a conversation.
-        """
-        endpoint = f"GET /conversations/{conversation_id}"
-        with self._translate_errors(endpoint):
-            item = self._sdk().conversations.find(str(conversation_id), request_options=self._request_options())
-        try:
-            return parse_conversation(item.dict(warnings=False))
-        except WebhookPayloadError as exc:
-            raise ConnectorError(f"Intercom answered {endpoint} with a malformed conversation: {exc}") from exc
-
-    def reply(self, conversation_id: str, *, admin_id: str, body: str, message_type: str = "note") -> str:
-        """Post an admin reply (``POST /conversations/{id}/reply``): an internal note or a customer comment.
-
-        Args:
-            conversation_id: Intercom conversation id.
-            admin_id: the admin the reply is authored by.
-            body: HTML body (notes accept some HTML formatting).
-            message_type: ``"note"`` (internal, default) or ``"comment"`` (seen by the customer).
-
-        Returns:
-            The id of the conversation part created (``""`` when the response lists none).
-
-        Raises:
-            ConfigError: ``message_type`` is neither ``note`` nor ``comment``.
-            ConnectorError: as :meth:`fetch_conversation`. A read timeout leaves it unknown whether the
-                part was created: callers reconcile by looking for it (see ``serving/middleware.py``).
-        """
-        if message_type not in {"note", "comment"}:
-            raise ConfigError(f"reply message_type must be note or comment, got {message_type!r}")
-        endpoint = f"POST /conversations/{conversation_id}/reply"
-        request = AdminReplyConversationRequest(message_type=message_type, type="admin", admin_id=str(admin_id),
-                                                body=body)
-        with self._translate_errors(endpoint):
-            result = self._sdk().conversations.reply(str(conversation_id), request=request,
-                                                     request_options=self._request_options())
-        try:
-            parts = parse_conversation(result.dict(warnings=False)).messages
-        except WebhookPayloadError:
-            return ""
-        created = [m for m in parts if m.part_type == message_type and m.author_type == "admin"]
-        return created[-1].part_id if created else ""
-
-    def tag_conversation(self, conversation_id: str, *, tag_id: str, admin_id: str) -> None:
-        """Apply an existing tag (``POST /conversations/{id}/tags``).
-
-        Raises:
-            ConnectorError: unknown conversation or tag (404), or as :meth:`fetch_conversation`.
-        """
-        with self._translate_errors(f"POST /conversations/{conversation_id}/tags"):
-            self._sdk().tags.tag_conversation(str(conversation_id), tag_id=str(tag_id), admin_id=str(admin_id),
-                                              request_options=self._request_options())
-
-    def assign_conversation(self, conversation_id: str, *, admin_id: str, team_id: str,
-                            body: str | None = None) -> None:
-        """Assign the conversation to a team (``POST /conversations/{id}/parts``, ``message_type: assignment``).
-
-        Args:
-            conversation_id: Intercom conversation id.
-            admin_id: the admin performing the assignment.
-            team_id: the team (inbox) that gets the conversation.
-            body: optional note shown with the assignment.
-
-        Raises:
-            ConnectorError: as :meth:`fetch_conversation`.
-        """
-        extra = {"body": body} if body else {}  # an explicit None would be sent as null, which the spec rejects
-        request = ConversationsManageRequestBody_Assignment(type="team", admin_id=str(admin_id),
-                                                            assignee_id=str(team_id), **extra)
-        with self._translate_errors(f"POST /conversations/{conversation_id}/parts"):
-            self._sdk().conversations.manage(str(conversation_id), request=request,
-                                             request_options=self._request_options())
+    @property
+    def api(self) -> IntercomApi:
+        """The SDK session this connector reads through (shared with the conversation client of a worker)."""
+        return self._api
 
     def close(self) -> None:
         """Close the HTTP connection pool (the connector can be used again afterwards)."""
-        if self._httpx_client is not None:
-            self._httpx_client.close()
-        self._httpx_client = None
-        self._client = None
+        self._api.close()
 
     def __enter__(self) -> IntercomConnector:
         return self
@@ -346,76 +206,19 @@ class IntercomConnector:
         self.close()
 
     def __repr__(self) -> str:
-        return f"IntercomConnector(base_url={self._base_url!r}, workspace={self.workspace!r})"
+        return f"IntercomConnector(base_url={self._api.base_url!r}, workspace={self.workspace!r})"
 
-    # ------------------------------------------------------------------ SDK plumbing
-
-    def _sdk(self) -> Intercom:
-        """Build (once) the SDK client pointed at ``base_url`` with our own ``httpx.Client``."""
-        if self._client is None:
-            self._httpx_client = httpx.Client(
-                timeout=self._timeout,
-                follow_redirects=True,
-                # The SDK only retries on HTTP statuses; let the transport retry failed connects.
-                transport=httpx.HTTPTransport(retries=self._max_retries),
-            )
-            self._client = Intercom(
-                token=self._token,
-                base_url=self._base_url,
-                timeout=self._timeout,
-                headers={"Intercom-Version": INTERCOM_API_VERSION},
-                httpx_client=self._httpx_client,
-            )
-        return self._client
-
-    def _request_options(self) -> dict[str, Any]:
-        """Per-request SDK options: the retry budget, corrected for the SDK's counter offset."""
-        return {"max_retries": self._max_retries + _sdk_retry_counter_start()}
-
-    @contextmanager
-    def _translate_errors(self, endpoint: str, *, not_found_ok: bool = False) -> Iterator[None]:
-        """Turn SDK / httpx exceptions raised for ``endpoint`` into :class:`ConnectorError`.
-
-        Args:
-            endpoint: ``"METHOD /path"`` named in error messages.
-            not_found_ok: raise the private :class:`_NotFoundError` on 404 (the caller treats it as
-                "deleted") instead of :class:`ConnectorError`.
-        """
-        try:
-            yield
-        except UnauthorizedError as exc:
-            raise ConnectorError(
-                f"Intercom rejected the access token (HTTP 401 on {endpoint} at {self._base_url}); "
-                f"check the token and its scopes: {_error_summary(exc.body)}"
-            ) from exc
-        except ApiError as exc:  # NotFoundError and UnauthorizedError subclass it
-            if exc.status_code == 404 and not_found_ok:
-                raise _NotFoundError(endpoint) from exc
-            if exc.status_code is not None and 200 <= exc.status_code < 300:
-                raise ConnectorError(
-                    f"Intercom answered {endpoint} with an unreadable body "
-                    f"(HTTP {exc.status_code}): {_error_summary(exc.body)}"
-                ) from exc
-            retried = exc.status_code in _SDK_RETRIED_STATUSES or (exc.status_code or 0) >= 500
-            after = f" after {self._max_retries} retries" if retried else ""
-            raise ConnectorError(
-                f"Intercom answered HTTP {exc.status_code} on {endpoint} at {self._base_url}{after}: "
-                f"{_error_summary(exc.body)}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise ConnectorError(
-                f"could not reach Intercom at {self._base_url} ({endpoint}): {type(exc).__name__}: {exc}"
-            ) from exc
+    # ------------------------------------------------------------------ listing plumbing
 
     def _iter_article_pages(self) -> Iterator[tuple[int, Any]]:
         """Yield ``(page_number, SyncPager page)`` for ``GET /articles``, via the SDK's pager."""
-        client = self._sdk()
+        client = self._api.sdk()
         page_number = 1
-        with self._translate_errors(f"GET /articles?page={page_number}"):
-            pager = client.articles.list(per_page=self._per_page, request_options=self._request_options())
+        with self._api.translate_errors(f"GET /articles?page={page_number}"):
+            pager = client.articles.list(per_page=self._per_page, request_options=self._api.request_options())
         pages = pager.iter_pages()
         while True:
-            with self._translate_errors(f"GET /articles?page={page_number}"):
+            with self._api.translate_errors(f"GET /articles?page={page_number}"):
                 page = next(pages, None)
             if page is None:
                 return
@@ -424,8 +227,8 @@ class IntercomConnector:
 
     def _list_head_now(self) -> tuple[int | None, tuple[str, Any] | None]:
         """Re-read the first list item and the total count (cheap change detection)."""
-        with self._translate_errors("GET /articles?page=1"):
-            pager = self._sdk().articles.list(page=1, per_page=1, request_options=self._request_options())
+        with self._api.translate_errors("GET /articles?page=1"):
+            pager = self._api.sdk().articles.list(page=1, per_page=1, request_options=self._api.request_options())
         return _list_head(pager.response)
 
     def _collections_by_id(self) -> dict[str, _Collection]:
@@ -433,9 +236,9 @@ class IntercomConnector:
         if self._collections is None:
             collections: dict[str, _Collection] = {}
             endpoint = "GET /help_center/collections"
-            with self._translate_errors(endpoint):
-                pager = self._sdk().help_centers.collections.list(
-                    per_page=self._per_page, request_options=self._request_options()
+            with self._api.translate_errors(endpoint):
+                pager = self._api.sdk().help_centers.collections.list(
+                    per_page=self._per_page, request_options=self._api.request_options()
                 )
                 for collection in pager:
                     parsed = _parse_collection(collection)
@@ -545,10 +348,6 @@ class IntercomConnector:
         return [node.localized_name(locale) for node in reversed(best)]
 
 
-class _NotFoundError(Exception):
-    """Internal signal: the endpoint answered 404."""
-
-
 # ---------------------------------------------------------------------- helpers
 
 
@@ -623,22 +422,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc) or type(exc).__name__
-
-
-def _error_summary(body: Any) -> str:
-    """Short text of an Intercom ``error.list`` body (or whatever the body was)."""
-    errors = None
-    if isinstance(body, dict):
-        errors = body.get("errors")
-    elif body is not None and hasattr(body, "errors"):
-        errors = [e.dict() if hasattr(e, "dict") else e for e in (body.errors or [])]
-    if isinstance(errors, list) and errors:
-        parts = []
-        for error in errors:
-            if isinstance(error, dict):
-                code, message = error.get("code"), error.get("message")
-                parts.append(f"{code}: {message}" if message else str(code))
-        if parts:
-            return "; ".join(parts)
-    text = str(body)
-    return text if len(text) <= 300 else text[:300] + "…"

@@ -1,7 +1,7 @@
 """Error hierarchy shared by every layer.
 
 Each layer raises a subclass of :class:`CitedeskError`; the API maps them to HTTP
-status codes (see ``serving.app``).
+status codes (see ``citedesk.serving.api.app``).
 """
 
 

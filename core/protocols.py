@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from core.types import Article
+from citedesk.core.types import Article
 
 
 class SourceFailure(BaseModel):

@@ -1,4 +1,5 @@
-"""Small text utilities shared by retrieval and serving (sentence spans, citation markers)."""
+"""Small text utilities shared by retrieval and serving: sentence spans, citation markers, and the URL,
+markdown-link and marker patterns (defined here once)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 """A markdown image ``![alt](target)``."""
 HTML_TAG = re.compile(r"<[^>]{0,200}>")
 """One HTML tag (bounded, so a stray ``<`` cannot swallow a whole text)."""
+URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+"""A bare URL (``http://``, ``https://`` or ``www.``) up to whitespace, a quote or an angle bracket."""
+MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)]*)\)")
+"""A markdown link ``[text](target)``: group 1 is the text, group 2 the target."""
+MARKER_LIST = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
+"""Citation markers as models write them, lists and ranges included (``[1]``, ``[1, 2]``, ``[1-3]``), with the
+space before them; :func:`markers` / :func:`strip_markers` read the ``[n]`` markers the pipeline checks."""
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKER_GROUP = re.compile(r"\s*(\[\d{1,3}\](?:\s*,?\s*\[\d{1,3}\])*)")
 

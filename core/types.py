@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,6 +111,64 @@ class Decision(str, Enum):
 
     ANSWER = "answer"
     ESCALATE = "escalate"
+
+
+class AnswerReason(StrEnum):
+    """Why an answer was given (``grounded``) or escalated (``AnswerResponse.reason``, audit ``reason``)."""
+
+    GROUNDED = "grounded"
+    NO_EVIDENCE = "no_evidence"
+    LOW_CONFIDENCE = "low_confidence"
+    GENERATOR_DECLINED = "generator_declined"
+    UNCITED_ANSWER = "uncited_answer"
+    UNSUPPORTED_CLAIM = "unsupported_claim"
+    INVALID_CITATION = "invalid_citation"
+    UNSUPPORTED_CITATION = "unsupported_citation"
+    GENERATOR_UNAVAILABLE = "generator_unavailable"
+    INDEX_UNAVAILABLE = "index_unavailable"
+
+    @property
+    def text(self) -> str:
+        """What the reason means, for people (handoff summaries, Intercom notes)."""
+        return _REASON_TEXT[self]
+
+    @property
+    def is_content_gap(self) -> bool:
+        """True for escalations that point at missing content, not at an unavailable or misbehaving model."""
+        return self in _CONTENT_GAPS
+
+
+_REASON_TEXT = {
+    AnswerReason.GROUNDED: "every sentence is supported by the passages it cites",
+    AnswerReason.NO_EVIDENCE: "no article matches the question",
+    AnswerReason.LOW_CONFIDENCE: "the closest articles are unlikely to answer the question",
+    AnswerReason.GENERATOR_DECLINED: "the model found no answer in the articles",
+    AnswerReason.UNCITED_ANSWER: "the model drafted no usable answer",
+    AnswerReason.UNSUPPORTED_CLAIM: "a sentence of the drafted answer is not supported by any retrieved passage",
+    AnswerReason.INVALID_CITATION: "the drafted answer cited a source that was not retrieved",
+    AnswerReason.UNSUPPORTED_CITATION: "the drafted answer is not supported by the passages it cites",
+    AnswerReason.GENERATOR_UNAVAILABLE: "the language model is unavailable",
+    AnswerReason.INDEX_UNAVAILABLE: "the knowledge base could not be searched",
+}
+
+_CONTENT_GAPS = frozenset({AnswerReason.NO_EVIDENCE, AnswerReason.LOW_CONFIDENCE, AnswerReason.GENERATOR_DECLINED,
+                           AnswerReason.UNCITED_ANSWER, AnswerReason.UNSUPPORTED_CLAIM,
+                           AnswerReason.UNSUPPORTED_CITATION})
+
+
+def reason_text(reason: str) -> str:
+    """The people-facing text of a reason value; an unknown value is returned as it is."""
+    try:
+        return AnswerReason(reason).text
+    except ValueError:
+        return reason
+
+
+class GeneratorKind(StrEnum):
+    """Which generator drafts answers (``answer.generator``)."""
+
+    EXTRACTIVE = "extractive"
+    OPENAI = "openai"
 
 
 class Citation(BaseModel):

@@ -1,4 +1,4 @@
-"""Heading-aware chunking of clean text into offset-exact :class:`core.types.Chunk` records.
+"""Heading-aware chunking of clean text into offset-exact :class:`citedesk.core.types.Chunk` records.
 
 The clean text (see :mod:`ingest.clean`) is cut into sections at its markdown heading lines
 (``#`` .. ``######`` + text, outside ````` / ``~~~`` fenced blocks); each section runs from its
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ContentError
-from core.types import Chunk
+from citedesk.core.errors import ContentError
+from citedesk.core.types import Chunk
 
 __all__ = ["HEADING_SEPARATOR", "Chunker"]
 
@@ -171,7 +171,7 @@ class Chunker:
         """Split clean text into chunks.
 
         Args:
-            clean_text: output of :func:`ingest.clean.to_clean_text` (any str works; lines
+            clean_text: output of :func:`citedesk.ingest.clean.to_clean_text` (any str works; lines
                 ``# title`` .. ``###### title`` outside fenced blocks are taken as headings).
 
         Returns:

@@ -30,13 +30,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from core.errors import CitedeskError, ConnectorError
-from core.protocols import Connector, SourceFailure
-from core.types import Article, Chunk
-from ingest.chunk import Chunker
-from ingest.clean import to_clean_text
-from ingest.index import ChunkPoint, DocState, QdrantIndex, point_id
-from ingest.sparse import BM25SparseEncoder
+from citedesk.core.errors import CitedeskError, ConnectorError
+from citedesk.core.protocols import Connector, SourceFailure
+from citedesk.core.types import Article, Chunk
+from citedesk.ingest.chunk import Chunker
+from citedesk.ingest.clean import to_clean_text
+from citedesk.retrieval.store import ChunkPoint, DocState, QdrantIndex, point_id
+from citedesk.retrieval.embedding.inputs import embed_text
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,6 @@ def content_hash(article: Article, clean_text: str) -> str:
     return h.hexdigest()
 
 
-def embed_text(title: str, heading: str, text: str) -> str:
-    """Text that is embedded for a chunk: title and heading path give context to short chunks."""
-    head = heading if heading and heading != title else ""
-    return "\n".join(part for part in (title, head, text) if part)
-
-
 class IngestPipeline:
     """clean → chunk → embed (dense + BM25) for articles.
 
@@ -145,9 +140,13 @@ class IngestPipeline:
                f"{self.chunker.chunk_overlap}|{self.max_chars}")
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
+    def clean(self, article: Article) -> str:
+        """The article's clean text (markdown-ish, at most ``max_chars`` characters), as it is chunked."""
+        return to_clean_text(article.body, article.body_format, max_chars=self.max_chars)
+
     def prepare(self, article: Article, *, is_new: bool = True) -> PreparedDoc:
         """Clean and chunk one article (no embedding). Raises on content it cannot handle."""
-        clean = to_clean_text(article.body, article.body_format, max_chars=self.max_chars)
+        clean = self.clean(article)
         chash = content_hash(article, clean)
         version = hashlib.sha256(f"{chash}|{self.signature}".encode()).hexdigest()[:32]
         return PreparedDoc(article, chash, version, self.chunker.split(clean), is_new)

@@ -1,1 +1,1 @@
-"""Retrieval: hybrid search (dense + BM25, RRF), optional rerank, and answer confidence."""
+"""Retrieval: the Qdrant store (shared with ingest), the dense and sparse encoders, hybrid search and confidence."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.types import Hit
-from ingest.sparse import BM25SparseEncoder
+from citedesk.core.types import Hit
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
 CONFIDENCE_KIND = "answerable_probability"
 

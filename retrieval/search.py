@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.types import Hit, ScoreKind
-from ingest.index import QdrantIndex, SearchFilter
-from ingest.sparse import BM25SparseEncoder
-from ingest.sync import embed_text
+from citedesk.core.types import Hit, ScoreKind
+from citedesk.retrieval.store import QdrantIndex, SearchFilter
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.retrieval.embedding.inputs import embed_text
 
 Mode = Literal["hybrid", "dense", "sparse"]
 

@@ -1,1 +1,1 @@
-"""Serving: the answer pipeline, generators, FastAPI app and the ``citedesk`` CLI."""
+"""Serving: everything that answers — the answer domain, the HTTP API, channels, audit, evaluation and the CLI."""

@@ -17,9 +17,10 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config.settings import Settings, load_settings
-from core.errors import CitedeskError
-from core.types import Channel
+from citedesk.config.settings import Settings, load_settings
+from citedesk.core.errors import CitedeskError
+from citedesk.core.types import Channel
+from citedesk.serving.evaluation.judges import JudgeKind
 
 app = typer.Typer(help="citedesk: grounded, cited answers from your help center.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -38,7 +39,7 @@ class State:
 
 
 def _container():
-    from serving.container import Container
+    from citedesk.serving.container import Container
 
     assert State.settings is not None
     return Container(State.settings)
@@ -120,16 +121,16 @@ def serve(
     """Run the answer API (uvicorn)."""
     import uvicorn
 
-    from serving.app import create_app
+    from citedesk.serving.api.app import create_app
 
     s = State.settings
     uvicorn.run(create_app(s), host=host or s.server.host, port=port or s.server.port)
 
 
 @app.command()
-def middleware(
+def webhooks(
     answer_url: Annotated[Optional[str], typer.Option(
-        help="citedesk API root (default intercom.middleware.answer_api_url)")] = None,
+        help="citedesk API root (default intercom.drafts.answer_api_url)")] = None,
     api_key: Annotated[Optional[str], typer.Option(envvar="CITEDESK_ANSWER_API_KEY",
                                                    help="bearer key for the answer API")] = None,
     host: Annotated[Optional[str], typer.Option()] = None,
@@ -138,15 +139,18 @@ def middleware(
     """Run only the Intercom webhook receiver, drafting notes through a remote citedesk answer API."""
     import uvicorn
 
-    from serving.webhooks_api import create_middleware_app
+    from citedesk.serving.api.webhooks_app import create_webhooks_app
 
     s = State.settings
     try:
-        web = create_middleware_app(s, answer_url=answer_url, api_key=api_key)
+        web = create_webhooks_app(s, answer_url=answer_url, api_key=api_key)
     except CitedeskError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     uvicorn.run(web, host=host or s.server.host, port=port or s.server.port)
+
+
+app.command("middleware", hidden=True, help="Old name of `citedesk webhooks` (kept for existing scripts).")(webhooks)
 
 
 @app.command()
@@ -157,7 +161,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Answer one question from the index (prints answer, citations, confidence)."""
-    from serving.schemas import AnswerRequest
+    from citedesk.serving.answer.schemas import AnswerRequest
 
     c = _container()
     try:
@@ -213,7 +217,8 @@ def eval_retrieval(
     min_recall5: Annotated[Optional[float], typer.Option(help="exit 1 if hybrid recall@5 is below")] = None,
 ) -> None:
     """Retrieval quality of the gold document: recall@1/5/10, MRR and nDCG@10 per mode."""
-    from serving.evaluation import evaluate_retrieval, load_questions
+    from citedesk.serving.evaluation.baseline import llamaindex_row
+    from citedesk.serving.evaluation.retrieval import evaluate_retrieval, load_questions
 
     c = _container()
     try:
@@ -223,7 +228,7 @@ def eval_retrieval(
         results = evaluate_retrieval(c.retriever, questions, workspace=State.settings.workspace,
                                      modes=[m.strip() for m in modes.split(",") if m.strip()], chunks=chunks)
         if llamaindex:
-            results.append(_llamaindex_row(c, docs or State.settings.folder.path, questions, chunks))
+            results.append(llamaindex_row(c, docs or State.settings.folder.path, questions, chunks, console.print))
     except (CitedeskError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     finally:
@@ -250,89 +255,30 @@ def eval_retrieval(
             raise typer.Exit(1)
 
 
-def _llamaindex_row(c, folder: Path | None, questions: list[dict], chunks: int) -> dict:
-    """LlamaIndex baseline row: its VectorStoreIndex over citedesk's chunks of ``folder``, same model."""
-    from core.types import Article
-    from serving.evaluation import evaluate_ranker
-    from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
-
-    if folder is None:
-        raise CitedeskError("--llamaindex needs the article folder: pass --docs (or set folder.path)")
-    articles = [a for a in c.folder_connector(folder).list_articles() if isinstance(a, Article)]
-    texts, _ = corpus_chunks(c.sync_engine.pipeline, articles)
-    e = State.settings.embedding
-    baseline = LlamaIndexBaseline(e.model, device=e.device, batch_size=e.batch_size)
-    try:
-        seconds = baseline.build(texts)
-        console.print(f"LlamaIndex baseline: {len(texts)} chunks of {len(articles)} articles embedded in {seconds:.1f}s")
-        row = evaluate_ranker("llamaindex", lambda q: [a for a, _ in baseline.retrieve(q, chunks)], questions)
-    finally:
-        baseline.close()
-    row["note"] = (f"LlamaIndex VectorStoreIndex + QdrantVectorStore (in-memory) + HuggingFaceEmbedding "
-                   f"({e.model}), dense top {chunks}, same {len(texts)} chunks")
-    return row
-
-
-class Judge(str, Enum):
-    auto = "auto"
-    lexical = "lexical"
-    llm = "llm"
-
-
 @eval_app.command("answers")
 def eval_answers(
     mtrag: Annotated[Path, typer.Option(help="MT-RAG reference.jsonl")],
     limit: Annotated[int, typer.Option(help="conversations sampled (seeded)")] = 100,
     pool: Annotated[int, typer.Option(help="distractor passages of other conversations per collection")] = 200,
     channel: Annotated[Channel, typer.Option()] = Channel.CHAT,
-    judge: Annotated[Judge, typer.Option(help="citation-support judge; auto = llm when llm.base_url is set")] = Judge.auto,
+    judge: Annotated[JudgeKind, typer.Option(help="citation-support judge; auto = llm when llm.base_url is set")] = JudgeKind.AUTO,
     seed: Annotated[int, typer.Option()] = 13,
     output: Annotated[Optional[Path], typer.Option(help="results JSON (default <data_dir>/eval-answers.json)")] = None,
     index_dir: Annotated[Optional[Path], typer.Option(help="keep the MT-RAG index in this folder and reuse it on "
                                                       "the next run (incremental sync); default: a temporary one")] = None,
 ) -> None:
     """Escalation quality and citation support on MT-RAG conversations (separate local index)."""
-    import contextlib
-    import tempfile
-
-    from serving.container import Container
-    from serving.evaluation import (LexicalJudge, LLMJudge, PassageConnector, evaluate_answers, load_mtrag,
-                                    passages_by_collection, sample_conversations)
-    from serving.generators import OpenAIGenerator
-    from serving.pipeline import AnswerPipeline
+    from citedesk.serving.evaluation.answers import run_answer_eval
 
     s = State.settings
     try:
-        everything = load_mtrag(mtrag)
-    except (FileNotFoundError, ValueError) as exc:
+        result, generator, threshold = asyncio.run(run_answer_eval(
+            s, mtrag, limit=limit, pool=pool, channel=channel, judge=judge, seed=seed, index_dir=index_dir,
+            progress=console.print))
+    except (CitedeskError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    sample = sample_conversations(everything, limit, seed=seed)
-    per_coll = passages_by_collection(sample, everything, pool=pool, seed=seed)
-    keep = contextlib.nullcontext(str(index_dir)) if index_dir else tempfile.TemporaryDirectory(prefix="citedesk-mtrag-")
-    with keep as tmp:
-        c = Container(s.model_copy(update={
-            "data_dir": Path(tmp), "qdrant": s.qdrant.model_copy(update={"url": None, "path": None})}))
-        try:
-            for coll, passages in per_coll.items():
-                report = c.sync_engine.sync(PassageConnector(coll, passages))
-                console.print(f"indexed {coll}: {report.added} passages, {report.chunks_written} chunks "
-                              f"in {report.seconds:.1f}s")
-            pipelines = {coll: AnswerPipeline(c.retriever, c.generator, c.sparse, c.pipeline.policy, workspace=coll)
-                         for coll in per_coll}
-            use_llm = judge == Judge.llm or (judge == Judge.auto and s.llm.base_url)
-            if use_llm and not s.llm.base_url:
-                raise CitedeskError("--judge llm needs llm.base_url")
-            the_judge = LLMJudge(OpenAIGenerator(s.llm.base_url, model=s.llm.model, api_key=s.llm.api_key.get_secret_value(),
-                                                 timeout=s.llm.timeout, max_tokens=8)) if use_llm else LexicalJudge(c.sparse)
-            threshold = c.pipeline.policy.thresholds[channel]
-            result = asyncio.run(evaluate_answers(pipelines, sample, judge=the_judge, channel=channel,
-                                                  threshold=threshold))
-        except CitedeskError as exc:
-            _fail(exc)
-        finally:
-            c.index.close()
     sm = result.summary
-    table = Table(title=f"answer eval: {sm['n']} MT-RAG conversations, generator {c.generator.name}, "
+    table = Table(title=f"answer eval: {sm['n']} MT-RAG conversations, generator {generator}, "
                         f"channel {channel.value} (threshold {threshold:.2f})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -359,29 +305,6 @@ def eval_answers(
     console.print(f"wrote {path}")
 
 
-def _calibration_questions(csv_path: Path, negatives: Path | None, n_negatives: int, seed: int) -> tuple[list[str], list[bool]]:
-    """Questions and answerable labels: CSV rows (``answerable`` column optional, default true) plus
-    MT-RAG last user turns as out-of-domain unanswerable questions."""
-    import csv as _csv
-
-    from serving.evaluation import load_mtrag, sample_conversations
-
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"questions CSV not found: {csv_path}")
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in _csv.DictReader(fh) if r.get("question")]
-    qs = [r["question"] for r in rows]
-    labels = [str(r.get("answerable") or "true").strip().lower() not in ("false", "0", "no") for r in rows]
-    if negatives is not None:
-        neg = sample_conversations(load_mtrag(negatives), n_negatives, seed=seed)
-        qs += [c.question for c in neg]
-        labels += [False] * len(neg)
-    if all(labels) or not any(labels):
-        raise ValueError("calibration needs answerable and unanswerable questions: add --negatives or an "
-                         "'answerable' column with false rows")
-    return qs, labels
-
-
 @app.command()
 def calibrate(
     csv_path: Annotated[Path, typer.Option("--csv", help="CSV with a question column (optional answerable column)")],
@@ -394,20 +317,15 @@ def calibrate(
     seed: Annotated[int, typer.Option()] = 13,
 ) -> None:
     """Pick the escalation threshold per channel for a target precision and write it to the config."""
-    from ingest.index import SearchFilter
-    from serving.evaluation import auroc, pick_threshold, write_thresholds
+    from citedesk.serving.evaluation.calibration import (auroc, calibration_questions, confidences, pick_threshold,
+                                                         write_thresholds)
 
     c = _container()
     try:
-        questions, labels = _calibration_questions(csv_path, negatives, n_negatives, seed)
+        questions, labels = calibration_questions(csv_path, negatives, n_negatives, seed)
         if docs is not None:
             _sync_docs(c, docs)
-        flt = SearchFilter(workspace=State.settings.workspace)
-        model = c.pipeline.confidence
-        conf = []
-        for q in questions:
-            hits = c.retriever.retrieve(q, flt, top_k=State.settings.retrieval.top_k).hits
-            conf.append(model.score(model.features(q, hits, c.sparse)))
+        conf = confidences(c, questions, workspace=State.settings.workspace, top_k=State.settings.retrieval.top_k)
         picks = {"chat": pick_threshold(conf, labels, target_precision),
                  "voice": pick_threshold(conf, labels, voice_target_precision)}
     except (CitedeskError, FileNotFoundError, ValueError) as exc:
@@ -438,7 +356,7 @@ app.add_typer(keys_app, name="keys")
 
 
 def _key_store():
-    from serving.auth import KeyStore
+    from citedesk.serving.api.auth import KeyStore
 
     return KeyStore(_container().db)
 
@@ -470,7 +388,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Keys (never their secrets), oldest first."""
-    from serving.audit import iso
+    from citedesk.serving.audit.filters import iso
 
     keys = _key_store().list()
     if as_json:

@@ -1,21 +1,29 @@
-"""Composition root: builds every component from :class:`config.Settings` (cheap; models load in warm_up)."""
+"""Composition root: builds every component from :class:`~citedesk.config.settings.Settings` (cheap; models load
+in warm_up). The one serving module that imports ``ingest`` (the sync engine for ``citedesk sync`` and article
+webhooks, and its HTML cleaner for conversation text)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 
-from config.settings import Settings
-from core.errors import ConfigError
-from core.types import Channel
-from ingest.chunk import Chunker
-from ingest.embedding import CrossEncoderReranker, SentenceEmbedder
-from ingest.index import QdrantIndex
-from ingest.sparse import BM25SparseEncoder
-from ingest.sync import IngestPipeline, SyncEngine
-from retrieval.search import Retriever
-from serving.generators import ExtractiveGenerator, OpenAIGenerator
-from serving.pipeline import AnswerPipeline, AnswerPolicy
+from citedesk.config.settings import Settings
+from citedesk.core.errors import ConfigError
+from citedesk.core.types import Channel, GeneratorKind
+from citedesk.ingest.chunk import Chunker
+from citedesk.ingest.clean import to_clean_text
+from citedesk.ingest.sync import IngestPipeline, SyncEngine
+from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.retrieval.search import Retriever
+from citedesk.retrieval.store import QdrantIndex
+from citedesk.serving.answer.generators import ExtractiveGenerator, OpenAIGenerator
+from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
+
+
+def html_to_text(body: str) -> str:
+    """Plain text of an HTML body (a conversation part), cleaned as ingest cleans articles."""
+    return to_clean_text(body, "html")
 
 
 @dataclass
@@ -33,14 +41,15 @@ class Container:
     @cached_property
     def db(self):
         """Relational store (audit, webhook idempotency, API keys); migrated on first session."""
-        from serving.db import Database, default_url
+        from citedesk.serving.db.engine import Database, default_url
 
         return Database(self.settings.database.url or default_url(self.settings.data_dir))
 
     @cached_property
     def audit(self):
-        """Audit trail of answers (recorder, queries, reports); see serving/audit.py."""
-        from serving.audit import AuditLog, Redactor
+        """Audit trail of answers (recorder, queries, reports); see ``serving/audit/``."""
+        from citedesk.serving.audit.log import AuditLog
+        from citedesk.serving.audit.redaction import Redactor
 
         a = self.settings.audit
         return AuditLog(self.db, workspace=self.settings.workspace, redactor=Redactor(a.redact),
@@ -49,8 +58,8 @@ class Container:
 
     @cached_property
     def authenticator(self):
-        """Scoped API keys (serving/auth.py); lets everything through while ``auth.enabled`` is false."""
-        from serving.auth import Authenticator, KeyStore
+        """Scoped API keys (``serving/api/auth.py``); lets everything through while ``auth.enabled`` is false."""
+        from citedesk.serving.api.auth import Authenticator, KeyStore
 
         return Authenticator(KeyStore(self.db), enabled=self.settings.auth.enabled,
                              workspace=self.settings.workspace)
@@ -58,7 +67,7 @@ class Container:
     @cached_property
     def rate_limiter(self):
         """Per-key limiter for the answer routes, or None when disabled."""
-        from serving.ratelimit import RateLimiter
+        from citedesk.serving.api.ratelimit import RateLimiter
 
         r = self.settings.rate_limit
         return RateLimiter(r.answer, r.storage_uri) if r.enabled else None
@@ -67,7 +76,7 @@ class Container:
     def embedder(self) -> SentenceEmbedder:
         e = self.settings.embedding
         if e.model.startswith("hash:"):
-            from ingest.hash_embedder import HashEmbedder
+            from citedesk.retrieval.embedding.hashing import HashEmbedder
 
             return HashEmbedder(int(e.model.split(":", 1)[1]))
         return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length)
@@ -96,7 +105,7 @@ class Container:
     @cached_property
     def generator(self):
         a, llm = self.settings.answer, self.settings.llm
-        if a.generator == "openai":
+        if a.generator == GeneratorKind.OPENAI:
             if not llm.base_url:
                 raise ConfigError("answer.generator=openai needs llm.base_url")
             return OpenAIGenerator(llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(),
@@ -115,32 +124,53 @@ class Container:
     @cached_property
     def voice(self):
         """Voice-channel responder over :attr:`pipeline` (fillers, speakable text, pacing, signed state)."""
-        from serving.voice import StateSigner, VoicePolicy, VoiceResponder
+        from citedesk.serving.channels.voice.responder import VoiceResponder
+        from citedesk.serving.channels.voice.state import StateSigner
 
         v = self.settings.voice
-        policy = VoicePolicy(filler_budget_ms=v.filler_budget_ms, filler_phrases=tuple(v.filler_phrases),
-                             speak_source_titles=v.speak_source_titles, max_sentences=v.max_sentences,
-                             steps_per_turn=v.steps_per_turn)
         key = v.state_secret.get_secret_value().encode() if v.state_secret else None
-        return VoiceResponder(self.pipeline, policy, StateSigner(key))
+        return VoiceResponder(self.pipeline, v, StateSigner(key))
 
     @cached_property
     def intercom_webhooks(self):
-        """Intercom webhook middleware (serving/middleware.py) over :attr:`pipeline` and :attr:`sync_engine`;
-        ``None`` unless ``intercom.client_secret`` is set and ``intercom.middleware.enabled``."""
-        from serving.middleware import MiddlewareConfig, WebhookMiddleware
+        """Intercom webhook worker (``serving/channels/intercom/drafting.py``) over :attr:`pipeline` and
+        :attr:`sync_engine`; ``None`` unless ``intercom.client_secret`` is set and ``intercom.drafts.enabled``."""
+        from citedesk.serving.channels.intercom.drafting import WebhookWorker
 
         i = self.settings.intercom
-        if i.client_secret is None or not i.middleware.enabled:
+        if i.client_secret is None or not i.drafts.enabled:
             return None
         if i.token is None:
             raise ConfigError("Intercom webhooks need an access token (CITEDESK_INTERCOM__TOKEN)")
-        return WebhookMiddleware(self.db, self.intercom_connector, self.pipeline, MiddlewareConfig.from_settings(i),
-                                 sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace)
+        return WebhookWorker(self.db, self.intercom_connector, self.pipeline, i, html_to_text=html_to_text,
+                             sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace)
+
+    def remote_webhooks(self, answer_url: str | None = None, api_key: str | None = None):
+        """The standalone receiver's worker (``citedesk webhooks``): drafts through a remote citedesk API, no index.
+
+        Returns:
+            ``(worker, answerer, url)``; close the answerer (``await answerer.aclose()``) after the worker stops.
+
+        Raises:
+            ConfigError: no answer API URL, no ``intercom.client_secret`` / ``token`` / ``admin_id``.
+        """
+        from citedesk.serving.channels.intercom.drafting import WebhookWorker
+        from citedesk.serving.channels.intercom.remote import RemoteAnswerClient
+
+        i, m = self.settings.intercom, self.settings.intercom.drafts
+        url = answer_url or m.answer_api_url
+        if not url:
+            raise ConfigError("no answer API: pass --answer-url or set intercom.drafts.answer_api_url")
+        if i.client_secret is None or i.token is None:
+            raise ConfigError("the webhook receiver needs intercom.client_secret and intercom.token")
+        answerer = RemoteAnswerClient(url, timeout=m.answer_timeout, api_key=api_key)
+        worker = WebhookWorker(self.db, self.intercom_connector, answerer, i, html_to_text=html_to_text,
+                               workspace=i.workspace or self.settings.workspace)
+        return worker, answerer, url
 
     def folder_connector(self, path=None):
         """Folder connector from settings (``path`` overrides ``folder.path``)."""
-        from connectors.folder import FolderConnector
+        from citedesk.connectors.folder import FolderConnector
 
         f = self.settings.folder
         root = path or f.path
@@ -150,7 +180,7 @@ class Container:
 
     def intercom_connector(self):
         """Intercom connector from settings."""
-        from connectors.intercom import IntercomConnector
+        from citedesk.connectors.intercom import IntercomConnector
 
         i = self.settings.intercom
         if i.token is None:

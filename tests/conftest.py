@@ -17,10 +17,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from config.settings import DEFAULT_EMBEDDING_MODEL, Settings  # noqa: E402
-from connectors.folder import FolderConnector  # noqa: E402
-from ingest.embedding import SentenceEmbedder  # noqa: E402
-from serving.container import Container  # noqa: E402
+from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL, Settings  # noqa: E402
+from citedesk.connectors.folder import FolderConnector  # noqa: E402
+from citedesk.retrieval.embedding.dense import SentenceEmbedder  # noqa: E402
+from citedesk.serving.container import Container  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_DOCS = REPO / "data" / "aws-docs"

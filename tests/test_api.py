@@ -7,7 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
+from citedesk.serving.api.app import create_app
 from tests.conftest import free_port, make_container
 
 pytestmark = pytest.mark.slow
@@ -129,7 +129,7 @@ def test_qdrant_server_outage_and_recovery_without_restart(tmp_path, embedder, a
     """Over ``qdrant.url``: down → 503 (never a 500 or a made-up answer); back → answers again, same app."""
     import shutil
 
-    from connectors.folder import FolderConnector
+    from citedesk.connectors.folder import FolderConnector
     from tests.qdrant_facade import QdrantFacade
 
     root, _ = aws_subset

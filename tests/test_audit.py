@@ -23,14 +23,16 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from config.settings import DEFAULT_REDACT
-from connectors.folder import FolderConnector
-from serving.app import create_app
-from serving.audit import AuditAnswer, AuditCitation, AuditLog, Redactor
-from serving.auth import ApiKey, KeyStore
-from serving.db import Database, metadata
-from serving.pipeline import AnswerPipeline
-from serving.schemas import AnswerRequest
+from citedesk.config.settings import DEFAULT_REDACT
+from citedesk.connectors.folder import FolderConnector
+from citedesk.serving.api.app import create_app
+from citedesk.serving.audit.log import AuditLog
+from citedesk.serving.audit.models import AuditAnswer, AuditCitation
+from citedesk.serving.audit.redaction import Redactor
+from citedesk.serving.api.auth import ApiKey, KeyStore
+from citedesk.serving.db.engine import Database, metadata
+from citedesk.serving.answer.pipeline import AnswerPipeline
+from citedesk.serving.answer.schemas import AnswerRequest
 from tests.conftest import make_container
 
 AWS_DOCS = Path(__file__).resolve().parents[1] / "data" / "aws-docs"
@@ -217,7 +219,7 @@ def test_auth_off_by_default_lets_everything_through(tmp_path) -> None:
 
 
 def test_keys_cli_create_list_revoke(tmp_path) -> None:
-    from serving.cli import app
+    from citedesk.serving.cli import app
 
     runner = CliRunner()
     env = {n: None for n in os.environ if n.startswith("CITEDESK_")}
@@ -451,7 +453,7 @@ def test_recording_failure_never_fails_an_answer(env, caplog) -> None:
     broken = AuditLog(Database("sqlite:////dev/null/not-a-dir/audit.db"))
     saved, pipeline.recorder = pipeline.recorder, broken.record
     try:
-        with caplog.at_level(logging.ERROR, logger="serving.pipeline"):
+        with caplog.at_level(logging.ERROR, logger="citedesk.serving.answer.pipeline"):
             body = ask(client, ANSWERABLE, conversation_id="conv-broken")
     finally:
         pipeline.recorder = saved
@@ -559,7 +561,7 @@ def test_same_code_path_on_postgresql(env) -> None:
         rec = log_.get(answered[0]["id"])
         assert {x["revision_status"] for x in rec["citations"]} == {"current"}
         log_.mark_citation(rec["id"], 1, "incorrect", by="pg")
-        from serving.audit import AuditFilter as F
+        from citedesk.serving.audit.filters import AuditFilter as F
 
         assert log_.list(F(feedback="citation_incorrect"))[0] == 1
         assert log_.list(F(article="kendra", decision="answer"))[0] >= 1

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.folder import FolderConnector
-from serving.app import create_app
+from citedesk.connectors.folder import FolderConnector
+from citedesk.serving.api.app import create_app
 from tests.conftest import free_port, make_container
 
 pytestmark = pytest.mark.slow

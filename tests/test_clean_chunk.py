@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ContentError
-from core.types import Chunk
-from ingest.chunk import Chunker
-from ingest.clean import html_to_text, markdown_to_text, text_to_text, to_clean_text
+from citedesk.core.errors import ContentError
+from citedesk.core.types import Chunk
+from citedesk.ingest.chunk import Chunker
+from citedesk.ingest.clean import html_to_text, markdown_to_text, text_to_text, to_clean_text
 from tests.conftest import AWS_DOCS, DERANDOMIZE
 
 
@@ -469,7 +469,7 @@ def test_bm25_terms_are_thread_safe() -> None:
     """The API tokenises queries in worker threads: concurrent use must give the same terms."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ingest.sparse import BM25SparseEncoder
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
     enc = BM25SparseEncoder()
     texts = [f"Configuring replicated databases and partitioned tables number {i} quickly" for i in range(400)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from serving.cli import app
+from citedesk.serving.cli import app
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +227,7 @@ def test_eval_answers_table_and_json(cli, tmp_path) -> None:
 
 
 def test_calibrate_writes_per_channel_thresholds(cli, first_sync, questions_csv, tmp_path, monkeypatch) -> None:
-    from config.settings import load_settings
+    from citedesk.config.settings import load_settings
 
     config = tmp_path / "citedesk.toml"
     monkeypatch.setenv("CITEDESK_CONFIG", str(config))  # load_settings below sets it; restored after the test

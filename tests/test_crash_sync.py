@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from connectors.folder import FolderConnector
-from core.types import Article
-from ingest.index import point_id
-from serving.container import Container
+from citedesk.config.settings import Settings
+from citedesk.connectors.folder import FolderConnector
+from citedesk.core.types import Article
+from citedesk.retrieval.store import point_id
+from citedesk.serving.container import Container
 from tests.conftest import AWS_DOCS
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ KILLS = 20
 
 
 def run_sync(env: dict, folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "serving.cli", "sync", "--path", str(folder), "--json"],
+    return subprocess.Popen([sys.executable, "-m", "citedesk.serving.cli", "sync", "--path", str(folder), "--json"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

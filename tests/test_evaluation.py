@@ -14,26 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_settings
-from core.types import Channel
-from ingest.sparse import BM25SparseEncoder
-from serving.evaluation import (
-    LexicalJudge,
-    PassageConnector,
-    answer_stats,
-    auroc,
-    evaluate_answers,
-    evaluate_ranker,
-    evaluate_retrieval,
-    load_mtrag,
-    load_questions,
-    ndcg_at,
-    passages_by_collection,
-    pick_threshold,
-    rank_of,
-    ranking_metrics,
-    write_thresholds,
-)
+from citedesk.config.settings import load_settings
+from citedesk.core.types import Channel
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.evaluation.answers import evaluate_answers
+from citedesk.serving.evaluation.calibration import answer_stats, auroc, pick_threshold, write_thresholds
+from citedesk.serving.evaluation.judges import LexicalJudge
+from citedesk.serving.evaluation.mtrag import PassageConnector, load_mtrag, passages_by_collection
+from citedesk.serving.evaluation.retrieval import evaluate_ranker, evaluate_retrieval, load_questions, ndcg_at, rank_of, ranking_metrics
 
 DATA = Path(__file__).resolve().parent / "data"
 FLOOR = json.loads((DATA / "eval_floor.json").read_text())
@@ -186,9 +174,9 @@ def test_ci_eval_subset_hybrid_recall5_above_floor(aws_container, aws_subset) ->
 
 @pytest.mark.slow
 def test_llamaindex_baseline_indexes_the_same_chunks(aws_container, aws_subset) -> None:
-    from connectors.folder import FolderConnector
-    from core.types import Article
-    from serving.evaluation_baseline import LlamaIndexBaseline, corpus_chunks
+    from citedesk.connectors.folder import FolderConnector
+    from citedesk.core.types import Article
+    from citedesk.serving.evaluation.baseline import LlamaIndexBaseline, corpus_chunks
 
     root, questions = aws_subset
     articles = [a for a in FolderConnector(root).list_articles() if isinstance(a, Article)]
@@ -213,7 +201,7 @@ def test_llamaindex_baseline_indexes_the_same_chunks(aws_container, aws_subset) 
 
 @pytest.mark.slow
 def test_evaluate_answers_on_mtrag_sample(tmp_path, embedder) -> None:
-    from serving.pipeline import AnswerPipeline
+    from citedesk.serving.answer.pipeline import AnswerPipeline
     from tests.conftest import make_container
 
     convs = load_mtrag(MTRAG_SAMPLE)
@@ -252,9 +240,9 @@ def test_evaluate_answers_on_mtrag_sample(tmp_path, embedder) -> None:
 
 
 def test_llm_judge_unreachable_llm_raises() -> None:
-    from core.errors import GeneratorUnavailableError
-    from serving.evaluation import LLMJudge
-    from serving.generators import OpenAIGenerator
+    from citedesk.core.errors import GeneratorUnavailableError
+    from citedesk.serving.evaluation.judges import LLMJudge
+    from citedesk.serving.answer.generators import OpenAIGenerator
     from tests.conftest import free_port
 
     judge = LLMJudge(OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", model="judge", timeout=5, max_retries=0))
@@ -266,8 +254,8 @@ def test_llm_judge_unreachable_llm_raises() -> None:
 @pytest.mark.slow
 @pytest.mark.llm
 def test_llm_judge_against_real_server(llm_server) -> None:
-    from serving.evaluation import LLMJudge
-    from serving.generators import OpenAIGenerator
+    from citedesk.serving.evaluation.judges import LLMJudge
+    from citedesk.serving.answer.generators import OpenAIGenerator
 
     judge = LLMJudge(OpenAIGenerator(llm_server, model="smollm2", timeout=60, max_tokens=8))
     verdict = asyncio.run(judge.supports("The size of a null attribute is 1 byte. [1]",
@@ -277,9 +265,9 @@ def test_llm_judge_against_real_server(llm_server) -> None:
 
 def test_support_is_judged_per_sentence_with_markers_after_the_full_stop() -> None:
     """``Sentence. [1]`` (the extractive style): the marker belongs to the sentence before it."""
-    from core.types import Citation, Decision
-    from serving.evaluation import Conversation
-    from serving.schemas import AnswerResponse
+    from citedesk.core.types import Citation, Decision
+    from citedesk.serving.evaluation.mtrag import Conversation
+    from citedesk.serving.answer.schemas import AnswerResponse
 
     quotes = {1: "Refunds are issued within five business days.", 2: "Gift cards are never refunded."}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.folder import MAX_FILE_BYTES, FolderConnector
-from core.errors import ConnectorError
-from core.protocols import Connector, SourceFailure
-from core.types import Article
+from citedesk.connectors.folder import MAX_FILE_BYTES, FolderConnector
+from citedesk.core.errors import ConnectorError
+from citedesk.core.protocols import Connector, SourceFailure
+from citedesk.core.types import Article
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_PAGE = REPO / "data" / "aws-docs" / "amazon-dynamodb-developer-guide" / "CapacityUnitCalculations.md"

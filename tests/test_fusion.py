@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config.settings import Settings
-from core.types import ScoreKind
-from ingest.index import SearchFilter
-from retrieval.search import Retriever
-from serving.container import Container
+from citedesk.config.settings import Settings
+from citedesk.core.types import ScoreKind
+from citedesk.retrieval.store import SearchFilter
+from citedesk.retrieval.search import Retriever
+from citedesk.serving.container import Container
 
 QUESTION = "How do I change the instance type of an Amazon EC2 instance?"
 
@@ -56,8 +56,8 @@ def test_a_server_without_weighted_rrf_gets_plain_rrf_instead_of_failing(tmp_pat
 
     import numpy as np
 
-    from ingest.index import QdrantIndex
-    from ingest.sparse import SparseVector
+    from citedesk.retrieval.store import QdrantIndex
+    from citedesk.retrieval.embedding.sparse import SparseVector
     from tests.conftest import free_port
     from tests.qdrant_facade import QdrantFacade
 
@@ -66,7 +66,7 @@ def test_a_server_without_weighted_rrf_gets_plain_rrf_instead_of_failing(tmp_pat
         index = QdrantIndex(url=old.url, timeout=5)
         try:
             index.ensure_collection(4)
-            with caplog.at_level(logging.WARNING, logger="ingest.index"):
+            with caplog.at_level(logging.WARNING, logger="citedesk.retrieval.store"):
                 assert index.search(SearchFilter("default"), dense=dense, sparse=sparse,
                                     fusion_weights=(1.0, 1.5)) == []
                 assert index.search(SearchFilter("default"), dense=dense, sparse=sparse,

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from core.types import Channel
-from serving.pipeline import AnswerPipeline, sanitize
-from serving.schemas import AnswerRequest
+from citedesk.core.types import Channel
+from citedesk.serving.answer.grounding import sanitize
+from citedesk.serving.answer.pipeline import AnswerPipeline
+from citedesk.serving.answer.schemas import AnswerRequest
 
 pytestmark = pytest.mark.slow
 
@@ -72,8 +73,8 @@ def test_markup_links_and_images_are_stripped(aws_container) -> None:
 
 
 def test_short_follow_up_is_searched_with_the_previous_turn(aws_container) -> None:
-    from core.types import Turn
-    from serving.pipeline import retrieval_query
+    from citedesk.core.types import Turn
+    from citedesk.serving.answer.pipeline import retrieval_query
 
     sparse = aws_container.sparse
     first = "What is the size of a null attribute in DynamoDB?"

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from connectors.folder import FolderConnector
-from serving.generators import build_messages
-from serving.pipeline import AnswerPipeline
-from serving.schemas import AnswerRequest
+from citedesk.connectors.folder import FolderConnector
+from citedesk.serving.answer.generators import build_messages
+from citedesk.serving.answer.pipeline import AnswerPipeline
+from citedesk.serving.answer.schemas import AnswerRequest
 from tests.conftest import make_container
 from tests.injection_corpus import attack_succeeded, write_corpus
 
@@ -41,7 +41,7 @@ def test_hidden_text_is_never_indexed(injected) -> None:
 def test_retrieved_text_stays_delimited_as_data(injected) -> None:
     c, attacks = injected
     a = next(x for x in attacks if x.kind == "delimiter")
-    hits = c.retriever.retrieve(a.question, __import__("ingest.index", fromlist=["x"]).SearchFilter("default")).hits
+    hits = c.retriever.retrieve(a.question, __import__("citedesk.retrieval.store", fromlist=["x"]).SearchFilter("default")).hits
     messages = build_messages(a.question, [], hits)
     user = messages[-1]["content"]
     assert user.count("<source id=") == len(hits) and user.count("</source>") == len(hits)
@@ -65,7 +65,7 @@ def test_no_extractive_answer_follows_an_injection(injected) -> None:
 @pytest.mark.llm
 def test_no_llm_answer_follows_an_injection(injected, llm_server) -> None:
     c, attacks = injected
-    from serving.generators import OpenAIGenerator
+    from citedesk.serving.answer.generators import OpenAIGenerator
 
     base = c.pipeline
     pipeline = AnswerPipeline(base.retriever, OpenAIGenerator(llm_server, model="smollm2", timeout=60,

@@ -17,10 +17,11 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from connectors.intercom import INTERCOM_API_VERSION, IntercomConnector
-from core.errors import ConfigError, ConnectorError
-from core.protocols import Connector, SourceFailure
-from core.types import Article
+from citedesk.connectors.intercom import IntercomConnector
+from citedesk.connectors.intercom_api import INTERCOM_API_VERSION
+from citedesk.core.errors import ConfigError, ConnectorError
+from citedesk.core.protocols import Connector, SourceFailure
+from citedesk.core.types import Article
 from tests.intercom_double import IntercomDouble
 
 SPEC_PATH = Path(__file__).parent / "data" / "intercom" / "api.intercom.io-2.16.yaml"

@@ -7,8 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from config.settings import Settings
-from serving.app import create_app
+from citedesk.config.settings import Settings
+from citedesk.serving.api.app import create_app
 
 
 @pytest.fixture()

@@ -9,9 +9,9 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from connectors.folder import FolderConnector
-from serving.app import create_app
-from serving.generators import OpenAIGenerator
+from citedesk.connectors.folder import FolderConnector
+from citedesk.serving.api.app import create_app
+from citedesk.serving.answer.generators import OpenAIGenerator
 from tests.conftest import free_port, make_container
 from tests.test_api import assert_quotes_verbatim, sse_events
 
@@ -52,7 +52,7 @@ def llm_app(kb, base_url: str, timeout: float = 60.0):
 
 def test_openai_generator_streams_deltas(llm_server, kb) -> None:
     gen = OpenAIGenerator(llm_server, model="smollm2", timeout=60)
-    hits = kb.retriever.retrieve(QUESTION, __import__("ingest.index", fromlist=["x"]).SearchFilter("default")).hits
+    hits = kb.retriever.retrieve(QUESTION, __import__("citedesk.retrieval.store", fromlist=["x"]).SearchFilter("default")).hits
 
     async def collect():
         try:

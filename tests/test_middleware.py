@@ -20,11 +20,13 @@ import httpx
 import pytest
 import uvicorn
 
-from config.settings import Settings
-from connectors.webhooks import sign
-from serving.app import create_app
-from serving.middleware import MiddlewareConfig, WebhookMiddleware
-from serving.webhooks_api import create_middleware_app
+from citedesk.config.settings import Settings
+from citedesk.serving.channels.intercom.webhooks import sign
+from citedesk.serving.api.app import create_app
+from citedesk.config.settings import IntercomDraftSettings, IntercomSettings
+from citedesk.serving.api.webhooks_app import create_webhooks_app
+from citedesk.serving.channels.intercom.drafting import WebhookWorker
+from citedesk.serving.container import html_to_text
 from tests.conftest import free_port, make_container
 from tests.intercom_double import IntercomDouble
 
@@ -129,7 +131,7 @@ def env(tmp_path_factory, embedder):
         c = make_container(tmp_path_factory.mktemp("mw"), embedder, workspace=WS, intercom={
             "token": TOKEN, "base_url": api.base_url, "workspace": WS, "max_retries": 3, "timeout": 1.0,
             "client_secret": SECRET, "admin_id": ADMIN,
-            "middleware": {"help_center_domains": DOMAINS, "retry_backoff": 0.2, "escalation_tag_id": tag,
+            "drafts": {"help_center_domains": DOMAINS, "retry_backoff": 0.2, "escalation_tag_id": tag,
                            "escalation_team_id": TEAM, "workers": 2}})
         report = c.sync_engine.sync(c.intercom_connector())
         assert report.ok and report.added == len(ids), report
@@ -147,7 +149,7 @@ def post(env, payload: dict | bytes, *, signature: str | None = None, timeout: f
                                "X-Hub-Signature": signature or sign(body, SECRET)})
 
 
-def wait_idle(mw: WebhookMiddleware, timeout: float = 90.0) -> None:
+def wait_idle(mw: WebhookWorker, timeout: float = 90.0) -> None:
     """Poll until no notification is pending (a guard against hangs, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while mw.unfinished():
@@ -378,7 +380,7 @@ def test_unpublished_article_is_removed(env) -> None:
 
 
 def _request(question: str):
-    from serving.schemas import AnswerRequest
+    from citedesk.serving.answer.schemas import AnswerRequest
 
     return AnswerRequest(question=question)
 
@@ -387,12 +389,13 @@ def _request(question: str):
 
 
 def test_reply_mode_sends_answers_to_the_customer_but_keeps_escalations_internal(env, tmp_path) -> None:
-    from serving.db import Database
+    from citedesk.serving.db.engine import Database
 
     api, c = env["api"], env["c"]
-    config = MiddlewareConfig(admin_id=ADMIN, mode="reply", help_center_domains=tuple(DOMAINS), retry_backoff=0.1)
-    mw = WebhookMiddleware(Database(f"sqlite:///{tmp_path / 'reply.db'}"), c.intercom_connector, c.pipeline,
-                           config, workspace=WS)
+    config = IntercomSettings(admin_id=ADMIN, drafts=IntercomDraftSettings(
+        mode="reply", help_center_domains=list(DOMAINS), retry_backoff=0.1))
+    mw = WebhookWorker(Database(f"sqlite:///{tmp_path / 'reply.db'}"), c.intercom_connector, c.pipeline,
+                       config, html_to_text=html_to_text, workspace=WS)
     answered = api.add_conversation("<p>How do I reset my password?</p>")
     escalated = api.add_conversation("<p>Who won the football world cup in 1998?</p>")
 
@@ -423,8 +426,8 @@ def test_standalone_middleware_drafts_through_a_remote_answer_api(env, tmp_path)
     settings = Settings(data_dir=tmp_path, workspace=WS, intercom={
         "token": TOKEN, "base_url": api.base_url, "workspace": WS, "max_retries": 2, "timeout": 5.0,
         "client_secret": SECRET, "admin_id": ADMIN,
-        "middleware": {"help_center_domains": DOMAINS, "answer_api_url": env["base"]}})
-    app = create_middleware_app(settings)
+        "drafts": {"help_center_domains": DOMAINS, "answer_api_url": env["base"]}})
+    app = create_webhooks_app(settings)
     cid = api.add_conversation("<p>How long does a refund take to reach my card?</p>")
     with Served(app) as served:
         body = json.dumps(api.notification("conversation.user.created", conversation_id=cid)).encode()
@@ -446,6 +449,6 @@ def test_standalone_middleware_drafts_through_a_remote_answer_api(env, tmp_path)
 
 
 def _parse(payload: dict):
-    from connectors.webhooks import parse_notification
+    from citedesk.serving.channels.intercom.webhooks import parse_notification
 
     return parse_notification(json.dumps(payload).encode())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.types import Hit, ScoreKind
-from ingest.sparse import BM25SparseEncoder
-from serving.pipeline import best_quote
+from citedesk.core.types import Hit, ScoreKind
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.answer.grounding import best_quote
 
 
 def _hit(text: str):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.types import ScoreKind
-from ingest.embedding import CrossEncoderReranker
-from ingest.index import SearchFilter
-from retrieval.search import Retriever
+from citedesk.core.types import ScoreKind
+from citedesk.retrieval.embedding.dense import CrossEncoderReranker
+from citedesk.retrieval.store import SearchFilter
+from citedesk.retrieval.search import Retriever
 
 pytestmark = pytest.mark.slow
 

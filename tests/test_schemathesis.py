@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from serving.app import create_app
+from citedesk.serving.api.app import create_app
 from tests.conftest import DERANDOMIZE, make_container
 
 pytestmark = pytest.mark.slow

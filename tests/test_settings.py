@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config.settings import DEFAULT_EMBEDDING_MODEL, Settings, load_settings
+from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL, Settings, load_settings
 
 TOML = """
 workspace = "acme"
@@ -199,3 +199,20 @@ def test_load_settings_has_no_lasting_effect_on_environment(toml_file) -> None:
     load_settings(toml_file)
     assert os.environ.get("CITEDESK_CONFIG") is None
     assert load_settings().workspace == "default"
+
+
+def test_old_intercom_middleware_section_still_loads_as_drafts(tmp_path, monkeypatch) -> None:
+    """0.1 configs name the chat-draft section ``intercom.middleware``: they keep working, with a warning."""
+    import warnings
+
+    from citedesk.config.settings import IntercomSettings, load_settings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = IntercomSettings(middleware={"mode": "reply", "help_center_domains": [" .Help.Acme.com "]})
+    assert old.drafts.mode == "reply" and old.drafts.help_center_domains == ["help.acme.com"]
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    monkeypatch.setenv("CITEDESK_INTERCOM__MIDDLEWARE__WORKERS", "3")
+    assert load_settings(None).intercom.drafts.workers == 3
+    with pytest.raises(ValueError, match="old name"):
+        IntercomSettings(middleware={}, drafts={})

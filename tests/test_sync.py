@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.intercom import IntercomConnector
-from ingest.index import point_id
+from citedesk.connectors.intercom import IntercomConnector
+from citedesk.retrieval.store import point_id
 from tests.conftest import free_port, make_container
 from tests.intercom_double import IntercomDouble
 from tests.qdrant_facade import QdrantFacade

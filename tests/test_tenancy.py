@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from connectors.folder import FolderConnector
-from ingest.index import SearchFilter
+from citedesk.connectors.folder import FolderConnector
+from citedesk.retrieval.store import SearchFilter
 from tests.conftest import AWS_DOCS, free_port, make_container
 from tests.qdrant_facade import QdrantFacade
 
@@ -71,8 +71,8 @@ def tenant_api(two_tenants, tmp_path_factory):
     """The API over the two-tenant index with auth on, one answer key per tenant."""
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
-    from serving.auth import KeyStore
+    from citedesk.serving.api.app import create_app
+    from citedesk.serving.api.auth import KeyStore
 
     base = two_tenants
     c = make_container(tmp_path_factory.mktemp("tenant-api"), base.embedder, auth={"enabled": True},
@@ -112,8 +112,8 @@ def test_api_key_is_bound_to_its_workspace(tenant_api) -> None:
 def test_rate_limit_per_key_gives_429_with_retry_after(two_tenants, tmp_path) -> None:
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
-    from serving.auth import KeyStore
+    from citedesk.serving.api.app import create_app
+    from citedesk.serving.api.auth import KeyStore
 
     c = make_container(tmp_path, two_tenants.embedder, auth={"enabled": True}, rate_limit={"answer": "3/minute"})
     c.__dict__["index"] = two_tenants.index
@@ -132,7 +132,7 @@ def test_rate_limit_per_key_gives_429_with_retry_after(two_tenants, tmp_path) ->
 
 def test_audit_keys_only_see_their_own_tenant(tenant_api) -> None:
     client, keys, _ = tenant_api
-    from serving.auth import KeyStore
+    from citedesk.serving.api.auth import KeyStore
 
     store = KeyStore(client.app.state.container.db)
     readers = {ws: store.create(f"{ws}-manager", ["audit-read", "audit-write"], workspace=ws)[1]

@@ -22,10 +22,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from connectors.folder import FolderConnector
-from serving.app import create_app
-from serving.schemas import VoiceState
-from serving.voice import Pacer, StateSigner, VoiceStateError, intent, speakable
+from citedesk.connectors.folder import FolderConnector
+from citedesk.serving.api.app import create_app
+from citedesk.serving.answer.schemas import VoiceState
+from citedesk.serving.channels.voice.pacing import Pacer, intent
+from citedesk.serving.channels.voice.speech import speakable
+from citedesk.serving.channels.voice.state import StateSigner, VoiceStateError
 from tests.conftest import free_port, make_container
 from tests.test_api import sse_events
 
@@ -300,7 +302,7 @@ def test_voice_escalates_with_handoff_and_stricter_threshold(kb) -> None:
 
 @pytest.mark.slow
 def test_filler_only_when_no_sentence_is_ready_within_the_budget(kb, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="citedesk.serving")
     with ScriptedLLM(HOURS_ANSWER, first_token_delay=3.0) as slow, \
             TestClient(voice_app(kb, llm=slow.base_url, voice={"filler_budget_ms": 300})) as client, \
             client.stream("POST", "/v1/answer/stream", json={"question": HOURS_Q, "channel": "voice"}) as r:

@@ -13,11 +13,12 @@ import time
 
 import anyio
 import pytest
+from pydantic import ValidationError
 from fastapi.testclient import TestClient
 
-from config.settings import Settings
-from connectors.intercom import IntercomConnector
-from connectors.webhooks import (
+from citedesk.config.settings import Settings
+from citedesk.connectors.intercom import IntercomConnector
+from citedesk.serving.channels.intercom.webhooks import (
     Conversation,
     WebhookPayloadError,
     parse_conversation,
@@ -25,19 +26,17 @@ from connectors.webhooks import (
     sign,
     verify_signature,
 )
-from core.errors import ConfigError, ConnectorError
-from core.types import Citation, Decision
-from serving.app import create_app
-from serving.db import Database
-from serving.middleware import (
-    MiddlewareConfig,
-    WebhookMiddleware,
-    allowed_link,
-    format_customer_reply,
-    format_note,
-    qualification_failure,
-)
-from serving.schemas import AnswerResponse, HitOut
+from citedesk.core.errors import ConfigError, ConnectorError
+from citedesk.core.types import Citation, Decision
+from citedesk.serving.api.app import create_app
+from citedesk.serving.db.engine import Database
+from citedesk.config.settings import IntercomDraftSettings, IntercomSettings
+from citedesk.serving.channels.intercom.conversations import IntercomConversations
+from citedesk.serving.channels.intercom.drafting import WebhookWorker
+from citedesk.serving.channels.intercom.notes import allowed_link, format_customer_reply, format_note
+from citedesk.serving.channels.intercom.qualify import qualification_failure
+from citedesk.serving.container import html_to_text
+from citedesk.serving.answer.schemas import AnswerResponse, HitOut
 from tests.intercom_double import IntercomDouble
 from tests.test_intercom_connector import spec, validate  # noqa: F401 - fixtures
 
@@ -79,7 +78,7 @@ def app_env(api, tmp_path):
     so messenger conversations are fetched and skipped without ever calling the answer pipeline."""
     settings = Settings(data_dir=tmp_path, intercom={
         "token": TOKEN, "base_url": api.base_url, "workspace": "ws", "client_secret": SECRET, "admin_id": ADMIN,
-        "max_retries": 1, "timeout": 5.0, "middleware": {"qualify_channels": ["email"], "retry_backoff": 0.1}})
+        "max_retries": 1, "timeout": 5.0, "drafts": {"qualify_channels": ["email"], "retry_backoff": 0.1}})
     app = create_app(settings, warm_up=False)
     with TestClient(app) as client:
         yield client, app.state.intercom_webhooks
@@ -249,7 +248,8 @@ def test_double_conversation_endpoints_match_the_openapi_schemas(api, validate) 
 def test_connector_conversation_methods_send_spec_shaped_requests(api, validate) -> None:  # noqa: F811
     tag = api.add_tag("escalated")
     cid = api.add_conversation("<p>Where is my order?</p>")
-    with connector(api) as c:
+    with connector(api) as source:
+        c = IntercomConversations(source.api)
         conversation = c.fetch_conversation(cid)
         assert isinstance(conversation, Conversation) and conversation.id == cid
         part_id = c.reply(cid, admin_id=ADMIN, body="<p>draft</p>")
@@ -275,8 +275,8 @@ def test_reply_rate_limited_waits_until_x_ratelimit_reset(api) -> None:
     cid = api.add_conversation("<p>hi</p>")
     reset_at = int(time.time()) + 2
     api.fail_next(1, status=429, headers={"X-RateLimit-Reset": str(reset_at)}, path=f"/conversations/{cid}/reply")
-    with connector(api) as c:
-        c.reply(cid, admin_id=ADMIN, body="<p>draft</p>")
+    with connector(api) as source:
+        IntercomConversations(source.api).reply(cid, admin_id=ADMIN, body="<p>draft</p>")
     first, retry = [r for r in api.requests if r.path.endswith("/reply")]
     assert (first.status, retry.status) == (429, 200)
     assert retry.wall_time >= reset_at - 0.05
@@ -291,23 +291,23 @@ def conv(**kw) -> Conversation:
 
 
 def test_qualification_rules() -> None:
-    base = {"admin_id": ADMIN}
-    assert qualification_failure(conv(), MiddlewareConfig(**base)) is None
-    tagged = MiddlewareConfig(**base, qualify_tags=frozenset({"vip", "77"}))
+    base = {}
+    assert qualification_failure(conv(), IntercomDraftSettings(**base)) is None
+    tagged = IntercomDraftSettings(**base, qualify_tags=frozenset({"vip", "77"}))
     assert qualification_failure(conv(), tagged) == "not_tagged"
     assert qualification_failure(conv(tag_names=frozenset({"vip"})), tagged) is None
     assert qualification_failure(conv(tag_ids=frozenset({"77"})), tagged) is None
-    excluded = MiddlewareConfig(**base, exclude_tags=frozenset({"legal"}))
+    excluded = IntercomDraftSettings(**base, exclude_tags=frozenset({"legal"}))
     assert qualification_failure(conv(tag_names=frozenset({"legal"})), excluded) == "excluded_tag"
-    inbox = MiddlewareConfig(**base, qualify_team_ids=frozenset({"5"}))
+    inbox = IntercomDraftSettings(**base, qualify_team_ids=frozenset({"5"}))
     assert qualification_failure(conv(team_assignee_id="6"), inbox) == "other_inbox"
     assert qualification_failure(conv(team_assignee_id="5"), inbox) is None
-    channel = MiddlewareConfig(**base, qualify_channels=frozenset({"email"}))
+    channel = IntercomDraftSettings(**base, qualify_channels=frozenset({"email"}))
     assert qualification_failure(conv(channel="messenger"), channel) == "other_channel"
-    with pytest.raises(ConfigError):
-        MiddlewareConfig(admin_id="")
-    with pytest.raises(ConfigError):
-        MiddlewareConfig(admin_id=ADMIN, mode="sms")
+    with pytest.raises(ConfigError, match="admin_id"):
+        WebhookWorker(None, lambda: None, None, IntercomSettings(admin_id=""), html_to_text=html_to_text)
+    with pytest.raises(ValidationError, match="mode"):
+        IntercomDraftSettings(mode="sms")
 
 
 def test_allowed_link() -> None:
@@ -326,7 +326,7 @@ def response(decision: Decision, **kw) -> AnswerResponse:
 
 
 def test_note_formatting_escapes_and_filters_links() -> None:
-    config = MiddlewareConfig(admin_id=ADMIN, help_center_domains=("help.acme.com",))
+    config = IntercomDraftSettings(help_center_domains=["help.acme.com"]).help_center_domains
     cites = [Citation(marker=1, article_id="1", title="Refunds <b>", url="https://help.acme.com/a/1",
                       content_hash="a" * 64, chunk_index=0, quote="Five days.", quote_start=0, quote_end=10),
              Citation(marker=2, article_id="2", title="Partner", url="https://partner.example.org/a",
@@ -352,11 +352,11 @@ def test_note_formatting_escapes_and_filters_links() -> None:
 
 
 def run_middleware(api: IntercomDouble, tmp_path, payloads: list[dict], *, accept_before_start: bool,
-                   **config) -> WebhookMiddleware:
+                   **config) -> WebhookWorker:
     """Feed ``payloads`` to a middleware (answerer never reached: see the assertions) and wait until idle."""
     db = Database(f"sqlite:///{tmp_path / 'mw.db'}")
-    cfg = MiddlewareConfig(admin_id=ADMIN, retry_backoff=0.05, **config)
-    mw = WebhookMiddleware(db, lambda: connector(api, max_retries=0), answerer=None, config=cfg)
+    cfg = IntercomSettings(admin_id=ADMIN, drafts=IntercomDraftSettings(retry_backoff=0.05, **config))
+    mw = WebhookWorker(db, lambda: connector(api, max_retries=0), answerer=None, intercom=cfg, html_to_text=html_to_text)
 
     async def go() -> None:
         if accept_before_start:  # received by a process that stopped before working on them

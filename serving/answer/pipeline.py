@@ -1,0 +1,282 @@
+"""The answer pipeline: retrieve → decide → generate → check citations → answer or escalate.
+
+One code path for blocking and streaming answers: :meth:`AnswerPipeline.stream` yields events, and
+:meth:`AnswerPipeline.answer` collects them. Streamed ``sentence`` events are provisional until the
+``decision`` event: a client must discard them when the decision is ``escalate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from citedesk.core.errors import GeneratorUnavailableError
+from citedesk.core.text import markers, split_complete_sentences, strip_markers
+from citedesk.core.types import AnswerReason, Channel, Citation, Decision, Hit, reason_text
+from citedesk.retrieval.store import SearchFilter
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.retrieval.confidence import CONFIDENCE_KIND, ConfidenceModel
+from citedesk.retrieval.search import Retriever
+from citedesk.serving.answer.generators import DECLINE_PATTERN
+from citedesk.serving.answer.grounding import best_quote, sanitize, support
+from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Event:
+    """A streaming event: ``retrieval``, ``sentence``, ``citations``, ``decision`` or ``done``."""
+
+    type: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """Thresholds and sizes of the answer step.
+
+    Attributes:
+        thresholds: minimum confidence per channel to attempt an answer.
+        top_k: hits retrieved.
+        evidence_chunks: hits given to the generator (≤ top_k).
+        min_support: share of an answer sentence's terms that must appear in the chunks it cites (and
+            every number in it must appear there too).
+    """
+
+    thresholds: dict[Channel, float]
+    top_k: int = 5
+    evidence_chunks: int = 4
+    min_support: float = 0.6
+
+
+def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
+    """What is searched: the question, prefixed by the previous customer turn when the question is a short
+    follow-up (fewer than ``min_terms`` distinct BM25 terms, e.g. "and on weekends?")."""
+    question = request.question.strip()
+    if len(set(sparse.terms(question))) >= min_terms:
+        return question
+    earlier = [t.text.strip() for t in request.history if t.role == "user" and t.text.strip()]
+    return f"{earlier[-1][:1000]} {question}" if earlier else question
+
+
+def handoff_summary(request: AnswerRequest, hits: list[Hit], reason: str) -> str:
+    """A short note for the human who takes over: the question, context, closest articles and why."""
+    parts = [f"Customer asked: \"{request.question.strip()[:500]}\"."]
+    earlier = [t.text for t in request.history if t.role == "user"][-2:]
+    if earlier:
+        parts.append("Earlier: " + " / ".join(e.strip()[:200] for e in earlier) + ".")
+    titles = list(dict.fromkeys(h.title for h in hits[:3]))
+    parts.append("Closest articles: " + ("; ".join(titles) if titles else "none") + ".")
+    parts.append(f"Escalated because {reason_text(reason)}.")
+    return " ".join(parts)
+
+
+class AnswerPipeline:
+    """Grounded answers with citations, or escalation.
+
+    Args:
+        retriever: hybrid retriever.
+        generator: :class:`~citedesk.serving.answer.generators.ExtractiveGenerator` or ``OpenAIGenerator``.
+        sparse: BM25 encoder (term analysis for support checks and quotes).
+        policy: thresholds and sizes.
+        confidence: confidence model.
+        workspace: tenant whose articles are searched.
+        recorder: called once per finished answer (before the ``citations`` event) in a worker thread as
+            ``recorder(request, response, evidence, workspace=...)``, ``evidence`` being the hits given to the generator
+            (``[n]`` cites ``evidence[n-1]``; empty when it escalated before generating) — the audit trail
+            (:meth:`citedesk.serving.audit.log.AuditLog.record`). Its exceptions are logged, never raised.
+    """
+
+    def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
+                 confidence: ConfidenceModel | None = None, workspace: str = "default",
+                 recorder: Callable[..., object] | None = None) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.sparse = sparse
+        self.policy = policy
+        self.confidence = confidence or ConfidenceModel()
+        self.workspace = workspace
+        self.recorder = recorder
+
+    def warm_up(self) -> None:
+        """Load models."""
+        self.retriever.warm_up()
+
+    async def answer(self, request: AnswerRequest, *, workspace: str | None = None) -> AnswerResponse:
+        """Answer or escalate (blocking variant of :meth:`stream`).
+
+        Args:
+            request: the question.
+            workspace: tenant to search (the caller's API key's); default: the pipeline's.
+
+        Raises:
+            IndexUnavailableError: Qdrant unreachable (the API answers 503).
+        """
+        final = None
+        async for event in self.stream(request, workspace=workspace):
+            if event.type == "done":
+                final = event.data["response"]
+        assert final is not None
+        return final
+
+    async def stream(self, request: AnswerRequest, *, workspace: str | None = None) -> AsyncIterator[Event]:
+        """Yield ``retrieval``, ``sentence``\\*, ``citations``, ``decision``, ``done`` events.
+
+        ``done.data["response"]`` is the full :class:`AnswerResponse`.
+        """
+        t0 = time.perf_counter()
+        latency: dict[str, float] = {}
+        flt = SearchFilter(workspace=workspace or self.workspace,
+                           locales=(request.locale,) if request.locale else None)
+        query = retrieval_query(request, self.sparse)
+        top_k = request.top_k or self.policy.top_k
+        retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
+            lambda: self.retriever.retrieve(query, flt, top_k=top_k), abandon_on_cancel=True)
+        for k, v in retrieval.timings.items():
+            latency[k] = round(v * 1000, 2)
+        hits = retrieval.hits
+        conf = self.confidence.score(self.confidence.features(query, hits, self.sparse))
+        hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
+        yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
+
+        def finish(decision: Decision, reason: str, answer: str = "", citations=()) -> AnswerResponse:
+            latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
+            escalate = decision == Decision.ESCALATE
+            return AnswerResponse(
+                decision=decision, reason=reason, answer="" if escalate else answer,
+                citations=[] if escalate else list(citations), confidence=round(conf, 4),
+                confidence_kind=CONFIDENCE_KIND,
+                handoff_summary=handoff_summary(request, hits, reason) if escalate else None,
+                hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
+                latency_ms=latency)
+
+        evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
+
+        async def end(response: AnswerResponse):
+            await self.record(request, response, evidence, flt.workspace)
+            yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
+            yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
+                                     "confidence": response.confidence,
+                                     "handoff_summary": response.handoff_summary})
+            log.info("answer decision=%s reason=%s confidence=%.3f latency_ms=%s",
+                     response.decision.value, response.reason, response.confidence, response.latency_ms)
+            yield Event("done", {"response": response})
+
+        threshold = self.policy.thresholds.get(request.channel, 0.5)
+        if not hits or conf < threshold:
+            async for e in end(finish(Decision.ESCALATE, AnswerReason.NO_EVIDENCE if not hits else AnswerReason.LOW_CONFIDENCE)):
+                yield e
+            return
+
+        evidence = hits[: self.policy.evidence_chunks]
+        sentences: list[str] = []
+        reason = None
+        buffer = ""
+        t_gen = time.perf_counter()
+        voice = request.channel == Channel.VOICE
+        agen = self.generator.stream(request.question, request.history, evidence, voice=voice)
+        try:
+            async for delta in agen:
+                if "first_token" not in latency:
+                    latency["first_token"] = round((time.perf_counter() - t_gen) * 1000, 2)
+                buffer += delta
+                done, buffer = split_complete_sentences(buffer)
+                for raw in done:
+                    s, reason = self._check(raw, evidence, first=not sentences)
+                    if reason:
+                        break
+                    if s is None:
+                        continue
+                    sentences.append(s)
+                    if "first_sentence" not in latency:
+                        latency["first_sentence"] = round((time.perf_counter() - t0) * 1000, 2)
+                    yield Event("sentence", {"text": s, "markers": markers(s)})
+                if reason:
+                    break
+        except GeneratorUnavailableError as exc:
+            log.warning("generator unavailable: %s", exc)
+            reason = AnswerReason.GENERATOR_UNAVAILABLE
+        finally:
+            await agen.aclose()
+        if reason is None and buffer.strip():
+            s, reason = self._check(buffer.strip(), evidence, first=not sentences)
+            if s is not None:
+                sentences.append(s)
+                latency.setdefault("first_sentence", round((time.perf_counter() - t0) * 1000, 2))
+                yield Event("sentence", {"text": s, "markers": markers(s)})
+        if reason is None and not sentences:
+            reason = AnswerReason.UNCITED_ANSWER
+        if reason is not None:
+            async for e in end(finish(Decision.ESCALATE, reason)):
+                yield e
+            return
+        citations = self._citations(sentences, evidence)
+        async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
+            yield e
+
+    async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
+                     workspace: str) -> None:
+        """Hand a finished answer to the recorder, in a worker thread.
+
+        Also used for answers made outside :meth:`stream`, such as voice turns continued from a
+        ``voice_state``. A failing recorder is logged and never raised: the answer goes on.
+
+        Args:
+            request: the question as asked.
+            response: the final answer or escalation.
+            evidence: the hits given to the generator, in marker order (``[n]`` cites
+                ``evidence[n-1]``); empty when nothing was generated this turn.
+            workspace: the tenant the answer belongs to.
+        """
+        if self.recorder is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self.recorder(request, response, list(evidence), workspace=workspace))
+        except Exception:  # noqa: BLE001 - recording must never fail an answer
+            log.exception("recording the answer failed (answer delivered anyway)")
+
+    def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> tuple[str | None, str | None]:
+        """Vet one generated sentence.
+
+        Returns:
+            ``(sentence, None)`` to emit (sanitised; an uncited but supported sentence gets the marker of
+            its best-supporting source), ``(None, None)`` to drop a markup-only piece, or
+            ``(None, reason)`` to escalate.
+        """
+        if first and DECLINE_PATTERN.match(sentence):
+            return None, AnswerReason.GENERATOR_DECLINED
+        clean = sanitize(sentence)
+        if not re.search(r"\w", strip_markers(clean)):
+            return None, None
+        cited = list(dict.fromkeys(markers(clean)))
+        if any(not 1 <= m <= len(evidence) for m in cited):
+            return None, AnswerReason.INVALID_CITATION
+        passages = [f"{h.title} {h.text}" for h in evidence]
+        if cited:
+            ok = support(clean, [passages[m - 1] for m in cited], self.sparse) >= self.policy.min_support
+            return (clean, None) if ok else (None, AnswerReason.UNSUPPORTED_CITATION)
+        scores = [support(clean, [p], self.sparse) for p in passages]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        if scores[best] < self.policy.min_support:
+            return None, AnswerReason.UNSUPPORTED_CLAIM
+        return f"{clean} [{best + 1}]", None
+
+    def _citations(self, sentences: list[str], evidence: list[Hit]) -> list[Citation]:
+        claims: dict[int, list[str]] = {}
+        for s in sentences:
+            for m in dict.fromkeys(markers(s)):
+                claims.setdefault(m, []).append(s)
+        out = []
+        for m in sorted(claims):
+            hit = evidence[m - 1]
+            quote, start, end = best_quote(hit, claims[m], self.sparse)
+            out.append(Citation(marker=m, article_id=hit.article_id, title=hit.title, url=hit.url, source=hit.source,
+                                locale=hit.locale, updated_at=hit.updated_at, content_hash=hit.content_hash,
+                                chunk_index=hit.chunk_index, quote=quote, quote_start=start, quote_end=end))
+        return out

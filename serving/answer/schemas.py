@@ -1,0 +1,115 @@
+"""API request/response models (pydantic)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from citedesk.core.types import AnswerReason, Channel, Citation, Decision, ScoreKind, Turn
+
+
+class VoiceState(BaseModel):
+    """Where a spoken answer stopped (channel=voice): the client sends it back with the next turn.
+
+    Signed by the server (``signature``, HMAC-SHA256); a changed state is rejected with 409.
+    """
+
+    question: str = Field(max_length=2000, description="the question this answer is for")
+    pending: list[str] = Field(default_factory=list, max_length=200,
+                               description="speakable units (sentences, steps) not spoken yet")
+    pending_steps: list[int] = Field(default_factory=list, max_length=200,
+                                     description="step number of each pending unit, 0 for a plain sentence")
+    last: list[str] = Field(default_factory=list, max_length=50, description="units spoken in the last turn")
+    citations: list[Citation] = Field(default_factory=list, max_length=50)
+    confidence: float = 0.0
+    signature: str = Field("", max_length=128)
+
+
+class AnswerRequest(BaseModel):
+    """A question to answer from the knowledge base."""
+
+    question: str = Field(min_length=1, max_length=2000, description="the customer's latest message")
+    history: list[Turn] = Field(default_factory=list, max_length=50,
+                                description="earlier turns, oldest first")
+    locale: str | None = Field(None, max_length=16, description="restrict to articles in this locale")
+    channel: Channel = Channel.CHAT
+    conversation_id: str | None = Field(None, max_length=200)
+    top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
+    voice_state: VoiceState | None = Field(
+        None, description="channel=voice only (ignored otherwise): the `voice.state` of the previous response, sent back "
+                          "unchanged; with an answer like \"yes\" or \"next\" the answer goes on where it stopped")
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _voice_state_needs_voice(self) -> "AnswerRequest":
+        # ignored (not rejected) outside voice, so every schema-valid request is accepted
+        if self.voice_state is not None and self.channel != Channel.VOICE:
+            self.voice_state = None
+        return self
+
+
+class HitOut(BaseModel):
+    """A retrieved chunk, as reported with an answer."""
+
+    article_id: str
+    title: str
+    url: str | None
+    locale: str
+    chunk_index: int
+    content_hash: str
+    updated_at: int
+    score: float
+    score_kind: ScoreKind
+    cosine: float | None = Field(None, description="dense cosine similarity query↔chunk")
+    rerank: float | None = Field(None, description="cross-encoder probability")
+
+
+class AnswerResponse(BaseModel):
+    """A grounded answer, or an escalation to a human.
+
+    ``confidence`` is of kind ``confidence_kind`` (see retrieval.confidence). ``latency_ms`` has
+    ``embed``, ``retrieve``, ``rerank``, ``first_token``, ``first_sentence``, ``total`` (milliseconds).
+    """
+
+    decision: Decision
+    reason: AnswerReason = Field(description="why it answered (grounded) or escalated")
+    answer: str = Field("", description="answer text with [n] citation markers; empty on escalate")
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float
+    confidence_kind: str
+    handoff_summary: str | None = None
+    hits: list[HitOut] = Field(default_factory=list)
+    generator: str
+    model: str
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    voice: VoiceOut | None = Field(None, description="channel=voice: what was spoken and the state to send back")
+
+
+class VoiceOut(BaseModel):
+    """The spoken side of a voice answer.
+
+    ``speech`` is everything said this turn (sentences, step prompts, the confirmation question) or, on
+    escalation, the hand-over phrase; ``state`` is None when nothing is left to say.
+    """
+
+    speech: str
+    filler: str | None = Field(None, description="holding phrase sent while the answer was not ready")
+    steps_spoken: list[int] = Field(default_factory=list, description="procedure step numbers spoken this turn")
+    state: VoiceState | None = None
+
+
+class HealthResponse(BaseModel):
+    """Liveness and dependency state."""
+
+    status: str
+    index: str
+    index_reachable: bool
+    generator: str
+    points: int | None = Field(None, description="points of the default workspace (a Qdrant server may "
+                                                 "answer with its estimate)")
+
+
+class ErrorResponse(BaseModel):
+    """Error body for 4xx/5xx."""
+
+    detail: str

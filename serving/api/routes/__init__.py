@@ -1,0 +1,1 @@
+"""One FastAPI router module per resource: answer, voice, audit, webhooks, health."""

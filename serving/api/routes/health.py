@@ -1,0 +1,33 @@
+"""``GET /healthz``: is the index reachable, which generator answers, how many points."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from citedesk.core.errors import IndexUnavailableError
+from citedesk.serving.answer.schemas import HealthResponse
+from citedesk.serving.api.deps import ContainerDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=HealthResponse,
+            responses={503: {"model": HealthResponse, "description": "index unreachable"}})
+async def healthz(c: ContainerDep) -> JSONResponse:
+    """200 when the index is reachable, 503 otherwise (body says which)."""
+    try:
+        reachable = await anyio.to_thread.run_sync(c.index.ping)
+        points = 0
+        if reachable:
+            points = await anyio.to_thread.run_sync(lambda: c.index.count(c.settings.workspace, exact=False))
+        body = HealthResponse(status="ok", index=c.index.location, index_reachable=True,
+                              generator=c.generator.name, points=points)
+        return JSONResponse(body.model_dump())
+    except IndexUnavailableError as exc:
+        body = HealthResponse(status=f"degraded: {exc}", index=c.index.location, index_reachable=False,
+                              generator=c.generator.name)
+        return JSONResponse(body.model_dump(), status_code=503)

@@ -1,0 +1,1 @@
+"""The audit log: tables, recording, redaction, and the reports support managers read."""

@@ -1,0 +1,1 @@
+"""Channels that carry answers to people: Intercom chat drafts and voice."""

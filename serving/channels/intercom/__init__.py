@@ -1,0 +1,1 @@
+"""The Intercom chat-draft channel: webhook parsing, conversation client, drafting worker, note formatting, delivery store."""

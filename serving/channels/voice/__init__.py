@@ -1,0 +1,1 @@
+"""The voice channel: speakable text, pacing, signed voice state, the streaming responder and its websocket."""

@@ -1,0 +1,1 @@
+"""Offline evaluation: retrieval metrics, answer evals, confidence calibration and the LlamaIndex baseline."""
