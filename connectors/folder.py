@@ -1,16 +1,21 @@
 """A folder of articles: ``*.md`` / ``*.markdown`` (optional YAML front matter) and ``*.html`` / ``*.htm``.
 
 The only module that imports ``frontmatter`` (python-frontmatter). Front-matter keys used when present:
-``id``, ``title``, ``url``, ``locale``, ``updated_at`` (epoch seconds or ISO 8601), ``breadcrumbs`` (list),
-``draft`` / ``published`` / ``state``. Otherwise: id = path relative to the folder (``guide/page.md``),
-title = first heading (or ``<title>``) or the file stem, updated_at = file mtime, breadcrumbs = parent
-folder names, url = ``base_url`` + relative path with ``.md`` → ``.html`` (None without ``base_url``).
+``id``, ``title``, ``url``, ``locale``, the revision date (the first of ``updated_at``, ``updated``,
+``last_modified``, ``date`` that parses: epoch seconds, an ISO 8601 date or datetime; naive = UTC),
+``breadcrumbs`` (list), ``draft`` / ``published`` / ``state``. Otherwise: id = path relative to the folder
+(``guide/page.md``), title = first heading (or ``<title>``) or the file stem, breadcrumbs = parent folder
+names, url = ``base_url`` + relative path with ``.md`` → ``.html`` (None without ``base_url``), and
+updated_at = 0, "unknown": never the file's mtime, which a checkout or copy changes while the article does
+not. The sync then re-cleans such an article on every run and identifies its revision by the content hash
+alone, so edits are picked up and unchanged content is not re-embedded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,11 +40,15 @@ def _plain_title(raw: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _epoch(value, fallback: int) -> int:
-    if value is None:
+DATE_KEYS = ("updated_at", "updated", "last_modified", "date")
+"""Front-matter keys read for an article's revision date, in order of preference."""
+
+
+def _epoch(value, fallback: int | None) -> int | None:
+    if value is None or isinstance(value, bool):
         return fallback
     if isinstance(value, (int, float)):
-        return int(value)
+        return int(value) if math.isfinite(value) else fallback
     if isinstance(value, dt.datetime):
         return int(value.timestamp() if value.tzinfo else value.replace(tzinfo=dt.timezone.utc).timestamp())
     if isinstance(value, dt.date):
@@ -49,6 +58,15 @@ def _epoch(value, fallback: int) -> int:
     except ValueError:
         return fallback
     return _epoch(parsed, fallback)
+
+
+def _front_matter_date(meta: dict) -> int:
+    """Epoch seconds of the first date key of ``meta`` that parses; 0 (unknown) when none does."""
+    for key in DATE_KEYS:
+        when = _epoch(meta.get(key), None)
+        if when is not None:
+            return when
+    return 0
 
 
 class FolderConnector:
@@ -131,5 +149,5 @@ class FolderConnector:
             source=self.name, workspace=self.workspace, article_id=str(meta.get("id", rel)),
             locale=str(meta.get("locale", self.locale)), title=str(title), body=body,
             body_format="markdown" if is_md else "html", url=url, breadcrumbs=[str(c) for c in crumbs],
-            updated_at=_epoch(meta.get("updated_at"), int(path.stat().st_mtime)),
+            updated_at=_front_matter_date(meta),
         )

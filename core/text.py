@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
-_COMPLETE = re.compile(r"[.!?](?:\s*\[\d{1,3}\])*[\"')\]]*\s+(?=\S)(?!\[\d)|\n")
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 """A markdown image ``![alt](target)``."""
 HTML_TAG = re.compile(r"<[^>]{0,200}>")
@@ -32,41 +30,75 @@ class Span:
     end: int
 
 
-def sentence_spans(text: str) -> list[Span]:
-    """Split text into sentences (and lines), with exact character offsets; blank pieces dropped."""
-    spans, pos = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((pos, m.start()))
-        pos = m.end()
-    spans.append((pos, len(text)))
-    out = []
-    for s, e in spans:
-        seg = text[s:e]
-        lead = len(seg) - len(seg.lstrip())
-        seg = seg.strip()
-        if seg:
-            out.append(Span(seg, s + lead, s + lead + len(seg)))
+def sentence_spans(text: str, language: str = "en") -> list[Span]:
+    """Split text into sentences and lines, with exact character offsets; blank pieces dropped.
+
+    Sentence boundaries come from ``sentencex`` (Wikimedia's rule-based segmenter): abbreviations such as
+    "N. Virginia" or "e.g." and numbers such as "1.11" do not end a sentence; a line break always does.
+    """
+    out: list[Span] = []
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if line.strip():
+            cuts, pos = [], 0
+            marker = LIST_MARK.match(line)
+            keep_until = marker.end() if marker else 0  # "1. Open the page." is one item, not "1." + "Open …"
+            for piece in _segment(language, line):
+                i = line.find(piece, pos)
+                pos = (i if i >= 0 else pos) + len(piece)  # i < 0: the segmenter normalised something
+                if pos < len(line) and not line[pos - 1].isspace() and not line[pos].isspace():
+                    continue  # no space after the boundary ("evil.example", "index.html"): not a sentence end
+                if pos <= keep_until:
+                    continue
+                cuts.append(pos)
+            start_of = 0
+            for end in cuts + ([len(line)] if not cuts or cuts[-1] < len(line) else []):
+                seg = line[start_of:end]
+                start_of = end
+                lead = len(seg) - len(seg.lstrip())
+                body = seg.strip()
+                if body:
+                    start = offset + (end - len(seg)) + lead
+                    out.append(Span(body, start, start + len(body)))
+        offset += len(line)
     return out
+
+
+def _segment(language: str, text: str):
+    from sentencex import segment
+
+    return segment(language, text)
+
+
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d{1,3}\])+")
 
 
 def split_complete_sentences(buffer: str) -> tuple[list[str], str]:
     """Cut complete sentences off a streaming buffer.
 
-    A sentence is complete when its end punctuation (and any citation markers right after it) is
-    followed by whitespace and more text, or by a newline.
+    A sentence is complete when more text follows it (or a newline ends it); citation markers written after
+    its full stop (``Sentence. [1] Next``) stay with it. Boundaries as :func:`sentence_spans`.
 
     Returns:
         (complete sentences, remainder to keep buffering).
     """
-    out = []
-    while True:
-        m = _COMPLETE.search(buffer)
-        if not m:
-            return out, buffer
-        piece = buffer[: m.end()].strip()
-        if piece:
-            out.append(piece)
-        buffer = buffer[m.end():]
+    spans = sentence_spans(buffer)
+    if not spans:
+        return [], buffer
+    pieces = [[s.start, s.end] for s in spans]
+    for k in range(1, len(pieces)):  # "[1] Next ..." → the marker belongs to the sentence before
+        m = _LEADING_MARKERS.match(buffer, pieces[k][0])
+        if m and m.end() > pieces[k][0]:
+            pieces[k - 1][1] = m.end()
+            pieces[k][0] = m.end()
+    pieces = [p for p in pieces if buffer[p[0]:p[1]].strip()]
+    if not pieces:
+        return [], buffer
+    if buffer.endswith("\n"):
+        complete, rest_from = pieces, len(buffer)
+    else:
+        complete, rest_from = pieces[:-1], pieces[-1][0]
+    return [buffer[a:b].strip() for a, b in complete], buffer[rest_from:].lstrip() if complete else buffer
 
 
 def markers(text: str) -> list[int]:
@@ -110,3 +142,118 @@ def with_list_items(text: str, spans: list[Span], max_items: int = 12, max_chars
             out.append(span)
         i = j
     return out
+
+
+_NOT_ANSWER = re.compile(r"^\s*(?:topics\b|related (?:topics|information)\b|for more information\b|see also\b|see\s|"
+                         r"to learn more\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
+_DANGLING = re.compile(r"\b(?:at|to|in|on|the|a|an|of|for|with|from|see|and|or)\s*[.:]?\s*$", re.IGNORECASE)
+
+
+def is_answer_text(text: str) -> bool:
+    """False for pieces that are never an answer: see-also, "Topics" and "Tutorial:" lines, questions, fragments
+    ending in a preposition or article (a link was cut out), and title-like lines (under eight words with no full
+    stop, colon, digit or table cell)."""
+    s = text.strip()
+    if not s or _NOT_ANSWER.match(s) or s.endswith("?") or _DANGLING.search(s):
+        return False
+    if len(s.split()) < 8 and not re.search(r"[.:;!\d|]", s):
+        return False
+    return True
+
+
+_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+
+
+@dataclass(frozen=True)
+class AnswerUnit:
+    """A piece of a chunk that can answer a question on its own.
+
+    Attributes:
+        kind: ``sentence``, ``list_item``, ``list`` (a lead-in sentence and its items) or ``table_row``.
+        text: what an answer says: the span verbatim, except a table row, rendered with its header as
+            ``"Header 1: cell 1; Header 2: cell 2"``, and list markers dropped.
+        start / end: character offsets of the verbatim span in the chunk (what a citation quotes).
+        context: the header row of a table row, or the lead-in sentence of a list item ("" otherwise).
+    """
+
+    kind: str
+    text: str
+    start: int
+    end: int
+    context: str = ""
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def answer_units(text: str, *, max_list_chars: int = 800) -> list[AnswerUnit]:
+    """Split a chunk into answer units: sentences, list items (with their lead-in), whole lists, table rows
+    (with their header). Headings, table separators and blank lines are not units.
+
+    Lines with two or more ``|``-separated cells form a table; its first line is taken as the header. A run of
+    list lines (``-``, ``*``, ``+``, ``1.``) is a list; the sentence right before it is its lead-in.
+    """
+    spans = sentence_spans(text)
+    units: list[AnswerUnit] = []
+    i = 0
+    prev_sentence: Span | None = None
+    while i < len(spans):
+        s = spans[i]
+        if _HEADING.match(s.text) or _TABLE_SEP.match(s.text):
+            prev_sentence = None
+            i += 1
+            continue
+        if s.text.count("|") >= 1 and len(_cells(s.text)) >= 2:
+            j = i
+            rows = []
+            while j < len(spans) and spans[j].text.count("|") >= 1 and len(_cells(spans[j].text)) >= 2:
+                if not _TABLE_SEP.match(spans[j].text):
+                    rows.append(spans[j])
+                j += 1
+            header = _cells(rows[0].text)
+            if any(c[:1].isdigit() for c in header):  # a data row (the header is in another chunk): no header
+                header, body = [], rows
+            else:
+                body = rows[1:]
+            for row in body:
+                cells = _cells(row.text)
+                if header:
+                    parts = [f"{h}: {c}" if h else c for h, c in zip(header, cells) if c]
+                    parts += cells[len(header):]
+                    said = "; ".join(parts)
+                else:
+                    said = " | ".join(c for c in cells if c)
+                units.append(AnswerUnit("table_row", said, row.start, row.end, context=rows[0].text if header else ""))
+            if len(rows) == 1 and header:
+                units.append(AnswerUnit("sentence", rows[0].text, rows[0].start, rows[0].end))
+            prev_sentence = None
+            i = j
+            continue
+        if LIST_MARK.match(s.text):
+            j = i
+            while j < len(spans) and LIST_MARK.match(spans[j].text):
+                j += 1
+            items = spans[i:j]
+            lead = prev_sentence.text if prev_sentence is not None else ""
+            for it in items:
+                said = LIST_MARK.sub("", it.text).strip()
+                if is_answer_text(said):
+                    units.append(AnswerUnit("list_item", said, it.start, it.end, context=lead))
+                elif lead and len(said.split()) <= 6:  # "ALIAS" of "… reserves the following names." → say both
+                    units.append(AnswerUnit("list_item", f"{lead.rstrip(' .:')}: {said}", it.start, it.end,
+                                            context=lead))
+            begin = prev_sentence.start if prev_sentence is not None else items[0].start
+            if len(items) > 1 and items[-1].end - begin <= max_list_chars and (not lead or is_answer_text(lead)):
+                said = [lead] if lead else []
+                said.append("; ".join(LIST_MARK.sub("", it.text).strip().rstrip(".;") for it in items) + ".")
+                units.append(AnswerUnit("list", " ".join(said), begin, items[-1].end, context=lead))
+            prev_sentence = None
+            i = j
+            continue
+        if is_answer_text(s.text):
+            units.append(AnswerUnit("sentence", s.text, s.start, s.end))
+            prev_sentence = s  # a title-like line ("A" over a group of names) does not replace the lead-in
+        i += 1
+    return units

@@ -82,12 +82,17 @@ class DocState:
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restricts a search. ``workspace`` is required: a query can never cross tenants."""
+    """Restricts a search. ``workspace`` is required: a query can never cross tenants.
+
+    ``exclude_article_ids`` leaves articles out (a ``must_not`` condition): the leave-gold-out answer eval asks
+    each question with its gold article excluded.
+    """
 
     workspace: str
     locales: tuple[str, ...] | None = None
     sources: tuple[str, ...] | None = None
     article_ids: tuple[str, ...] | None = None
+    exclude_article_ids: tuple[str, ...] | None = None
 
 
 class QdrantIndex:
@@ -212,7 +217,11 @@ class QdrantIndex:
             if values:
                 must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
         must.extend(extra_must)
-        return models.Filter(must=must, must_not=list(must_not) or None)
+        must_not = list(must_not)
+        if flt.exclude_article_ids:
+            must_not.append(models.FieldCondition(key="article_id",
+                                                  match=models.MatchAny(any=list(flt.exclude_article_ids))))
+        return models.Filter(must=must, must_not=must_not or None)
 
     @staticmethod
     def _match(key: str, value):

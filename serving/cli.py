@@ -153,6 +153,30 @@ def webhooks(
 app.command("middleware", hidden=True, help="Old name of `citedesk webhooks` (kept for existing scripts).")(webhooks)
 
 
+def _revision_date(updated_at: int) -> str:
+    """``YYYY-MM-DD`` (UTC) of an epoch, or ``""`` when it is 0 (unknown) or out of range."""
+    from datetime import datetime, timezone
+
+    if not updated_at:
+        return ""
+    try:
+        return datetime.fromtimestamp(updated_at, timezone.utc).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def _whole_sentences(quote: str, limit: int = 400) -> str:
+    """``quote`` up to its last sentence end within ``limit`` characters; the first sentence whole if longer."""
+    from citedesk.core.text import sentence_spans
+
+    spans = sentence_spans(quote)
+    if not spans:
+        return quote.strip()
+    fitting = [s for s in spans if s.end - spans[0].start <= limit]
+    end = fitting[-1].end if fitting else spans[0].end
+    return quote[spans[0].start:end]
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="the question")],
@@ -179,9 +203,10 @@ def ask(
     if resp.answer:
         out.print(escape(resp.answer))
     for cit in resp.citations:
-        out.print(escape(f"  [{cit.marker}] {cit.title} — {cit.url or cit.article_id} "
-                         f"(revision {cit.content_hash[:12]}, updated_at {cit.updated_at})"))
-        out.print(escape(f"      “{cit.quote[:300]}”"))
+        date = _revision_date(cit.updated_at)
+        revision = f"revision {cit.content_hash[:12]}" + (f", updated {date}" if date else "")
+        out.print(escape(f"  [{cit.marker}] {cit.title} — {cit.url or cit.article_id} ({revision})"))
+        out.print(escape(f"      “{_whole_sentences(cit.quote)}”"))
     if resp.handoff_summary:
         out.print(escape(f"handoff: {resp.handoff_summary}"))
 
@@ -257,7 +282,17 @@ def eval_retrieval(
 
 @eval_app.command("answers")
 def eval_answers(
-    mtrag: Annotated[Path, typer.Option(help="MT-RAG reference.jsonl")],
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="questions with reference answers (question, "
+                                                     "answer, gold_document): correctness and leave-gold-out")] = None,
+    mtrag: Annotated[Optional[Path], typer.Option(help="MT-RAG reference.jsonl: escalation and citation support")] = None,
+    docs: Annotated[Optional[Path], typer.Option(help="--csv: sync this folder first (incremental)")] = None,
+    generators: Annotated[str, typer.Option(help="--csv: comma-separated extractive,openai")] = "extractive",
+    labels: Annotated[Path, typer.Option(help="--csv: hand labels CSV")] = Path("data/eval/answer-labels.csv"),
+    gold_out_answerable: Annotated[Path, typer.Option(help="--csv: questions another page answers without the "
+                                                      "gold article")] = Path("data/eval/gold-out-answerable.csv"),
+    settings_: Annotated[str, typer.Option("--settings", help="--csv: normal,gold_out")] = "normal,gold_out",
+    pending: Annotated[Optional[Path], typer.Option(help="--csv: write answers needing a hand label here")] = None,
+    llm_judge: Annotated[bool, typer.Option("--llm-judge", help="--csv: label unlabeled answers with the LLM")] = False,
     limit: Annotated[int, typer.Option(help="conversations sampled (seeded)")] = 100,
     pool: Annotated[int, typer.Option(help="distractor passages of other conversations per collection")] = 200,
     channel: Annotated[Channel, typer.Option()] = Channel.CHAT,
@@ -267,7 +302,16 @@ def eval_answers(
     index_dir: Annotated[Optional[Path], typer.Option(help="keep the MT-RAG index in this folder and reuse it on "
                                                       "the next run (incremental sync); default: a temporary one")] = None,
 ) -> None:
-    """Escalation quality and citation support on MT-RAG conversations (separate local index)."""
+    """Answer correctness and escalation on questions with references (--csv), or escalation quality and
+    citation support on MT-RAG conversations (--mtrag, separate local index)."""
+    if (csv_path is None) == (mtrag is None):
+        console.print("[red]error:[/red] give exactly one of --csv and --mtrag")
+        raise typer.Exit(2)
+    if csv_path is not None:
+        _eval_qa(csv_path, docs, [g.strip() for g in generators.split(",") if g.strip()], labels,
+                 gold_out_answerable, [x.strip() for x in settings_.split(",") if x.strip()], pending, llm_judge,
+                 output)
+        return
     from citedesk.serving.evaluation.answers import run_answer_eval
 
     s = State.settings
@@ -302,6 +346,53 @@ def eval_answers(
     path = output or s.data_dir / "eval-answers.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.to_json())
+    console.print(f"wrote {path}")
+
+
+def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: Path, gold_out: Path,
+             settings: list[str], pending: Path | None, llm_judge: bool, output: Path | None) -> None:
+    """``citedesk eval answers --csv``: print the correctness and escalation tables (work in evaluation/qa.py)."""
+    from citedesk.serving.evaluation.qa import Setting, run_qa_eval
+
+    c = _container()
+    try:
+        if docs is not None:
+            _sync_docs(c, docs)
+        results, hand = asyncio.run(run_qa_eval(
+            c, csv_path, generators=generators, labels_path=labels, gold_out_path=gold_out,
+            settings=[Setting(x) for x in settings], use_llm_judge=llm_judge, progress=console.print))
+    except (CitedeskError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    finally:
+        c.index.close()
+    for res in results:
+        sm = res.summary
+        table = Table(title=f"answer correctness: {csv_path.name}, generator {sm['generator']} "
+                            f"(AUROC confidence vs answerable {_fmt(sm['auroc'])})")
+        for col in ("setting", "questions", "answerable", "answered", "escalated", "resolution rate",
+                    "wrong-answer rate", "token F1 (answered)", "ref. recall (answered)", "unlabeled"):
+            table.add_column(col, justify="right")
+        for name, b in [*sm["by_setting"].items(), ("all", sm["overall"])]:
+            table.add_row(name, str(b["n"]), str(b["answerable"]), str(b["answered"]), str(b["escalated"]),
+                          _fmt(b["resolution_rate"]), _fmt(b["wrong_answer_rate"]), _fmt(b["mean_token_f1_answered"]),
+                          _fmt(b["mean_reference_recall_answered"]), str(b["unlabeled_answers"]))
+        out.print(table)
+        curve = Table(title="risk–coverage (if questions with confidence ≥ threshold were answered)")
+        for col in ("threshold", "answered", "precision", "coverage"):
+            curve.add_column(col, justify="right")
+        for p in sm["risk_coverage"][::2]:
+            curve.add_row(f"{p['threshold']:.2f}", str(p["answered"]), _fmt(p["precision"]), _fmt(p["coverage"]))
+        out.print(curve)
+        changed = [r["question"] for r in res.rows if r["label_status"] == "changed"]
+        if changed:
+            out.print(escape(f"{len(changed)} hand-labelled answers changed since labelled (relabel them): "
+                             + "; ".join(changed[:5])))
+    if pending is not None:
+        n = hand.write_pending(pending, [r for res in results for r in res.rows])
+        console.print(f"wrote {n} answers needing a label to {pending}")
+    path = output or State.settings.data_dir / "eval-answers-qa.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"summary": r.summary, "rows": r.rows} for r in results], indent=2))
     console.print(f"wrote {path}")
 
 

@@ -111,15 +111,22 @@ class Container:
             return OpenAIGenerator(llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(),
                                    timeout=llm.timeout, max_tokens=llm.max_tokens,
                                    temperature=llm.temperature, max_retries=llm.max_retries)
-        return ExtractiveGenerator(self.embedder, max_sentences=a.max_sentences)
+        return ExtractiveGenerator(self.embedder, self.sparse, max_sentences=a.max_sentences)
 
     @cached_property
     def pipeline(self) -> AnswerPipeline:
         a = self.settings.answer
         policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
-                              top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks)
+                              top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks,
+                              entailment_min=a.entailment_min)
+        entailment = None
+        if a.entailment_model:
+            from citedesk.retrieval.embedding.dense import EntailmentModel
+
+            entailment = EntailmentModel(a.entailment_model, device=self.settings.embedding.device)
         return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
-                              recorder=self.audit.record if self.settings.audit.enabled else None)
+                              recorder=self.audit.record if self.settings.audit.enabled else None,
+                              entailment=entailment)
 
     @cached_property
     def voice(self):

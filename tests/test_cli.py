@@ -56,12 +56,17 @@ def cli(data_dir):
     return invoke
 
 
+GOLD_UPDATED = "2024-05-01"  # front-matter date given to GOLD; the other pages have none (updated_at 0)
+
+
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-docs")
     for rel in PAGES:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(AWS_DOCS / rel, root / rel)
+    gold = root / GOLD
+    gold.write_text(f"---\nupdated_at: {GOLD_UPDATED}\n---\n" + gold.read_text(encoding="utf-8"), encoding="utf-8")
     return root
 
 
@@ -124,6 +129,75 @@ def test_ask_off_topic_escalates(cli, first_sync) -> None:
     assert out.startswith("escalate"), out
     assert "handoff:" in out and q in out
     assert "answer (grounded)" not in out
+
+
+CITATION_LINE = re.compile(r"^\s*\[(\d+)\] (.+?) — (\S+) \(revision ([0-9a-f]{12})(?:, updated (\S+))?\)$", re.MULTILINE)
+QUOTE = re.compile(r"“(.*?)”", re.DOTALL)
+
+
+def printed_citations(stdout: str) -> list[tuple[str, str | None, str]]:
+    """(article id or url, printed date or None, quote as printed, whitespace flattened) per citation."""
+    lines = CITATION_LINE.findall(stdout)
+    quotes = QUOTE.findall(stdout)
+    assert lines and len(lines) == len(quotes), stdout
+    return [(where, date or None, flat(q)) for (_, _, where, _, date), q in zip(lines, quotes)]
+
+
+def ends_a_sentence(quote: str) -> bool:
+    return re.search(r"[.!?:][\"')\]]*$", quote) is not None
+
+
+def test_ask_prints_dates_and_whole_sentence_quotes(cli, first_sync) -> None:
+    r = cli("ask", "What is the size of a null attribute in DynamoDB?")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    assert r.stdout.startswith("answer (grounded)"), r.stdout
+    cited = printed_citations(r.stdout)
+    assert GOLD in {where for where, _, _ in cited}
+    for where, date, quote in cited:
+        assert date == (GOLD_UPDATED if where == GOLD else None), (where, date)  # no date when unknown (0)
+        assert quote and ends_a_sentence(quote), quote
+    assert "updated_at" not in r.stdout and not re.search(r"\b1[0-9]{9}\b", r.stdout)  # no raw epoch
+
+
+class _StubContainer:
+    """Stands in for the Container in ``ask``: a fixed response, no model, no index."""
+
+    def __init__(self, response) -> None:
+        async def answer(request):
+            return response
+
+        self.pipeline = type("Pipeline", (), {"answer": staticmethod(answer)})()
+        self.index = type("Index", (), {"close": lambda self: None})()
+
+
+def test_ask_quote_cut_at_sentence_end_and_unknown_date(cli, monkeypatch) -> None:
+    from citedesk.core.types import AnswerReason, Citation, Decision
+    from citedesk.serving import cli as cli_module
+    from citedesk.serving.answer.schemas import AnswerResponse
+
+    sentences = [f"Sentence number {i} says something about refunds and invoices." for i in range(12)]
+    long_first = "A very long first sentence " + "that goes on and on " * 30 + "until it ends."
+    cits = [
+        Citation(marker=1, article_id="kb/refunds.md", title="Refunds", url="https://help.example.com/refunds",
+                 updated_at=1714521600, content_hash="abc123def456" + "0" * 52, chunk_index=0,
+                 quote=" ".join(sentences), quote_start=0, quote_end=1),
+        Citation(marker=2, article_id="kb/invoices.md", title="Invoices", updated_at=0,
+                 content_hash="fedcba654321" + "0" * 52, chunk_index=0,
+                 quote=long_first + " Short second one.", quote_start=0, quote_end=1),
+    ]
+    resp = AnswerResponse(decision=Decision.ANSWER, reason=AnswerReason.GROUNDED, answer="Refunds take 30 days. [1][2]",
+                          citations=cits, confidence=0.9, confidence_kind="test", generator="stub", model="stub")
+    monkeypatch.setattr(cli_module, "_container", lambda: _StubContainer(resp))
+    r = cli("ask", "How long do refunds take?")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    assert "[1] Refunds — https://help.example.com/refunds (revision abc123def456, updated 2024-05-01)" in r.stdout
+    assert "[2] Invoices — kb/invoices.md (revision fedcba654321)" in r.stdout  # 0 = unknown: no date at all
+    assert "1714521600" not in r.stdout and "updated_at" not in r.stdout
+    (_, _, first), (_, _, second) = printed_citations(r.stdout)
+    # whole sentences up to the last end that fits in 400 characters, never cut mid-sentence
+    fits = max(n for n in range(1, len(sentences) + 1) if len(" ".join(sentences[:n])) <= 400)
+    assert first == " ".join(sentences[:fits]) and fits < len(sentences)
+    assert second == flat(long_first)  # a first sentence over the limit is shown whole, and alone
 
 
 @pytest.fixture()

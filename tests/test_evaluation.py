@@ -291,3 +291,34 @@ def test_support_is_judged_per_sentence_with_markers_after_the_full_stop() -> No
                                           channel=Channel.CHAT, threshold=0.5))
     assert [s["sentence"] for s in result.rows[0]["sentences"]] == [f"{quotes[1]} [1]", f"{quotes[2]} [2]"]
     assert result.summary["cited_sentences"] == 2 and result.summary["citation_support_rate"] == 1.0
+
+
+@pytest.mark.slow
+def test_answer_correctness_eval_asks_normally_and_without_the_gold_article(aws_container, aws_subset, tmp_path) -> None:
+    """The leave-gold-out eval really excludes the gold article, labels are reused only for the same text,
+    and an answer to a question nothing else answers is counted as a wrong answer by rule."""
+    import asyncio
+
+    from citedesk.serving.evaluation.qa import GoldOut, HandLabels, QACase, Setting, answer_sha, evaluate_qa
+
+    _, questions = aws_subset
+    rows = [r for r in questions if r["question"].startswith("What is the size of a null attribute")]
+    cases = [QACase(r["question"], r["answer"], r["gold_document"]) for r in rows]
+    first = asyncio.run(evaluate_qa(aws_container.pipeline, cases, generator_name="extractive",
+                                    labels=HandLabels(None), gold_out=GoldOut()))
+    normal, gold_out = first.rows
+    assert (normal["setting"], gold_out["setting"]) == (Setting.NORMAL, Setting.GOLD_OUT)
+    assert normal["decision"] == "answer" and normal["gold_cited"] and normal["token_f1"] > 0.3
+    assert not gold_out["gold_in_hits"] and not gold_out["gold_cited"], "the gold article must be excluded"
+    assert not gold_out["answerable"]
+    if gold_out["decision"] == "answer":
+        assert gold_out["label"] == "should_escalate" and gold_out["label_source"] == "rule"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("question,setting,generator,answer_sha,label,reason,answer\n"
+                      f"{cases[0].question},normal,extractive,{answer_sha(normal['answer'])},correct,ok,x\n")
+    second = asyncio.run(evaluate_qa(aws_container.pipeline, cases, generator_name="extractive",
+                                     labels=HandLabels(labels), gold_out=GoldOut(), settings=(Setting.NORMAL,)))
+    row = second.rows[0]
+    assert (row["label"], row["label_source"], row["label_status"]) == ("correct", "hand", "labeled")
+    assert second.summary["by_setting"]["normal"]["resolution_rate"] == 1.0
+    assert row["signals"]["confidence"]["unit_coverage"] > 0.5, "the signals that decided travel with the answer"

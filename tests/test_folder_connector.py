@@ -1,4 +1,5 @@
-"""FolderConnector on real files written into a temporary folder (no model, no index)."""
+"""FolderConnector on real files written into a temporary folder (no model; the sync tests at the end use the
+hash embedder and a local Qdrant folder)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from citedesk.config.settings import Settings
 from citedesk.connectors.folder import MAX_FILE_BYTES, FolderConnector
 from citedesk.core.errors import ConnectorError
 from citedesk.core.protocols import Connector, SourceFailure
 from citedesk.core.types import Article
+from citedesk.serving.container import Container
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_PAGE = REPO / "data" / "aws-docs" / "amazon-dynamodb-developer-guide" / "CapacityUnitCalculations.md"
@@ -98,10 +101,56 @@ def test_updated_at_epoch_and_iso(tmp_path, value, expected) -> None:
     assert only_article(tmp_path).updated_at == expected
 
 
-def test_unparseable_updated_at_falls_back_to_mtime(tmp_path) -> None:
-    path = write(tmp_path, "a.md", "---\ntitle: T\nupdated_at: next tuesday\n---\nBody text.\n")
+@pytest.mark.parametrize("key", ["updated_at", "updated", "last_modified", "date"])
+@pytest.mark.parametrize("value, expected", [
+    ("1700000000", 1700000000),                      # epoch seconds
+    ("'2024-01-02T03:04:05+02:00'", 1704157445),      # quoted ISO 8601 datetime with offset
+    ("'2024-01-02T03:04:05'", 1704164645),            # quoted naive ISO datetime → UTC
+    ("'2024-01-02'", 1704153600),                     # quoted ISO date → midnight UTC
+    ("2024-01-02T03:04:05Z", 1704164645),            # YAML timestamp
+    ("2024-01-02", 1704153600),                      # YAML date → midnight UTC
+])
+def test_every_date_key_and_format_gives_that_epoch(tmp_path, key, value, expected) -> None:
+    path = write(tmp_path, "a.md", f"---\ntitle: T\n{key}: {value}\n---\nBody text.\n")
+    os.utime(path, (1_600_000_000, 1_600_000_000))  # never the mtime
+    assert only_article(tmp_path).updated_at == expected
+
+
+def test_date_keys_in_order_of_preference(tmp_path) -> None:
+    write(tmp_path, "a.md", "---\ntitle: T\ndate: 2020-01-01\nlast_modified: 2021-01-01\nupdated: 2022-01-01\n"
+                            "updated_at: 2023-01-01\n---\nBody.\n")
+    write(tmp_path, "b.md", "---\ntitle: T\ndate: 2020-01-01\nlast_modified: 2021-01-01\n---\nBody.\n")
+    articles, _ = listing(FolderConnector(tmp_path))
+    assert articles["a.md"].updated_at == 1672531200  # updated_at: 2023-01-01
+    assert articles["b.md"].updated_at == 1609459200  # last_modified: 2021-01-01
+
+
+def test_unparseable_date_falls_through_to_the_next_key(tmp_path) -> None:
+    write(tmp_path, "a.md", "---\ntitle: T\nupdated_at: next tuesday\ndate: 2024-01-02\n---\nBody text.\n")
+    assert only_article(tmp_path).updated_at == 1704153600
+
+
+@pytest.mark.parametrize("front", [
+    "title: T\nupdated_at: next tuesday\n",   # unparseable
+    "title: T\nupdated: true\n",              # a boolean is not a date
+    "title: T\nupdated_at: .nan\n",           # neither is NaN (int() of it would raise)
+    "title: T\nupdated_at:\n",                # empty
+    "title: T\n",                             # no date key
+])
+def test_no_usable_date_gives_0_not_the_mtime(tmp_path, front) -> None:
+    path = write(tmp_path, "a.md", f"---\n{front}---\nBody text.\n")
     os.utime(path, (1_600_000_000, 1_600_000_000))
-    assert only_article(tmp_path).updated_at == 1_600_000_000
+    assert only_article(tmp_path).updated_at == 0
+
+
+def test_file_without_date_gives_0_whatever_its_mtime(tmp_path) -> None:
+    md = write(tmp_path, "a.md", "# A\n\nBody text.\n")
+    page = write(tmp_path, "b.html", "<html><head><title>B</title></head><body><p>x</p></body></html>")
+    for mtime in (1_500_000_000, 1_700_000_000):  # e.g. a fresh checkout or copy
+        os.utime(md, (mtime, mtime))
+        os.utime(page, (mtime, mtime))
+        articles, _ = listing(FolderConnector(tmp_path))
+        assert {k: a.updated_at for k, a in articles.items()} == {"a.md": 0, "b.html": 0}
 
 
 def test_numeric_front_matter_id_becomes_string(tmp_path) -> None:
@@ -134,7 +183,7 @@ def test_markdown_defaults_from_path_and_heading(tmp_path) -> None:
     assert a.breadcrumbs == ["billing", "invoices"]
     assert a.url is None  # no base_url
     assert a.locale == "en"
-    assert a.updated_at == 1_650_000_000  # file mtime
+    assert a.updated_at == 0  # unknown: never the file mtime
     assert a.body_format == "markdown"
 
 
@@ -316,3 +365,61 @@ def test_fetch_article_by_front_matter_id(tmp_path) -> None:
     c = FolderConnector(tmp_path)
     [listed] = list(c.list_articles())
     assert c.fetch_article(listed.article_id) == [listed]
+
+
+# -- sync of undated articles (updated_at == 0) --------------------------------------------------
+
+@pytest.fixture()
+def hash_container(tmp_path):
+    """A container on a local Qdrant folder with the hash embedder (no model)."""
+    c = Container(Settings(data_dir=tmp_path / "data", embedding={"model": "hash:64"}))
+    yield c
+    c.index.close()
+
+
+def undated(body: str) -> str:
+    return f"# Refunds\n\n{body}\n"
+
+
+def test_sync_of_undated_articles_skips_unchanged_and_reembeds_edits(tmp_path, hash_container) -> None:
+    docs = tmp_path / "docs"
+    a = write(docs, "a.md", undated("Refunds are issued within 30 days of purchase."))
+    b = write(docs, "b.md", undated("Invoices are emailed on the first day of each month."))
+    connector, engine, index = FolderConnector(docs), hash_container.sync_engine, hash_container.index
+
+    first = engine.sync(connector)
+    assert first.ok and first.added == 2 and first.embeddings_computed > 0
+    assert {k: st.updated_at for k, st in index.manifest("default", "folder").items()} == {
+        "default/folder/a.md/en": 0, "default/folder/b.md/en": 0}
+    hash_a = index.doc_points("default", "default/folder/a.md/en")[0]["content_hash"]
+
+    for path in (a, b):  # a checkout or copy touches the files: nothing to re-embed
+        os.utime(path, (1_900_000_000, 1_900_000_000))
+    again = engine.sync(connector)
+    assert again.ok and again.unchanged == 2 and again.added == again.updated == 0
+    assert again.embeddings_computed == 0 and again.chunks_written == 0
+
+    a.write_text(undated("Refunds are issued within 14 days of purchase."), encoding="utf-8")
+    os.utime(a, (1_900_000_000, 1_900_000_000))  # same mtime as before: the edit is found by its content
+    edited = engine.sync(connector)
+    assert edited.ok and edited.updated == 1 and edited.unchanged == 1 and edited.added == 0
+    assert edited.embeddings_computed == edited.chunks_written > 0
+    points = index.doc_points("default", "default/folder/a.md/en")
+    assert "14 days" in " ".join(p["text"] for p in points) and "30 days" not in " ".join(p["text"] for p in points)
+    assert {p["content_hash"] for p in points} != {hash_a}
+    assert engine.sync(connector).embeddings_computed == 0  # and the edit is not re-embedded again
+
+
+def test_dropping_a_date_does_not_reembed(tmp_path, hash_container) -> None:
+    """An index written with a date (e.g. the file mtime of earlier versions) is kept when the date becomes 0."""
+    docs = tmp_path / "docs"
+    body = "# Refunds\n\nRefunds are issued within 30 days of purchase.\n"
+    a = write(docs, "a.md", f"---\nupdated_at: 2024-01-02\n---\n{body}")
+    engine, index = hash_container.sync_engine, hash_container.index
+    assert engine.sync(FolderConnector(docs)).added == 1
+    assert index.manifest("default", "folder")["default/folder/a.md/en"].updated_at == 1704153600
+
+    a.write_text(body, encoding="utf-8")
+    report = engine.sync(FolderConnector(docs))
+    assert report.ok and report.unchanged == 1 and report.embeddings_computed == 0
+    assert index.manifest("default", "folder")["default/folder/a.md/en"].updated_at == 0  # refreshed in place

@@ -174,3 +174,108 @@ class CrossEncoderReranker(_LazyModel):
                                      activation_fn=torch.nn.Identity())
         logits = np.asarray(logits, dtype=np.float32).reshape(len(passages), -1)[:, -1]
         return 1.0 / (1.0 + np.exp(-logits))
+
+
+class EntailmentModel(_LazyModel):
+    """Natural-language-inference cross-encoder: how likely a premise entails a hypothesis.
+
+    Wraps ``sentence_transformers.CrossEncoder(model)``; like the other models here it loads in
+    :meth:`warm_up` (or on first use), never in the constructor. Scores are turned into probabilities with
+    a softmax over the model's labels (a sigmoid for a single-output model), and the entailment
+    probability is read at the *entailment label* index, chosen as follows:
+
+    * ``entailment_label`` when given;
+    * else the first index whose name in the model config's ``id2label`` starts with "entail"
+      (case-insensitive, so "not_entailment" never counts): 1 for ``{0: "contradiction", 1: "entailment",
+      2: "neutral"}``, 0 for ``{0: "entailment", 1: "not_entailment"}``;
+    * 0 for a single-output model.
+
+    Args:
+        model: the setting ``answer.entailment_model``: a hub name, a local folder or ``package:<module>``
+            (see :func:`resolve_model_path`).
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``.
+        entailment_label: index of the entailment label; None reads it from ``id2label``.
+        batch_size: pairs per forward pass.
+    """
+
+    SETTING = "answer.entailment_model"
+
+    def __init__(self, model: str, *, device: str = "auto", entailment_label: int | None = None,
+                 batch_size: int = 16) -> None:
+        super().__init__(model, device)
+        self.entailment_label = entailment_label
+        self.batch_size = batch_size
+        self._label: int | None = None
+
+    def _error(self, why: str) -> Exception:
+        from citedesk.core.errors import ConfigError
+
+        return ConfigError(f"{self.SETTING}={self.model_name!r}: {why}. The entailment check needs a "
+                           "sentence-transformers CrossEncoder NLI model (package sentence-transformers); "
+                           f"install or download it, or leave {self.SETTING} unset")
+
+    def warm_up(self) -> None:
+        """Load the model (idempotent, thread-safe).
+
+        Raises:
+            ConfigError: the package ``sentence-transformers`` is missing, the model cannot be loaded
+                (unknown name, no network with ``HF_HUB_OFFLINE=1``, a missing ``package:`` module) or has no
+                entailment label; the message names the setting ``answer.entailment_model``.
+        """
+        from citedesk.core.errors import ConfigError
+
+        try:
+            super().warm_up()
+        except ConfigError:
+            raise
+        except Exception as exc:  # whatever stops the load is a settings problem
+            raise self._error(f"cannot be loaded ({type(exc).__name__}: {exc})") from exc
+
+    def _load(self, path: str, device: str):
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as exc:
+            raise self._error("the package sentence-transformers is not installed") from exc
+        model = CrossEncoder(path, device=device)
+        self._label = self._pick_label(model)
+        log.info("entailment model %s loaded on %s (label %d)", path, device, self._label)
+        return model
+
+    def _pick_label(self, model) -> int:
+        n = int(getattr(model, "num_labels", 1) or 1)
+        if self.entailment_label is not None:
+            if not 0 <= self.entailment_label < max(n, 1):
+                raise self._error(f"entailment_label {self.entailment_label} is not one of its {n} labels")
+            return self.entailment_label
+        if n == 1:
+            return 0
+        id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+        for index, name in sorted((int(i), str(v)) for i, v in id2label.items()):
+            if name.strip().lower().startswith("entail"):
+                return index
+        raise self._error(f"none of its labels {dict(id2label)} starts with 'entail'; pass entailment_label")
+
+    def entails(self, premise: str, hypothesis: str) -> float:
+        """Probability in [0, 1] that ``premise`` entails ``hypothesis``.
+
+        Raises:
+            ConfigError: the model cannot be loaded (see :meth:`warm_up`).
+        """
+        return float(self.entails_many([(premise, hypothesis)])[0])
+
+    def entails_many(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Entailment probabilities of (premise, hypothesis) pairs: float32 array (n,)."""
+        self.warm_up()
+        if not pairs:
+            return np.zeros((0,), dtype=np.float32)
+        import torch
+
+        logits = self._model.predict(list(pairs), batch_size=self.batch_size, convert_to_numpy=True,
+                                     show_progress_bar=False, activation_fn=torch.nn.Identity())
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
+        if logits.shape[1] == 1:
+            probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        else:
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = (z / z.sum(axis=1, keepdims=True))[:, self._label]
+        return probs.astype(np.float32)

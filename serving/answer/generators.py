@@ -9,10 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-import numpy as np
-
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import LIST_MARK, sentence_spans, speakable_line, with_list_items
+from citedesk.core.text import LIST_MARK, sentence_spans, speakable_line
 from citedesk.core.types import GeneratorKind, Hit, Turn
 
 SYSTEM_PROMPT = """You are a customer-support assistant. Answer ONLY from the numbered sources the user \
@@ -46,59 +44,138 @@ def build_messages(question: str, history: list[Turn], evidence: list[Hit], *, v
 
 
 class ExtractiveGenerator:
-    """Answers with the best-supported sentences of the evidence, verbatim, each cited.
+    """Answers with the evidence's best answer unit, verbatim (a table row said with its header), cited.
 
-    Candidate spans (sentences; a sentence ending in ':' with the list under it) are scored
-    ``0.6·cosine(span, question) + 0.4·cosine(chunk, question) − 0.02·evidence rank``; the best
-    ``max_sentences`` whose own cosine is ≥ ``min_cosine`` are returned in evidence order.
+    Units are sentences, list items with their lead-in, whole lists and table rows
+    (:func:`citedesk.core.text.answer_units`). Each is scored ``0.5·coverage + 0.5·cosine + 0.3·precision + type
+    bonus − 0.02·evidence rank``: ``coverage`` is the rarity-weighted share of the question's terms in the unit, its
+    context and its chunk's title (:func:`citedesk.retrieval.answerability.match_units`), ``cosine`` the dense
+    similarity of the unit to the question, ``precision`` the share of the unit's words the question asks about,
+    the type bonus (0.1) rewards a number for a quantity question and a
+    list or row for a list question. The answer is the best unit; a sentence that refers back ("This …",
+    "These …") carries the sentence before it, and a second unit is added only when it covers question terms
+    the first does not (at most ``max_sentences`` sentences in all).
 
     Args:
         embedder: ``embed(list[str]) -> float32 (n, dim)`` L2-normalised, ``embed_query``.
+        sparse: the BM25 encoder (term matching).
         max_sentences: sentences in an answer.
-        min_cosine: sentences less similar to the question than this are never used.
-        max_drop: sentences scoring more than this below the best one are not used.
+        min_cosine: units less similar to the question than this are never used.
+        candidates: units (by coverage) that are embedded and scored.
     """
 
     name = GeneratorKind.EXTRACTIVE.value
     model = GeneratorKind.EXTRACTIVE.value
 
-    def __init__(self, embedder, *, max_sentences: int = 3, min_cosine: float = 0.25,
-                 max_drop: float = 0.12) -> None:
+    def __init__(self, embedder, sparse=None, *, max_sentences: int = 3, min_cosine: float = 0.2,
+                 candidates: int = 24) -> None:
         self.embedder = embedder
-        self.max_drop = max_drop
+        self.sparse = sparse
         self.max_sentences = max_sentences
         self.min_cosine = min_cosine
+        self.candidates = candidates
+
+    def _sparse(self):
+        if self.sparse is None:
+            from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+            self.sparse = BM25SparseEncoder()
+        return self.sparse
 
     def select(self, question: str, evidence: list[Hit]) -> list[tuple[int, int, int, str]]:
-        """Pick sentences: list of (evidence index 0-based, start, end, text) in answer order."""
-        cands = []
-        for i, hit in enumerate(evidence):
-            for span in with_list_items(hit.text, sentence_spans(hit.text)):
-                words = len(LIST_MARK.sub("", span.text).split())
-                if words < 4 or span.text.lstrip().startswith("#") or words > 120:
-                    continue
-                cands.append((i, span))
-        if not cands:
+        """Pick the answer: list of (evidence index 0-based, start, end, text said) in answer order.
+
+        ``start``/``end`` are the verbatim span in ``evidence[i].text``; ``text`` is what is said (a table row is
+        rendered with its header).
+        """
+        from citedesk.retrieval.answerability import QuestionType, match_units, question_type, term_weights
+
+        sparse = self._sparse()
+        weights = term_weights(question, sparse)
+        matches = [m for m in match_units(question, evidence, sparse, max_hits=len(evidence), weights=weights)
+                   if 3 <= len(m.unit.text.split()) <= 150][: self.candidates]
+        if not matches:
             return []
         q = self.embedder.embed_query(question)
-        vecs = self.embedder.embed([c[1].text for c in cands])
-        sims = vecs @ q
-        hit_cos = np.array([evidence[c[0]].cosine if evidence[c[0]].cosine is not None else 0.0 for c in cands])
-        scores = 0.6 * sims + 0.4 * hit_cos - 0.02 * np.array([c[0] for c in cands])
-        best = float(scores.max())
-        order = [j for j in np.argsort(-scores)
-                 if sims[j] >= self.min_cosine and scores[j] >= best - self.max_drop][: self.max_sentences]
-        order.sort(key=lambda j: (cands[j][0], cands[j][1].start))
-        return [(cands[j][0], cands[j][1].start, cands[j][1].end, cands[j][1].text) for j in order]
+        sims = self.embedder.embed([f"{m.unit.context} {m.unit.text}".strip() for m in matches]) @ q
+        qtype = question_type(question)
+        scores = []
+        for m, sim in zip(matches, sims):
+            bonus = 0.0
+            if qtype == QuestionType.QUANTITY and m.has_number:
+                bonus = 0.1
+            elif qtype == QuestionType.LIST and m.unit.kind in ("list", "table_row"):
+                bonus = 0.1
+            scores.append(0.5 * m.coverage + 0.5 * float(sim) + 0.3 * m.precision + bonus - 0.02 * m.hit)
+        order = sorted(range(len(matches)), key=lambda j: -scores[j])
+        best = matches[order[0]]
+        if float(sims[order[0]]) < self.min_cosine:
+            return []
+        if best.unit.kind == "sentence":  # a lead-in ("… follow these steps.", "… the following:") → its list
+            lead_of = next((m for m in match_units(question, [evidence[best.hit]], sparse, max_hits=1, weights=weights)
+                            if m.unit.kind == "list" and m.unit.context == best.unit.text), None)
+            if lead_of is not None:
+                best = type(best)(best.hit, lead_of.unit, best.coverage, best.own_coverage, best.has_number)
+        picked = [best]
+        hit = evidence[best.hit]
+        if best.unit.kind in ("sentence", "list_item") and _REFERS_FORWARD.search(best.unit.text):
+            # "… one of the following states:" with what follows (definition lines, a code line): say both
+            following = []
+            line_start = hit.text.rfind("\n", 0, best.unit.start) + 1
+            indent = len(hit.text[line_start:best.unit.start]) - len(hit.text[line_start:best.unit.start].lstrip())
+            for s in sentence_spans(hit.text):
+                if s.start < best.unit.end or not s.text.strip(" -*"):
+                    continue
+                s_line = hit.text.rfind("\n", 0, s.start) + 1
+                if s.text.lstrip().startswith("#") or s.end - best.unit.start > 4000 or (
+                        best.unit.kind == "list_item" and LIST_MARK.match(hit.text[s_line:s.end])
+                        and s.start - s_line <= indent):
+                    break  # a heading, or the next sibling of a list item that announced its sub-items
+                following.append(s)
+            lead_terms = set(sparse.terms(best.unit.text))
+            rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
+            named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
+            tail = named or [s for s in following if s.end - best.unit.start <= 500][:6]
+            if tail:
+                said = best.unit.text.rstrip(" .:") + ": " + "; ".join(
+                    LIST_MARK.sub("", s.text).strip().rstrip(" .;") for s in tail) + "."
+                return [(best.hit, best.unit.start, tail[-1].end, said)]
+        if best.unit.kind == "sentence" and _REFERS_BACK.match(best.unit.text):
+            before = [s for s in sentence_spans(hit.text) if s.end <= best.unit.start]
+            if before and not before[-1].text.lstrip().startswith("#"):
+                prev = before[-1]
+                picked.insert(0, type(best)(best.hit, type(best.unit)("sentence", prev.text, prev.start, prev.end),
+                                            best.coverage, best.own_coverage, best.has_number))
+        covered = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
+        for j in order[1:6]:
+            m = matches[j]
+            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[order[0]] - 0.1:
+                break
+            terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
+            adds = {t for t in weights if t in terms and t not in covered}
+            overlaps = any(p.hit == m.hit and p.unit.start < m.unit.end and m.unit.start < p.unit.end for p in picked)
+            if adds and not overlaps and m.hit == best.hit:
+                picked.append(m)
+                covered |= terms
+        picked.sort(key=lambda m: (m.hit, m.unit.start))
+        return [(m.hit, m.unit.start, m.unit.end, m.unit.text) for m in picked[: self.max_sentences]]
 
     async def stream(self, question: str, history: list[Turn], evidence: list[Hit], *,
                      voice: bool = False) -> AsyncIterator[str]:
-        """Yield the answer sentence by sentence, each followed by its marker ``[i]``."""
+        """Yield the answer unit by unit, each followed by its marker ``[i]``."""
         import anyio
 
         picked = await anyio.to_thread.run_sync(self.select, question, evidence)
         for n, (i, _s, _e, text) in enumerate(picked):
-            yield ("" if n == 0 else " ") + f"{speakable_line(text)} [{i + 1}]"
+            said = speakable_line(text)
+            if not said.rstrip().endswith((".", "!", "?")):
+                said = said.rstrip(" ;,:") + "."
+            yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
+
+
+_REFERS_FORWARD = re.compile(r"\bthe following\b[^.]*[.:]?\s*$|:\s*$", re.IGNORECASE)
+_REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it|they|such|for (?:this|these|that)|in (?:this|that) case|"
+                          r"here|the (?:former|latter))\b", re.IGNORECASE)
 
 
 class OpenAIGenerator:
@@ -144,12 +221,24 @@ class OpenAIGenerator:
         Raises:
             GeneratorUnavailableError: connection refused, timeout, 5xx or malformed stream.
         """
+        async for delta in self._chat(build_messages(question, history, evidence, voice=voice), self.max_tokens):
+            yield delta
+
+    async def complete(self, prompt: str, *, max_tokens: int = 16) -> AsyncIterator[str]:
+        """Yield the deltas of a plain one-message chat (judges and other short structured calls, no sources).
+
+        Raises:
+            GeneratorUnavailableError: as :meth:`stream`.
+        """
+        async for delta in self._chat([{"role": "user", "content": prompt}], max_tokens):
+            yield delta
+
+    async def _chat(self, messages: list[dict], max_tokens: int) -> AsyncIterator[str]:
         import openai
 
-        messages = build_messages(question, history, evidence, voice=voice)
         try:
             stream = await self.client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, max_tokens=self.max_tokens,
+                model=self.model, messages=messages, stream=True, max_tokens=max_tokens,
                 temperature=self.temperature)
             try:
                 async for chunk in stream:

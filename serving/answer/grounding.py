@@ -1,20 +1,39 @@
-"""Grounding checks of drafted sentences: sanitising, lexical support against cited passages, quoted spans.
+"""Grounding checks of drafted sentences: sanitising, claim checks against cited passages, quoted spans.
 
 These are the checks :class:`~citedesk.serving.answer.pipeline.AnswerPipeline` runs on every sentence before it
-is sent; the scores are lexical (share of BM25 terms), not model probabilities.
+is sent. :func:`check_claim` says whether a sentence may be sent and why not; its score is lexical (share of
+BM25 terms), not a model probability, and its rules (numbers, units and polarity checked in the same sentence,
+list item or table row of the passage; names; non-answers) are those of :mod:`citedesk.serving.answer.claims`.
+An entailment model (:class:`citedesk.retrieval.embedding.dense.EntailmentModel`) can be added after them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from citedesk.core.text import HTML_TAG, MD_IMAGE, MD_LINK, URL, sentence_spans, strip_markers, with_list_items
+from citedesk.core.text import (
+    HTML_TAG,
+    MD_IMAGE,
+    MD_LINK,
+    URL,
+    sentence_spans,
+    strip_markers,
+    with_list_items,
+)
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.answer.claims import (
+    REASONS,
+    ClaimCheck,
+    assess,
+    is_answer_sentence,
+    non_answer_reason,
+)
 
-__all__ = ["best_quote", "sanitize", "support"]
+__all__ = ["REASONS", "ClaimCheck", "best_quote", "check_claim", "is_answer_sentence", "non_answer_reason",
+           "sanitize", "support"]
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 _CODE_BLOCK = re.compile(r"<(script|style|iframe|object)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _LINK_TARGETS = ("http:", "https:", "mailto:", "www.")
 
@@ -31,50 +50,61 @@ def sanitize(sentence: str) -> str:
     s = MD_LINK.sub(_link_text, s)
     s = URL.sub("", s)
     s = HTML_TAG.sub("", s)
-    s = re.sub(r"[*`]+", "", s)  # emphasis and code marks
+    s = s.replace("`", "")  # code marks
+    s = re.sub(r"(?<!\w)\*+|\*+(?!\w)", "", s)  # **emphasis**, but not a*b
     s = re.sub(r"(?<!\w)_+|_+(?!\w)", "", s)  # _emphasis_, but not snake_case identifiers
     s = re.sub(r"(?m)^\s*[#>]+\s+", "", s)  # heading / quote marks at line start, not "C#" or "a > b"
     return re.sub(r"\s+", " ", s).strip()
 
 
-def _quantities(text: str, sparse: BM25SparseEncoder, window: int = 3) -> tuple[set[str], set[tuple[str, str]]]:
-    """Numbers of a text, and (number, stemmed word) pairs for words up to ``window`` tokens after it."""
-    tokens = _TOKEN.findall(text.lower())
-    numbers, pairs = set(), set()
-    for i, tok in enumerate(tokens):
-        if tok[0].isdigit():
-            numbers.add(tok)
-            for w in tokens[i + 1:i + 1 + window]:
-                if not w[0].isdigit():
-                    stems = sparse.terms(w)
-                    pairs.add((tok, stems[0] if stems else w))
-    return numbers, pairs
+def check_claim(sentence: str, passages: list[str], sparse: BM25SparseEncoder, *, min_support: float = 0.6,
+                entail: Callable[[str, str], float] | None = None, entail_min: float = 0.5) -> ClaimCheck:
+    """Whether a drafted sentence is backed by the passages it cites, and if not, why.
+
+    Checks, in order (first failure wins; rules in :mod:`citedesk.serving.answer.claims`):
+    ``not_an_answer`` (questions, headings, "see ..." pointers, table separators, link lists, a copy
+    of a passage heading), ``number_mismatch``, ``unit_mismatch``, ``low_term_support``,
+    ``polarity_mismatch``, ``entity_missing`` and, when ``entail`` is given, ``not_entailed``. A
+    sentence that copies consecutive units of a passage verbatim passes every check but the first.
+
+    Args:
+        sentence: one drafted sentence, raw or sanitised (raw lets headings and link lists be seen);
+            citation markers are ignored.
+        passages: texts of the cited chunks (``f"{hit.title} {hit.text}"``).
+        sparse: the BM25 encoder whose terms are compared.
+        min_support: share of the sentence's terms the passages must hold.
+        entail: optional ``entail(premise, hypothesis) -> probability``, run only on lexically
+            supported, non-verbatim sentences with the best-supporting unit(s) (at most three, the
+            highest probability counts) as premise.
+        entail_min: lowest entailment probability accepted.
+
+    Returns:
+        A :class:`ClaimCheck`; ``score`` is the lexical term share (0.0 for a non-answer).
+    """
+    if non_answer_reason(sentence):
+        return ClaimCheck(False, 0.0, "not_an_answer")
+    claim = strip_markers(sanitize(sentence))
+    a = assess(claim, passages, sparse, min_support=min_support)
+    unit = a.anchors[0] if a.anchors else None
+    if a.reason is not None:
+        return ClaimCheck(False, a.score, a.reason, unit)
+    if entail is None or a.verbatim or not a.anchors:
+        return ClaimCheck(True, a.score, None, unit)
+    probs = [float(entail(premise, claim)) for premise in a.anchors[:3]]
+    best = max(range(len(probs)), key=probs.__getitem__)
+    ok = probs[best] >= entail_min
+    return ClaimCheck(ok, a.score, None if ok else "not_entailed", a.anchors[best], probs[best])
 
 
 def support(sentence: str, passages: list[str], sparse: BM25SparseEncoder) -> float:
-    """Share in [0, 1] of the sentence's terms found in the passages.
+    """Share in [0, 1] of the sentence's terms found in the passages; 0 when a claim check fails.
 
-    0 when a quantity of the sentence is absent: every number must occur in the passages, and when a
-    word follows it in the sentence ("3 bytes"), the same number must be followed by that word within
-    three tokens in a passage.
+    The lexical part of :func:`check_claim`: 0.0 on a number, unit, polarity or name mismatch (see
+    :mod:`citedesk.serving.answer.claims`), else the term share, which the caller compares with its own
+    threshold. Non-answers are not judged here (see :func:`is_answer_sentence`).
     """
-    claim = strip_markers(sentence)
-    text = " ".join(passages)
-    p_numbers, p_pairs = _quantities(text, sparse)
-    tokens = _TOKEN.findall(claim.lower())
-    for i, tok in enumerate(tokens):
-        if not tok[0].isdigit():
-            continue
-        if tok not in p_numbers:
-            return 0.0
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        stems = sparse.terms(nxt) if nxt and not nxt[0].isdigit() else []
-        if stems and (tok, stems[0]) not in p_pairs:
-            return 0.0
-    terms = set(sparse.terms(claim))
-    if not terms:
-        return 1.0
-    return len(terms & set(sparse.terms(text))) / len(terms)
+    a = assess(strip_markers(sentence), passages, sparse, term_gate=False)
+    return a.score if a.reason in (None, "not_an_answer") else 0.0
 
 
 def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,

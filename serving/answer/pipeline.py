@@ -23,7 +23,7 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.confidence import CONFIDENCE_KIND, ConfidenceModel
 from citedesk.retrieval.search import Retriever
 from citedesk.serving.answer.generators import DECLINE_PATTERN
-from citedesk.serving.answer.grounding import best_quote, sanitize, support
+from citedesk.serving.answer.grounding import best_quote, check_claim, non_answer_reason, sanitize
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,14 @@ class AnswerPolicy:
         evidence_chunks: hits given to the generator (≤ top_k).
         min_support: share of an answer sentence's terms that must appear in the chunks it cites (and
             every number in it must appear there too).
+        entailment_min: with an entailment model, the probability below which a claim is refused.
     """
 
     thresholds: dict[Channel, float]
     top_k: int = 5
     evidence_chunks: int = 4
     min_support: float = 0.6
+    entailment_min: float = 0.5
 
 
 def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
@@ -90,11 +92,13 @@ class AnswerPipeline:
             ``recorder(request, response, evidence, workspace=...)``, ``evidence`` being the hits given to the generator
             (``[n]`` cites ``evidence[n-1]``; empty when it escalated before generating) — the audit trail
             (:meth:`citedesk.serving.audit.log.AuditLog.record`). Its exceptions are logged, never raised.
+        entailment: optional model slot (``entails(premise, hypothesis) -> probability`` and ``warm_up()``, e.g.
+            :class:`citedesk.retrieval.embedding.dense.EntailmentModel`) run after the lexical claim checks.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
-                 recorder: Callable[..., object] | None = None) -> None:
+                 recorder: Callable[..., object] | None = None, entailment=None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -102,29 +106,35 @@ class AnswerPipeline:
         self.confidence = confidence or ConfidenceModel()
         self.workspace = workspace
         self.recorder = recorder
+        self.entailment = entailment
 
     def warm_up(self) -> None:
-        """Load models."""
+        """Load models (the retriever's, and the entailment model when one is configured)."""
         self.retriever.warm_up()
+        if self.entailment is not None:
+            self.entailment.warm_up()
 
-    async def answer(self, request: AnswerRequest, *, workspace: str | None = None) -> AnswerResponse:
+    async def answer(self, request: AnswerRequest, *, workspace: str | None = None,
+                     exclude_articles: tuple[str, ...] = ()) -> AnswerResponse:
         """Answer or escalate (blocking variant of :meth:`stream`).
 
         Args:
             request: the question.
             workspace: tenant to search (the caller's API key's); default: the pipeline's.
+            exclude_articles: article ids left out of the search (the leave-gold-out eval; not in the API).
 
         Raises:
             IndexUnavailableError: Qdrant unreachable (the API answers 503).
         """
         final = None
-        async for event in self.stream(request, workspace=workspace):
+        async for event in self.stream(request, workspace=workspace, exclude_articles=exclude_articles):
             if event.type == "done":
                 final = event.data["response"]
         assert final is not None
         return final
 
-    async def stream(self, request: AnswerRequest, *, workspace: str | None = None) -> AsyncIterator[Event]:
+    async def stream(self, request: AnswerRequest, *, workspace: str | None = None,
+                     exclude_articles: tuple[str, ...] = ()) -> AsyncIterator[Event]:
         """Yield ``retrieval``, ``sentence``\\*, ``citations``, ``decision``, ``done`` events.
 
         ``done.data["response"]`` is the full :class:`AnswerResponse`.
@@ -132,7 +142,8 @@ class AnswerPipeline:
         t0 = time.perf_counter()
         latency: dict[str, float] = {}
         flt = SearchFilter(workspace=workspace or self.workspace,
-                           locales=(request.locale,) if request.locale else None)
+                           locales=(request.locale,) if request.locale else None,
+                           exclude_article_ids=tuple(exclude_articles) or None)
         query = retrieval_query(request, self.sparse)
         top_k = request.top_k or self.policy.top_k
         retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
@@ -140,7 +151,10 @@ class AnswerPipeline:
         for k, v in retrieval.timings.items():
             latency[k] = round(v * 1000, 2)
         hits = retrieval.hits
-        conf = self.confidence.score(self.confidence.features(query, hits, self.sparse))
+        features = await anyio.to_thread.run_sync(self.confidence.features, query, hits, self.sparse)
+        conf = self.confidence.score(features)
+        decided: dict = {"confidence": {k: (round(v, 4) if isinstance(v, float) else v)
+                                        for k, v in features.as_dict().items()}, "rejected": []}
         hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
         yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
 
@@ -153,7 +167,7 @@ class AnswerPipeline:
                 confidence_kind=CONFIDENCE_KIND,
                 handoff_summary=handoff_summary(request, hits, reason) if escalate else None,
                 hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
-                latency_ms=latency)
+                latency_ms=latency, signals=decided)
 
         evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
 
@@ -187,7 +201,7 @@ class AnswerPipeline:
                 buffer += delta
                 done, buffer = split_complete_sentences(buffer)
                 for raw in done:
-                    s, reason = self._check(raw, evidence, first=not sentences)
+                    s, reason = self._check(raw, evidence, first=not sentences, rejected=decided["rejected"])
                     if reason:
                         break
                     if s is None:
@@ -204,7 +218,7 @@ class AnswerPipeline:
         finally:
             await agen.aclose()
         if reason is None and buffer.strip():
-            s, reason = self._check(buffer.strip(), evidence, first=not sentences)
+            s, reason = self._check(buffer.strip(), evidence, first=not sentences, rejected=decided["rejected"])
             if s is not None:
                 sentences.append(s)
                 latency.setdefault("first_sentence", round((time.perf_counter() - t0) * 1000, 2))
@@ -241,30 +255,55 @@ class AnswerPipeline:
         except Exception:  # noqa: BLE001 - recording must never fail an answer
             log.exception("recording the answer failed (answer delivered anyway)")
 
-    def _check(self, sentence: str, evidence: list[Hit], *, first: bool) -> tuple[str | None, str | None]:
-        """Vet one generated sentence.
+    def _check(self, sentence: str, evidence: list[Hit], *, first: bool,
+               rejected: list[dict] | None = None) -> tuple[str | None, str | None]:
+        """Vet one generated sentence with the claim checks (:func:`~citedesk.serving.answer.grounding.check_claim`).
+
+        Args:
+            sentence: one drafted sentence with its markers.
+            evidence: the hits the generator saw (``[n]`` is ``evidence[n-1]``).
+            first: the answer's first sentence (where a decline is recognised).
+            rejected: collects ``{"sentence", "reason", "score"}`` for sentences dropped or refused (the
+                response's ``signals``).
 
         Returns:
             ``(sentence, None)`` to emit (sanitised; an uncited but supported sentence gets the marker of
-            its best-supporting source), ``(None, None)`` to drop a markup-only piece, or
-            ``(None, reason)`` to escalate.
+            its best-supporting source), ``(None, None)`` to drop a piece that is not an answer (a question,
+            a heading, a see-also line, markup only), or ``(None, reason)`` to escalate.
         """
+        rejected = rejected if rejected is not None else []
         if first and DECLINE_PATTERN.match(sentence):
             return None, AnswerReason.GENERATOR_DECLINED
+        why = non_answer_reason(sentence)
+        if why is not None:
+            rejected.append({"sentence": sentence[:300], "reason": f"not_an_answer ({why})", "score": None})
+            return None, None
         clean = sanitize(sentence)
         if not re.search(r"\w", strip_markers(clean)):
             return None, None
         cited = list(dict.fromkeys(markers(clean)))
         if any(not 1 <= m <= len(evidence) for m in cited):
             return None, AnswerReason.INVALID_CITATION
-        passages = [f"{h.title} {h.text}" for h in evidence]
+        passages = [f"{h.title} {h.heading} {h.text}" for h in evidence]
+        entail = self.entailment.entails if self.entailment is not None else None
+
+        def check(texts: list[str]):
+            return check_claim(clean, texts, self.sparse, min_support=self.policy.min_support, entail=entail,
+                               entail_min=self.policy.entailment_min)
+
         if cited:
-            ok = support(clean, [passages[m - 1] for m in cited], self.sparse) >= self.policy.min_support
-            return (clean, None) if ok else (None, AnswerReason.UNSUPPORTED_CITATION)
-        scores = [support(clean, [p], self.sparse) for p in passages]
-        best = max(range(len(scores)), key=scores.__getitem__)
-        if scores[best] < self.policy.min_support:
+            result = check([passages[m - 1] for m in cited])
+            if result.supported:
+                return clean, None
+            rejected.append({"sentence": clean[:300], "reason": result.reason, "score": round(result.score, 4)})
+            return None, AnswerReason.UNSUPPORTED_CITATION
+        results = [check([p]) for p in passages]
+        ok = [i for i, r in enumerate(results) if r.supported]
+        if not ok:
+            worst = max(results, key=lambda r: r.score)
+            rejected.append({"sentence": clean[:300], "reason": worst.reason, "score": round(worst.score, 4)})
             return None, AnswerReason.UNSUPPORTED_CLAIM
+        best = max(ok, key=lambda i: results[i].score)
         return f"{clean} [{best + 1}]", None
 
     def _citations(self, sentences: list[str], evidence: list[Hit]) -> list[Citation]:

@@ -82,6 +82,9 @@ class AnswerResponse(BaseModel):
     generator: str
     model: str
     latency_ms: dict[str, float] = Field(default_factory=dict)
+    signals: dict = Field(default_factory=dict, description=(
+        "what decided: `confidence` (the answerability signals, name → value, that the answerable_probability "
+        "model weighed) and `rejected` (drafted sentences the claim checks refused, each with the check's reason)"))
     voice: VoiceOut | None = Field(None, description="channel=voice: what was spoken and the state to send back")
 
 

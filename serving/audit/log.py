@@ -99,7 +99,7 @@ class AuditLog(AuditReports):
             redactions=n_q + n_h, decision=response.decision.value, reason=response.reason,
             confidence=response.confidence, confidence_kind=response.confidence_kind, answer=response.answer,
             handoff_summary=handoff, generator=response.generator, model=response.model,
-            latency_ms=dict(response.latency_ms),
+            latency_ms=dict(response.latency_ms), signals=response.signals,
             hits=[dict(h.model_dump(mode="json"), rank=i + 1) for i, h in enumerate(response.hits)],
             evidence=[{"marker": i + 1, "point_id": h.point_id, "source": h.source, "article_id": h.article_id,
                        "locale": h.locale, "title": h.title, "url": h.url, "chunk_index": h.chunk_index,
@@ -245,7 +245,7 @@ class AuditLog(AuditReports):
                 return None
             out = {**self._summary(r), "workspace": r.workspace, "locale": r.locale, "answer": r.answer,
                    "redactions": r.redactions, "handoff_summary": r.handoff_summary, "generator": r.generator,
-                   "model": r.model, "latency_ms": r.latency_ms, "hits": r.hits, "evidence": r.evidence,
+                   "model": r.model, "latency_ms": r.latency_ms, "signals": r.signals or {}, "hits": r.hits, "evidence": r.evidence,
                    "feedback_by": r.feedback_by, "feedback_at": iso(r.feedback_at),
                    "citations": [self._citation(c) for c in r.citations]}
         if check_revisions:

@@ -47,6 +47,7 @@ class AuditAnswer(Base):
     generator: Mapped[str] = mapped_column(String(40))
     model: Mapped[str] = mapped_column(String(200))
     latency_ms: Mapped[dict] = mapped_column(JSON, default=dict)
+    signals: Mapped[dict | None] = mapped_column(JSON)  # revision 0004: what decided (confidence signals, rejections)
     hits: Mapped[list] = mapped_column(JSON, default=list)
     evidence: Mapped[list] = mapped_column(JSON, default=list)
     feedback: Mapped[str | None] = mapped_column(String(16))

@@ -25,7 +25,7 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 page = APIRouter(prefix="/audit", include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.filters["when"] = lambda ts: (iso(ts) or "").replace("T", " ").replace("Z", " UTC")
+templates.env.filters["when"] = lambda ts: (iso(ts) or "").replace("T", " ").replace("Z", " UTC") if ts else "unknown"
 templates.env.filters["day"] = lambda ts: (iso(ts) or "")[:10]
 templates.env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f} %"
 

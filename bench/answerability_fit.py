@@ -1,0 +1,176 @@
+"""Fit the answerable_probability model on answerability signals, cross-validated, and report held-out AUROC.
+
+Positives and negatives, all retrieved the way the answer pipeline retrieves (no generation):
+
+* ``normal`` — each question of a (question, gold_document) CSV over the synced corpus (answerable);
+* ``gold_out`` — the same question with its gold article excluded (in-domain, unanswerable unless listed in
+  ``--gold-out-answerable``);
+* ``off_domain`` — last user turns of IBM MT-RAG conversations (other domains; unanswerable);
+* ``mtrag`` (with ``--mtrag-index``) — MT-RAG conversations asked against their own collections, as
+  ``citedesk eval answers --mtrag … --index-dir DIR`` indexed them (in-domain; MT-RAG's answerability labels).
+
+Folds are grouped by question, so a question's normal and gold-out rows are always held out together; the
+figures printed are held-out (never scored by a model fitted on them). The model fitted on everything is
+printed as the weights to ship (``retrieval/confidence.py``), with the current defaults scored alongside.
+
+    python bench/answerability_fit.py --data-dir <index of data/aws-docs> --csv data/aws-docs-qa-dev.csv \
+        --mtrag ../shared/data/mtrag/reference.jsonl [--dump features.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+FEATURES = ("top_cosine", "coverage", "unit_coverage", "unit_own_coverage", "chunk_coverage", "title_coverage",
+            "type_match", "cosine_margin", "agreement", "unit_cosine", "unit_margin", "rare_coverage")
+
+
+def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13) -> list[dict]:
+    """In-domain MT-RAG rows: each sampled conversation retrieved in its collection's workspace, as the pipeline
+    retrieves (the previous user turn joins a short follow-up)."""
+    from citedesk.config.settings import Settings
+    from citedesk.retrieval.answerability import signals
+    from citedesk.retrieval.store import SearchFilter
+    from citedesk.serving.answer.pipeline import retrieval_query
+    from citedesk.serving.answer.schemas import AnswerRequest
+    from citedesk.serving.container import Container
+    from citedesk.serving.evaluation.mtrag import load_mtrag, sample_conversations
+
+    sample = sample_conversations(load_mtrag(mtrag), limit, seed=seed)
+    c = Container(Settings(data_dir=index_dir))
+    rows = []
+    try:
+        for conv in sample:
+            query = retrieval_query(AnswerRequest(question=conv.question, history=conv.history), c.sparse)
+            hits = c.retriever.retrieve(query, SearchFilter(conv.collection), top_k=c.settings.retrieval.top_k).hits
+            rows.append({"group": f"m{conv.conversation_id}", "setting": "mtrag", "question": conv.question,
+                         "label": int(conv.answerable), **signals(query, hits, c.sparse).as_dict()})
+    finally:
+        c.index.close()
+    return rows
+
+
+def collect(data_dir: Path, csv_path: Path, mtrag: Path, negatives: int, answerable_path: Path | None) -> list[dict]:
+    from citedesk.config.settings import Settings
+    from citedesk.retrieval.answerability import signals
+    from citedesk.retrieval.store import SearchFilter
+    from citedesk.serving.container import Container
+    from citedesk.serving.evaluation.qa import GoldOut, load_qa
+
+    cases = load_qa(csv_path)
+    still = GoldOut.load(answerable_path).answerable
+    turns = [json.loads(line) for line in mtrag.open(encoding="utf-8")]
+    random.Random(13).shuffle(turns)
+    off = [t["input"][-1]["text"] for t in turns if t["input"] and t["input"][-1]["speaker"] == "user"][:negatives]
+    c = Container(Settings(data_dir=data_dir))
+    ws = c.settings.workspace
+    top_k = c.settings.retrieval.top_k
+    rows = []
+    try:
+        for i, case in enumerate(cases):
+            for setting, flt in (("normal", SearchFilter(ws)),
+                                 ("gold_out", SearchFilter(ws, exclude_article_ids=(case.gold_document,)))):
+                hits = c.retriever.retrieve(case.question, flt, top_k=top_k).hits
+                s = signals(case.question, hits, c.sparse, embedder=c.embedder).as_dict()
+                rows.append({"group": f"q{i}", "setting": setting, "question": case.question,
+                             "label": int(setting == "normal" or case.question in still), **s})
+        for j, q in enumerate(off):
+            hits = c.retriever.retrieve(q, SearchFilter(ws), top_k=top_k).hits
+            rows.append({"group": f"o{j}", "setting": "off_domain", "question": q, "label": 0,
+                         **signals(q, hits, c.sparse, embedder=c.embedder).as_dict()})
+    finally:
+        c.index.close()
+    return rows
+
+
+def grouped_cv(x: np.ndarray, y: np.ndarray, groups: list[str], *, folds: int = 5, c: float = 1.0,
+               train_mask: np.ndarray | None = None) -> np.ndarray:
+    """Held-out probabilities: each row scored by a model fitted on the other folds (rows of one group share a
+    fold; with ``train_mask``, only those rows are fitted on)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    prob = np.zeros(len(y))
+    mask = np.ones(len(y), bool) if train_mask is None else train_mask
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        train = train[mask[train]]
+        lr = LogisticRegression(C=c, max_iter=2000).fit(x[train], y[train])
+        prob[test] = lr.predict_proba(x[test])[:, 1]
+    return prob
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
+    ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
+    ap.add_argument("--mtrag", type=Path, default=Path("../shared/data/mtrag/reference.jsonl"))
+    ap.add_argument("--gold-out-answerable", type=Path, default=Path("data/eval/gold-out-answerable.csv"))
+    ap.add_argument("--negatives", type=int, default=150)
+    ap.add_argument("--features", default=",".join(FEATURES))
+    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--mtrag-index", type=Path, help="add in-domain MT-RAG rows from this eval index")
+    ap.add_argument("--mtrag-limit", type=int, default=100)
+    ap.add_argument("--train-on", default="normal,gold_out,off_domain,mtrag", help="settings the model is fitted on")
+    ap.add_argument("--load", type=Path, help="read rows dumped by an earlier run instead of retrieving")
+    ap.add_argument("--dump", type=Path, help="write the collected rows here")
+    args = ap.parse_args()
+
+    rows = (json.loads(args.load.read_text()) if args.load else
+            collect(args.data_dir, args.csv, args.mtrag, args.negatives, args.gold_out_answerable))
+    if args.mtrag_index and not any(r["setting"] == "mtrag" for r in rows):
+        rows += collect_mtrag(args.mtrag_index, args.mtrag, args.mtrag_limit)
+    if args.dump:
+        args.dump.write_text(json.dumps(rows))
+    names = [f for f in args.features.split(",") if f]
+    x = np.array([[float(r[f]) for f in names] for r in rows])
+    y = np.array([r["label"] for r in rows])
+    groups = [r["group"] for r in rows]
+    train = np.array([r["setting"] in args.train_on.split(",") for r in rows])
+    prob = grouped_cv(x, y, groups, c=args.c, train_mask=train)
+
+    from citedesk.retrieval.answerability import AnswerabilitySignals
+    from citedesk.retrieval.confidence import ConfidenceModel
+
+    model = ConfidenceModel()
+    current = np.array([model.score(AnswerabilitySignals(**{k: r[k] for k in AnswerabilitySignals.__dataclass_fields__
+                                                            if k in r})) for r in rows])
+
+    def auc(mask, p):
+        yy, pp = y[mask], p[mask]
+        return roc_auc_score(yy, pp) if 0 < yy.sum() < len(yy) else float("nan")
+
+    dev = np.array([r["setting"] in ("normal", "gold_out") for r in rows])
+    offd = np.array([r["setting"] in ("normal", "off_domain") for r in rows])
+    print(f"rows: {len(rows)} ({int(y.sum())} answerable); features: {', '.join(names)}")
+    print(f"held-out AUROC, leave-gold-out (normal vs gold_out): {auc(dev, prob):.3f}  "
+          f"(current defaults: {auc(dev, current):.3f})")
+    print(f"held-out AUROC, off-domain (normal vs MT-RAG):       {auc(offd, prob):.3f}  "
+          f"(current defaults: {auc(offd, current):.3f})")
+    mt = np.array([r["setting"] == "mtrag" for r in rows])
+    if mt.any():
+        print(f"held-out AUROC, MT-RAG in-domain labels:             {auc(mt, prob):.3f}  "
+              f"(current defaults: {auc(mt, current):.3f})")
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        ans = prob >= t
+        pos = y == 1
+        print(f"  held-out @ {t:.1f}: answerable answered {ans[pos].mean():.3f}, precision of answered "
+              f"{(y[ans].mean() if ans.any() else float('nan')):.3f}, gold-out escalated "
+              f"{1 - ans[dev & (y == 0)].mean():.3f}, off-domain escalated {1 - ans[offd & (y == 0)].mean():.3f}")
+    lr = LogisticRegression(C=args.c, max_iter=2000).fit(x[train], y[train])
+    print("fitted on all rows (weights to ship):")
+    print("  " + ", ".join(f"{n}={w:.3f}" for n, w in zip(names, lr.coef_[0])) + f", bias={lr.intercept_[0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Answerability signals: does one retrieved passage hold the answer, or is the index only *about* the same thing?
+
+The confidence model (:mod:`citedesk.retrieval.confidence`) turns these into ``answerable_probability``; the
+extractive generator ranks answer units with the same lexical match. All signals are computed from the
+question and the hits (no model call):
+
+* **rare-term coverage of the best unit**: the question's content words weighted by rarity (``7 − zipf``
+  frequency of the word in the language, from ``wordfreq``; a word it does not know, such as ``ml.eia2.large``
+  or ``InnoDB``, weighs 7), and the weighted share found in the single best answer unit (a sentence, a list
+  item with its lead-in, a table row with its header — :func:`citedesk.core.text.answer_units`) together with
+  its chunk's title and heading path. Neighbouring pages share the topic words but rarely the rare ones.
+* **the same in the best single chunk** (title, heading and text), and **in the best title/heading** alone;
+* **answer type**: a question asking for a quantity (how many, maximum, limit, size, default …) needs a number
+  in the best unit; one asking for a list needs a list or several rows; yes/no questions need the unit to hold
+  the question's predicate words;
+* **dense signals**: the top cosine, its margin over the second hit, and whether the best-cosine hit is also
+  the top fused hit (dense–sparse agreement).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import asdict, dataclass
+
+from citedesk.core.text import AnswerUnit, answer_units
+from citedesk.core.types import Hit
+from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
+
+__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "match_units", "question_type", "signals",
+           "term_weights"]
+
+_WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
+_NUMBER = re.compile(r"\d")
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|large|big|often|fast)\b|\b(?:max(?:imum)?|min(?:imum)?|limit|quota|number of|"
+    r"size|default|timeout|throughput|bandwidth|memory|storage|interval|rate|duration|capacity|version)\b",
+    re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*(?:can|could|does|do|did|is|are|was|will|should|may|has|have)\b", re.IGNORECASE)
+_LIST = re.compile(r"^\s*(?:what|which)\s+(?:are|were)\b|\b(?:types|kinds|states|options|factors|ways|steps|"
+                   r"engines|modes)\b", re.IGNORECASE)
+_QUESTION_FILLER = frozenset({"can", "could", "does", "do", "did", "is", "are", "was", "will", "should", "may",
+                              "has", "have", "what", "which", "how", "why", "when", "where", "who", "i", "my",
+                              "use", "get", "amazon", "aws"})
+
+
+class QuestionType:
+    """What kind of answer a question asks for (a plain string tag)."""
+
+    QUANTITY = "quantity"
+    YES_NO = "yes_no"
+    LIST = "list"
+    OTHER = "other"
+
+
+def question_type(question: str) -> str:
+    """:class:`QuestionType` tag of a question, from its wording (first rule that matches: yes/no, list — "what
+    are …", "… types" unless it asks how many —, quantity, other)."""
+    if _YES_NO.match(question):
+        return QuestionType.YES_NO
+    if _LIST.search(question) and not re.search(r"\bhow (?:many|much)\b|\bnumber of\b", question, re.IGNORECASE):
+        return QuestionType.LIST
+    if _QUANTITY.search(question):
+        return QuestionType.QUANTITY
+    return QuestionType.OTHER
+
+
+@functools.lru_cache(maxsize=65536)
+def _rarity(word: str, language: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return max(1.0, 7.0 - zipf_frequency(word, language))
+
+
+def term_weights(question: str, sparse: BM25SparseEncoder, *, language: str = "en") -> dict[str, float]:
+    """Stemmed content terms of the question → rarity weight in [1, 7] (the rarest surface word wins).
+
+    Question words ("can", "what", "how") and the vendor prefix words are left out: they say nothing about
+    which passage answers.
+    """
+    weights: dict[str, float] = {}
+    for word in _WORD.findall(question.lower()):
+        if word in STOP_WORDS or word in _QUESTION_FILLER:
+            continue
+        for term in sparse.terms(word.replace(".", " ").replace("-", " ").replace("/", " ")) or []:
+            weights[term] = max(weights.get(term, 0.0), _rarity(word, language))
+    return weights
+
+
+@dataclass(frozen=True)
+class UnitMatch:
+    """An answer unit of a hit and how well it covers the question.
+
+    Attributes:
+        hit: index of the hit (0-based, rank order).
+        unit: the unit.
+        coverage: rarity-weighted share in [0, 1] of the question's terms found in the unit, its context
+            (header / lead-in) and its chunk's title and heading.
+        own_coverage: the same share counting the unit's own text and context only.
+        has_number: the unit's text holds a digit.
+        precision: share in [0, 1] of the unit's own word terms (numbers aside) that are question terms: a row
+            or sentence about something more specific than the question scores lower.
+    """
+
+    hit: int
+    unit: AnswerUnit
+    coverage: float
+    own_coverage: float
+    has_number: bool
+    precision: float = 0.0
+
+    @property
+    def rank_score(self) -> float:
+        """What units are ranked by: coverage, then precision as a tie-breaker of about a quarter of its weight."""
+        return self.coverage + 0.25 * self.precision
+
+
+def _covered(weights: dict[str, float], terms: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+
+
+def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, max_hits: int = 5,
+                weights: dict[str, float] | None = None) -> list[UnitMatch]:
+    """Answer units of the top ``max_hits`` hits with their coverage of the question, best first.
+
+    Ties keep rank order (earlier hit, earlier unit).
+    """
+    weights = term_weights(question, sparse) if weights is None else weights
+    out = []
+    for i, h in enumerate(hits[:max_hits]):
+        head = set(sparse.terms(f"{h.title} {h.heading}"))
+        for u in answer_units(h.text):
+            own = set(sparse.terms(f"{u.context} {u.text}"))
+            raw = h.text[u.start:u.end] if u.kind == "table_row" else u.text  # a row: its own cells, not the header
+            words = {t for t in sparse.terms(raw) if not t.isdigit()}
+            precision = len(words & weights.keys()) / len(words) if words else 0.0
+            out.append(UnitMatch(i, u, _covered(weights, own | head), _covered(weights, own),
+                                 bool(_NUMBER.search(u.text)), precision))
+    out.sort(key=lambda m: (-m.rank_score, -m.own_coverage, m.hit, m.unit.start))
+    return out
+
+
+@dataclass(frozen=True)
+class AnswerabilitySignals:
+    """Inputs of the confidence model (all in [0, 1] unless noted; see the module docstring).
+
+    Attributes:
+        top_cosine: dense cosine of the best hit, in [-1, 1] (0 when unknown).
+        coverage: share of the question's distinct BM25 terms found in the top 3 hits (the 0.1 feature).
+        unit_coverage: rarity-weighted coverage of the best answer unit (with its chunk's title/heading).
+        unit_own_coverage: the same unit's coverage without the title/heading.
+        chunk_coverage: rarity-weighted coverage of the best single chunk (title, heading, text).
+        title_coverage: rarity-weighted coverage of the best title + heading path.
+        type_match: 1 when the best unit has what the question type asks for (a number for a quantity), else 0;
+            1 for question types without a requirement.
+        cosine_margin: top cosine minus the best cosine of another article.
+        unit_margin: best unit coverage minus the best unit coverage of another article (gold pages stand out;
+            neighbouring pages are alike).
+        rare_coverage: share of the question's rarest terms (weight ≥ 4, at most the three rarest) in the best
+            unit's own text.
+        agreement: 1 when the best-cosine hit is the top fused hit, else 0.
+        unit_cosine: dense cosine in [-1, 1] of the question to the closest of the best-covering answer units
+            (0 when no embedder was given).
+        top_rerank: best rerank probability, or None when no reranker ran.
+    """
+
+    top_cosine: float
+    coverage: float
+    unit_coverage: float = 0.0
+    unit_own_coverage: float = 0.0
+    chunk_coverage: float = 0.0
+    title_coverage: float = 0.0
+    type_match: float = 1.0
+    cosine_margin: float = 0.0
+    agreement: float = 0.0
+    unit_cosine: float = 0.0
+    unit_margin: float = 0.0
+    rare_coverage: float = 0.0
+    top_rerank: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Name → value (what the audit record keeps)."""
+        return asdict(self)
+
+
+def signals(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, coverage_hits: int = 3,
+            max_hits: int = 5, embedder=None, embed_units: int = 12) -> AnswerabilitySignals:
+    """Compute :class:`AnswerabilitySignals` for ``question`` over ``hits`` (best first).
+
+    Args:
+        question: what is searched.
+        hits: retrieved hits, best first.
+        sparse: the BM25 encoder (its terms).
+        coverage_hits: hits whose text counts for ``coverage``.
+        max_hits: hits whose answer units are considered.
+        embedder: ``embed(list[str]) -> float32 (n, dim)`` and ``embed_query(str) -> (dim,)``, L2-normalised;
+            when given, the ``embed_units`` best-covering units are embedded for ``unit_cosine``.
+        embed_units: units embedded (cost: one batch of that many short texts).
+    """
+    if not hits:
+        return AnswerabilitySignals(0.0, 0.0, type_match=0.0)
+    cosines = [h.cosine for h in hits if h.cosine is not None]
+    q_terms = set(sparse.terms(question))
+    found: set[str] = set()
+    for h in hits[:coverage_hits]:
+        found |= q_terms & set(sparse.terms(f"{h.title} {h.heading} {h.text}"))
+    coverage = len(found) / len(q_terms) if q_terms else 0.0
+    weights = term_weights(question, sparse)
+    units = match_units(question, hits, sparse, max_hits=max_hits, weights=weights)
+    chunk_cov = max((_covered(weights, set(sparse.terms(f"{h.title} {h.heading} {h.text}")))
+                     for h in hits[:max_hits]), default=0.0)
+    title_cov = max((_covered(weights, set(sparse.terms(f"{h.title} {h.heading}"))) for h in hits[:max_hits]),
+                    default=0.0)
+    qtype = question_type(question)
+    best = units[0] if units else None
+    if best is None:
+        type_match = 0.0
+    elif qtype == QuestionType.QUANTITY:
+        type_match = 1.0 if any(m.has_number for m in units[:1]) else 0.0
+    elif qtype == QuestionType.LIST:
+        type_match = 1.0 if best.unit.kind in ("list", "list_item", "table_row") or "," in best.unit.text else 0.0
+    else:
+        type_match = 1.0
+    by_article: dict[str, float] = {}
+    for h in hits:
+        if h.cosine is not None:
+            by_article[h.article_id] = max(by_article.get(h.article_id, -1.0), h.cosine)
+    ranked = sorted(by_article.values(), reverse=True)
+    margin = ranked[0] - ranked[1] if len(ranked) > 1 else (ranked[0] if ranked else 0.0)
+    unit_margin = 0.0
+    rare = 0.0
+    if best is not None:
+        best_article = hits[best.hit].article_id
+        other = next((m.coverage for m in units if hits[m.hit].article_id != best_article), 0.0)
+        unit_margin = best.coverage - other
+        rare_terms = sorted((w, term) for term, w in weights.items() if w >= 4.0)[-3:]
+        if rare_terms:
+            own = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
+            rare = sum(1 for _, term in rare_terms if term in own) / len(rare_terms)
+        else:
+            rare = 1.0
+    best_cos = max(range(len(hits)), key=lambda i: hits[i].cosine if hits[i].cosine is not None else -2.0)
+    reranks = [h.rerank for h in hits if h.rerank is not None]
+    unit_cos = 0.0
+    if embedder is not None and units:
+        texts = [f"{m.unit.context} {m.unit.text}".strip() for m in units[:embed_units]]
+        unit_cos = float((embedder.embed(texts) @ embedder.embed_query(question)).max())
+    return AnswerabilitySignals(
+        top_cosine=max(cosines) if cosines else 0.0, coverage=coverage,
+        unit_coverage=best.coverage if best else 0.0, unit_own_coverage=best.own_coverage if best else 0.0,
+        chunk_coverage=chunk_cov, title_coverage=title_cov, type_match=type_match, cosine_margin=margin,
+        agreement=1.0 if best_cos == 0 else 0.0, unit_cosine=unit_cos, unit_margin=unit_margin,
+        rare_coverage=rare, top_rerank=max(reranks) if reranks else None)

@@ -1,0 +1,122 @@
+"""Text structure the answers are built from: sentence boundaries, answer units, answerability signals, and the
+answer-eval metrics (no model, no index)."""
+
+from __future__ import annotations
+
+from citedesk.core.text import answer_units, is_answer_text, sentence_spans, split_complete_sentences
+from citedesk.core.types import Hit, ScoreKind
+from citedesk.retrieval.answerability import QuestionType, match_units, question_type, signals, term_weights
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.evaluation.qa import HandLabels, answer_sha, reference_recall, risk_coverage, token_f1
+
+TABLE = """# Quotas
+
+The following table lists the quotas.
+
+Resource | Quota
+Maximum number of datasets in a dataset group | 3 (1 for each type)
+Maximum number of dataset groups | 500
+Maximum number of datasets | 1500
+"""
+
+STEPS = """To reset the password of your account, follow these steps:
+
+1. Open the sign-in page of the console.
+2. Choose the Forgot password link below the sign-in form.
+
+For more information, see Passwords.
+"""
+
+
+def hit(text: str, title: str = "Quotas", article: str = "a.md", cosine: float = 0.6) -> Hit:
+    return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder", article_id=article,
+               locale="en", title=title, content_hash="h", chunk_index=0, text=text, cosine=cosine)
+
+
+def test_sentence_boundaries_know_abbreviations_numbers_and_urls() -> None:
+    text = "It runs in US East (N. Virginia) today. Version 1.11 and later, e.g. 1.12, work. See index.html now.\nx"
+    spans = sentence_spans(text)
+    assert [s.text for s in spans] == ["It runs in US East (N. Virginia) today.",
+                                       "Version 1.11 and later, e.g. 1.12, work.", "See index.html now.", "x"]
+    assert all(text[s.start:s.end] == s.text for s in spans)
+
+
+def test_streaming_split_keeps_markers_and_waits_for_more_text() -> None:
+    done, rest = split_complete_sentences("The limit is 5 GB. [1] Next one [2]")
+    assert done == ["The limit is 5 GB. [1]"] and rest == "Next one [2]"
+    done, rest = split_complete_sentences("Link http://evil.exampl")
+    assert done == [] and rest == "Link http://evil.exampl"
+    assert split_complete_sentences("Last one [3].\n") == (["Last one [3]."], "")
+
+
+def test_table_rows_carry_their_header_and_quote_the_row_verbatim() -> None:
+    rows = [u for u in answer_units(TABLE) if u.kind == "table_row"]
+    assert [u.text for u in rows][1] == "Resource: Maximum number of dataset groups; Quota: 500"
+    assert all(TABLE[u.start:u.end].count("|") == 1 and u.context == "Resource | Quota" for u in rows)
+    assert not any(u.text.startswith("#") for u in answer_units(TABLE)), "headings are not answers"
+
+
+def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
+    units = answer_units(STEPS)
+    items = [u for u in units if u.kind == "list_item"]
+    assert [u.text for u in items] == ["Open the sign-in page of the console.",
+                                       "Choose the Forgot password link below the sign-in form."]
+    assert all(u.context.endswith("follow these steps:") for u in items)
+    whole = next(u for u in units if u.kind == "list")
+    assert whole.text.startswith("To reset the password") and "; Choose the Forgot" in whole.text
+    assert STEPS[whole.start:whole.end].endswith("below the sign-in form.")
+    assert not any("For more information" in u.text for u in units)
+
+
+def test_non_answer_text() -> None:
+    for text in ("Topics", "For more information, see Foo.", "See also the guide.", "What is a quota?",
+                 "Amazon SageMaker Autopilot problem types"):
+        assert not is_answer_text(text), text
+    assert is_answer_text("Multi-model endpoints are not supported on GPU instance types.")
+
+
+def test_question_types_and_rare_terms() -> None:
+    assert question_type("What is the maximum number of dataset groups?") == QuestionType.QUANTITY
+    assert question_type("Can I stop a DB instance that has a read replica?") == QuestionType.YES_NO
+    assert question_type("What are the Amazon RDS storage types?") == QuestionType.LIST
+    w = term_weights("What is F32 Throughput in TFLOPS of ml.eia2.large?", BM25SparseEncoder())
+    assert w["eia2"] == 7.0 and w["throughput"] < w["tflop"] and "what" not in w  # a code-like word weighs 7
+
+
+def test_signals_separate_the_page_that_answers_from_a_neighbour() -> None:
+    sparse = BM25SparseEncoder()
+    q = "What is the maximum number of dataset groups in Amazon Forecast?"
+    gold = [hit(TABLE, title="Amazon Forecast quotas")]
+    neighbour = [hit("A dataset group is a collection of datasets that Amazon Forecast trains a predictor on. "
+                     "You can create a dataset group in the console.", title="Dataset groups", article="b.md")]
+    g, n = signals(q, gold, sparse), signals(q, neighbour, sparse)
+    assert g.unit_coverage > n.unit_coverage and g.type_match == 1.0 and n.type_match == 0.0
+    best = match_units(q, gold, sparse)[0]
+    assert best.unit.kind == "table_row" and "500" in best.unit.text
+    assert signals(q, [], sparse).unit_coverage == 0.0
+
+
+def test_answer_metrics() -> None:
+    assert token_f1("The limit is 500 [1].", "500") == 0.5  # "the" dropped: 1 of 3 tokens, all of the reference
+    assert token_f1("", "500") == 0.0 and token_f1("5,000 items", "5000 items") == 1.0
+    assert reference_recall("InnoDB and XtraDB [1]", "InnoDB XtraDB") == 1.0
+    curve = risk_coverage([0.9, 0.6, 0.2], [True, False, True], thresholds=(0.0, 0.5, 0.95))
+    assert curve[0] == {"threshold": 0.0, "answered": 3, "precision": 0.6667, "coverage": 1.0}
+    assert curve[1]["precision"] == 0.5 and curve[1]["coverage"] == 0.5 and curve[2]["precision"] is None
+
+
+def test_hand_labels_apply_to_the_text_they_were_given_for(tmp_path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("question,setting,generator,answer_sha,label,reason,answer\n"
+                    f"Q,normal,extractive,{answer_sha('Five days. [1]')},correct,states five days,Five days. [1]\n")
+    labels = HandLabels(path)
+    assert labels.lookup("Q", "normal", "extractive", "Five  days. [1]")[:2] == ("correct", "labeled")
+    assert labels.lookup("Q", "normal", "extractive", "Six days. [1]")[1] == "changed"
+    assert labels.lookup("Other", "normal", "extractive", "x")[1] == "unlabeled"
+    path.write_text("question,setting,generator,answer_sha,label,reason,answer\nQ,normal,extractive,x,great,,\n")
+    try:
+        HandLabels(path)
+    except ValueError as exc:
+        assert "unknown label" in str(exc)
+    else:
+        raise AssertionError("an unknown label must be refused")
