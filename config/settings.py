@@ -92,7 +92,7 @@ class AnswerSettings(Section):
     """Answer policy: generator backend and per-channel escalation thresholds."""
 
     generator: GeneratorKind = GeneratorKind.EXTRACTIVE
-    threshold_chat: float = Field(0.45, ge=0.0, le=1.0, description="min confidence to answer in chat")
+    threshold_chat: float = Field(0.5, ge=0.0, le=1.0, description="min confidence to answer in chat")
     threshold_voice: float = Field(0.6, ge=0.0, le=1.0, description="min confidence to answer in voice")
     max_sentences: int = Field(3, ge=1, le=10, description="extractive: sentences in an answer")
     evidence_chunks: int = Field(4, ge=1, le=20, description="chunks given to the generator")

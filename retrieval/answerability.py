@@ -31,7 +31,8 @@ __all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "match_units", "
            "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
-_NUMBER = re.compile(r"\d")
+_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                     r"forty|fifty|hundred|thousand|million|billion|dozen|once|twice|single|double)\b", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|long|large|big|often|fast)\b|\b(?:max(?:imum)?|min(?:imum)?|limit|quota|number of|"
     r"size|default|timeout|throughput|bandwidth|memory|storage|interval|rate|duration|capacity|version)\b",
@@ -97,7 +98,7 @@ class UnitMatch:
         coverage: rarity-weighted share in [0, 1] of the question's terms found in the unit, its context
             (header / lead-in) and its chunk's title and heading.
         own_coverage: the same share counting the unit's own text and context only.
-        has_number: the unit's text holds a digit.
+        has_number: the unit's text holds a digit or a number word ("one business day", "twice").
         precision: share in [0, 1] of the unit's own word terms (numbers aside) that are question terms: a row
             or sentence about something more specific than the question scores lower.
     """

@@ -8,5 +8,5 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
 citedesk sync --path data/aws-docs
-citedesk ask "What are the three states of Application Load Balancers?"
+citedesk ask "What is the size of a null attribute in DynamoDB?"
 citedesk ask "How do I bake sourdough bread?"
