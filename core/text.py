@@ -3,6 +3,7 @@ markdown-link and marker patterns (defined here once)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -189,6 +190,13 @@ def _cells(line: str) -> list[str]:
 
 
 def answer_units(text: str, *, max_list_chars: int = 800) -> list[AnswerUnit]:
+    """Split a chunk into answer units (see :func:`_answer_units`); cached by text, since the confidence signals
+    and the extractive generator both read the same evidence chunks for every answer."""
+    return list(_answer_units(text, max_list_chars))
+
+
+@functools.lru_cache(maxsize=2048)
+def _answer_units(text: str, max_list_chars: int) -> tuple[AnswerUnit, ...]:
     """Split a chunk into answer units: sentences, list items (with their lead-in), whole lists, table rows
     (with their header). Headings, table separators and blank lines are not units.
 
@@ -256,4 +264,4 @@ def answer_units(text: str, *, max_list_chars: int = 800) -> list[AnswerUnit]:
             units.append(AnswerUnit("sentence", s.text, s.start, s.end))
             prev_sentence = s  # a title-like line ("A" over a group of names) does not replace the lead-in
         i += 1
-    return units
+    return tuple(units)

@@ -6,6 +6,7 @@ The only module that imports ``openai``. Both yield text deltas whose citation m
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 
@@ -115,7 +116,7 @@ class ExtractiveGenerator:
             lead_of = next((m for m in match_units(question, [evidence[best.hit]], sparse, max_hits=1, weights=weights)
                             if m.unit.kind == "list" and m.unit.context == best.unit.text), None)
             if lead_of is not None:
-                best = type(best)(best.hit, lead_of.unit, best.coverage, best.own_coverage, best.has_number)
+                best = dataclasses.replace(best, unit=lead_of.unit)
         picked = [best]
         hit = evidence[best.hit]
         if best.unit.kind in ("sentence", "list_item") and _REFERS_FORWARD.search(best.unit.text):
@@ -144,8 +145,8 @@ class ExtractiveGenerator:
             before = [s for s in sentence_spans(hit.text) if s.end <= best.unit.start]
             if before and not before[-1].text.lstrip().startswith("#"):
                 prev = before[-1]
-                picked.insert(0, type(best)(best.hit, type(best.unit)("sentence", prev.text, prev.start, prev.end),
-                                            best.coverage, best.own_coverage, best.has_number))
+                picked.insert(0, dataclasses.replace(best, unit=dataclasses.replace(
+                    best.unit, kind="sentence", text=prev.text, start=prev.start, end=prev.end, context="")))
         covered = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
         for j in order[1:6]:
             m = matches[j]

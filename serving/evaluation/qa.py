@@ -28,7 +28,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -324,7 +324,7 @@ async def evaluate_qa(pipeline, cases: Sequence[QACase], *, generator_name: str,
                 "reference_recall": round(reference_recall(resp.answer, case.reference), 4) if answered else 0.0,
                 "label": str(label) if (answered and label) else "", "label_source": source if answered else "",
                 "label_status": status if answered else "", "label_reason": why if answered else "",
-                "signals": resp.signals if hasattr(resp, "signals") else None,
+                "signals": resp.signals,
                 "latency_ms": round(ms, 1),
             })
             if n % 20 == 0:
@@ -339,11 +339,6 @@ async def evaluate_qa(pipeline, cases: Sequence[QACase], *, generator_name: str,
         "risk_coverage": risk_coverage(conf, ys),
     }
     return QAEval(rows=rows, summary=summary)
-
-
-def row_for_json(row: dict) -> dict:
-    """A row with dataclass values turned into plain data (for the JSON output)."""
-    return {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in row.items()}
 
 
 async def run_qa_eval(container, csv_path: Path, *, generators: Sequence[str], labels_path: Path | None,
