@@ -107,6 +107,20 @@ def markers(text: str) -> list[int]:
     return [int(n) for n in _MARKER.findall(text)]
 
 
+def renumber_markers(text: str, shown: dict[int, int]) -> str:
+    """Rewrite ``[n]`` markers to the order sources are first cited in an answer (1, 2, 3 … with no gaps).
+
+    Args:
+        text: one checked sentence whose markers number the evidence given to the generator.
+        shown: evidence marker → displayed marker, filled in place as new sources are cited (keep one per
+            answer, across its sentences).
+
+    Returns:
+        The sentence with displayed markers.
+    """
+    return _MARKER.sub(lambda m: f"[{shown.setdefault(int(m.group(1)), len(shown) + 1)}]", text)
+
+
 def strip_markers(text: str) -> str:
     """Text without ``[n]`` markers (and the space before them)."""
     return _MARKER_GROUP.sub("", text).strip()

@@ -398,27 +398,41 @@ def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: P
 
 @app.command()
 def calibrate(
-    csv_path: Annotated[Path, typer.Option("--csv", help="CSV with a question column (optional answerable column)")],
+    csv_path: Annotated[Path, typer.Option("--csv", help="CSV with a question column (optional answerable and "
+                                                         "gold_document columns)")],
+    gold_out: Annotated[bool, typer.Option("--gold-out", help="also ask each question with its gold_document "
+                                                              "excluded (leave-gold-out: usually unanswerable)")] = False,
+    gold_out_answerable: Annotated[Path, typer.Option(help="--gold-out: questions another page still answers")] = Path(
+        "data/eval/gold-out-answerable.csv"),
     negatives: Annotated[Optional[Path], typer.Option(help="MT-RAG reference.jsonl: its questions as unanswerable")] = None,
     n_negatives: Annotated[int, typer.Option(help="MT-RAG questions used as negatives")] = 150,
     target_precision: Annotated[float, typer.Option(help="chat: share of answered that must be answerable")] = 0.9,
     voice_target_precision: Annotated[float, typer.Option(help="voice: usually stricter")] = 0.95,
+    folds: Annotated[int, typer.Option(help="cross-validation folds (by question) for the held-out figures")] = 5,
     docs: Annotated[Optional[Path], typer.Option(help="sync this folder first (incremental)")] = None,
     write: Annotated[Optional[Path], typer.Option(help="TOML settings file to update (default: the --config file)")] = None,
     seed: Annotated[int, typer.Option()] = 13,
 ) -> None:
-    """Pick the escalation threshold per channel for a target precision and write it to the config."""
-    from citedesk.serving.evaluation.calibration import (auroc, calibration_questions, confidences, pick_threshold,
-                                                         write_thresholds)
+    """Pick the escalation threshold per channel for a target precision and write it to the config.
+
+    The table shows the pick on all questions and, held out, what picks made on the other folds give.
+    """
+    from citedesk.serving.evaluation.calibration import (auroc, calibration_questions, confidences,
+                                                         cross_validated_pick, pick_threshold, write_thresholds)
+    from citedesk.serving.evaluation.qa import GoldOut
 
     c = _container()
     try:
-        questions, labels = calibration_questions(csv_path, negatives, n_negatives, seed)
+        answerable_anyway = GoldOut.load(gold_out_answerable).answerable if gold_out else frozenset()
+        cases = calibration_questions(csv_path, negatives, n_negatives, seed, gold_out=gold_out,
+                                      gold_out_answerable=answerable_anyway)
         if docs is not None:
             _sync_docs(c, docs)
-        conf = confidences(c, questions, workspace=State.settings.workspace, top_k=State.settings.retrieval.top_k)
-        picks = {"chat": pick_threshold(conf, labels, target_precision),
-                 "voice": pick_threshold(conf, labels, voice_target_precision)}
+        conf = confidences(c, cases, workspace=State.settings.workspace, top_k=State.settings.retrieval.top_k)
+        labels = [x.answerable for x in cases]
+        targets = {"chat": target_precision, "voice": voice_target_precision}
+        picks = {ch: pick_threshold(conf, labels, t) for ch, t in targets.items()}
+        held = {ch: cross_validated_pick(conf, cases, t, folds=folds, seed=seed) for ch, t in targets.items()}
     except (CitedeskError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     finally:
@@ -426,12 +440,16 @@ def calibrate(
     table = Table(title=f"threshold calibration: {sum(labels)} answerable, {len(labels) - sum(labels)} unanswerable "
                         f"questions, AUROC {_fmt(auroc(conf, labels))}")
     for col in ("channel", "target precision", "threshold", "precision", "answerable answered",
-                "unanswerable escalated", "reached"):
+                "unanswerable escalated", "reached", "held-out precision", "held-out answerable answered"):
         table.add_column(col, justify="right")
     for ch, p in picks.items():
+        h = held[ch]
         table.add_row(ch, f"{p['target_precision']:.2f}", f"{p['threshold']:.4f}", _fmt(p["precision"]),
-                      _fmt(p["coverage"]), _fmt(p["unanswerable_escalated"]), "yes" if p["reached"] else "no")
+                      _fmt(p["coverage"]), _fmt(p["unanswerable_escalated"]), "yes" if p["reached"] else "no",
+                      _fmt(h["precision"]), _fmt(h["coverage"]))
     out.print(table)
+    out.print(f"held out: {held['chat']['folds']}-fold cross-validation by question (each fold scored by the "
+              "threshold picked on the others)")
     env_config = os.environ.get("CITEDESK_CONFIG")
     target = write or State.config_path or (Path(env_config) if env_config else None)
     if target is None:

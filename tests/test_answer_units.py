@@ -111,6 +111,7 @@ def test_hand_labels_apply_to_the_text_they_were_given_for(tmp_path) -> None:
                     f"Q,normal,extractive,{answer_sha('Five days. [1]')},correct,states five days,Five days. [1]\n")
     labels = HandLabels(path)
     assert labels.lookup("Q", "normal", "extractive", "Five  days. [1]")[:2] == ("correct", "labeled")
+    assert labels.lookup("Q", "normal", "extractive", "Five days. [2]")[1] == "labeled"  # renumbered markers
     assert labels.lookup("Q", "normal", "extractive", "Six days. [1]")[1] == "changed"
     assert labels.lookup("Other", "normal", "extractive", "x")[1] == "unlabeled"
     path.write_text("question,setting,generator,answer_sha,label,reason,answer\nQ,normal,extractive,x,great,,\n")

@@ -318,6 +318,18 @@ def test_calibrate_writes_per_channel_thresholds(cli, first_sync, questions_csv,
     assert "3 answerable, 8 unanswerable" in out
 
 
+def test_calibrate_from_leave_gold_out(cli, first_sync, questions_csv, tmp_path) -> None:
+    config = tmp_path / "citedesk.toml"
+    config.write_text('workspace = "default"\n')
+    r = cli("calibrate", "--csv", questions_csv, "--gold-out", "--gold-out-answerable", tmp_path / "none.csv",
+            "--folds", "3", "--write", config)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    out = flat(r.stdout)
+    # each question once as asked (answerable) and once with its gold page excluded (nothing else answers it)
+    assert "3 answerable, 3 unanswerable" in out and "3-fold cross-validation by question" in out
+    assert "held-out precision" in out
+
+
 def test_calibrate_needs_both_classes(cli, first_sync, questions_csv) -> None:
     r = cli("calibrate", "--csv", questions_csv)
     assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)

@@ -18,7 +18,8 @@ from citedesk.config.settings import load_settings
 from citedesk.core.types import Channel
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.evaluation.answers import evaluate_answers
-from citedesk.serving.evaluation.calibration import answer_stats, auroc, pick_threshold, write_thresholds
+from citedesk.serving.evaluation.calibration import (CalibrationCase, answer_stats, auroc, calibration_questions,
+                                                     cross_validated_pick, pick_threshold, write_thresholds)
 from citedesk.serving.evaluation.judges import LexicalJudge
 from citedesk.serving.evaluation.mtrag import PassageConnector, load_mtrag, passages_by_collection
 from citedesk.serving.evaluation.retrieval import evaluate_ranker, evaluate_retrieval, load_questions, ndcg_at, rank_of, ranking_metrics
@@ -100,6 +101,38 @@ def test_pick_threshold_unreachable_escalates_everything() -> None:
     assert p["reached"] is False and p["threshold"] == 1.0 and p["answered"] == 0
     with pytest.raises(ValueError):
         pick_threshold([0.5], [True, False], 0.9)
+
+
+def test_cross_validated_pick_scores_each_fold_with_a_threshold_picked_on_the_others() -> None:
+    # 10 questions asked twice: as asked they score 0.9, their gold-out askings 0.2 - including question 9's,
+    # which another page answers (so no threshold answers it without answering the unanswerable ones)
+    cases = [CalibrationCase(f"q{g}", True, (), g) for g in range(10)]
+    cases += [CalibrationCase(f"q{g}", g == 9, ("gold",), g) for g in range(10)]
+    conf = [0.9] * 10 + [0.2] * 10
+    h = cross_validated_pick(conf, cases, 0.9, folds=5)
+    assert h["folds"] == 5 and len(h["thresholds"]) == 5 and h["threshold"] is None
+    assert h["answered"] == 10 and h["precision"] == 1.0 and h["coverage"] == pytest.approx(10 / 11)
+    assert h["thresholds"] == [0.9] * 5
+    # a fold is scored only by a threshold picked without its questions: shuffle groups, same pooled result
+    assert cross_validated_pick(conf, cases, 0.9, folds=5, seed=1)["answered"] == 10
+    # an overlapping class on the held-out fold shows up as a held-out error, not hidden by an in-sample pick
+    noisy = list(conf)
+    noisy[10] = 0.95  # q0's gold-out asking scores above every answerable one
+    assert cross_validated_pick(noisy, cases, 0.9, folds=5)["precision"] < 1.0
+
+
+def test_calibration_questions_leave_gold_out(tmp_path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("question,answer,gold_document\nWhat is A?,a,doc-a\nWhat is B?,b,doc-b\n")
+    cases = calibration_questions(path, None, 0, 13, gold_out=True, gold_out_answerable=frozenset({"What is B?"}))
+    assert [(c.question, c.answerable, c.exclude, c.group) for c in cases] == [
+        ("What is A?", True, (), 0), ("What is B?", True, (), 1),
+        ("What is A?", False, ("doc-a",), 0), ("What is B?", True, ("doc-b",), 1)]
+    with pytest.raises(ValueError, match="needs answerable and unanswerable"):
+        calibration_questions(path, None, 0, 13)
+    (tmp_path / "nogold.csv").write_text("question\nWhat is A?\n")
+    with pytest.raises(ValueError, match="gold_document"):
+        calibration_questions(tmp_path / "nogold.csv", None, 0, 13, gold_out=True)
 
 
 def test_write_thresholds_keeps_the_rest_and_loads(tmp_path, monkeypatch) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from citedesk.core.text import answer_units, markers
 from citedesk.core.types import Channel
 from citedesk.serving.answer.grounding import sanitize
 from citedesk.serving.answer.pipeline import AnswerPipeline
@@ -60,6 +61,34 @@ def test_unchecked_answers_escalate(aws_container, text, reason) -> None:
     r = run(aws_container, text)
     assert r.decision == "escalate" and r.reason == reason and r.answer == "" and r.citations == []
     assert r.handoff_summary and QUESTION in r.handoff_summary
+
+
+class EvidenceQuotingGenerator:
+    """Answers with one verbatim sentence of each chosen evidence hit, cited by the hit's marker."""
+
+    name = model = "quoting"
+
+    def __init__(self, order: list[int]) -> None:
+        self.order = order  # evidence markers, in the order the answer cites them
+
+    async def stream(self, question, history, evidence, *, voice=False):
+        for m in self.order:
+            sentence = next(u.text for u in answer_units(evidence[m - 1].text) if u.kind == "sentence")
+            yield f"{sentence.rstrip('.')} [{m}]. "
+
+
+def test_markers_are_numbered_in_citation_order_without_gaps(aws_container) -> None:
+    base = aws_container.pipeline
+    pipeline = AnswerPipeline(base.retriever, EvidenceQuotingGenerator([3, 1]), base.sparse, base.policy,
+                              workspace=base.workspace)
+    r = asyncio.run(pipeline.answer(AnswerRequest(question=QUESTION, channel=Channel.CHAT)))
+    assert r.decision == "answer", r
+    assert markers(r.answer) == [1, 2]  # the draft cited [3] then [1]
+    assert [c.marker for c in r.citations] == [1, 2]
+    evidence = r.hits[: base.policy.evidence_chunks]
+    third, first = evidence[2], evidence[0]
+    assert (r.citations[0].article_id, r.citations[0].chunk_index) == (third.article_id, third.chunk_index)
+    assert (r.citations[1].article_id, r.citations[1].chunk_index) == (first.article_id, first.chunk_index)
 
 
 def test_markup_links_and_images_are_stripped(aws_container) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import markers, split_complete_sentences, strip_markers
+from citedesk.core.text import markers, renumber_markers, split_complete_sentences, strip_markers
 from citedesk.core.types import AnswerReason, Channel, Citation, Decision, Hit, reason_text
 from citedesk.retrieval.store import SearchFilter
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
@@ -189,6 +189,7 @@ class AnswerPipeline:
 
         evidence = hits[: self.policy.evidence_chunks]
         sentences: list[str] = []
+        shown: dict[int, int] = {}  # evidence marker → displayed marker (1..n in order of first citation)
         reason = None
         buffer = ""
         t_gen = time.perf_counter()
@@ -206,6 +207,7 @@ class AnswerPipeline:
                         break
                     if s is None:
                         continue
+                    s = renumber_markers(s, shown)
                     sentences.append(s)
                     if "first_sentence" not in latency:
                         latency["first_sentence"] = round((time.perf_counter() - t0) * 1000, 2)
@@ -220,6 +222,7 @@ class AnswerPipeline:
         if reason is None and buffer.strip():
             s, reason = self._check(buffer.strip(), evidence, first=not sentences, rejected=decided["rejected"])
             if s is not None:
+                s = renumber_markers(s, shown)
                 sentences.append(s)
                 latency.setdefault("first_sentence", round((time.perf_counter() - t0) * 1000, 2))
                 yield Event("sentence", {"text": s, "markers": markers(s)})
@@ -229,6 +232,9 @@ class AnswerPipeline:
             async for e in end(finish(Decision.ESCALATE, reason)):
                 yield e
             return
+        # Evidence in displayed order, so that ``[n]`` still cites ``evidence[n-1]`` (citations, audit record).
+        evidence = ([evidence[m - 1] for m in shown]
+                    + [h for i, h in enumerate(evidence, start=1) if i not in shown])
         citations = self._citations(sentences, evidence)
         async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
             yield e

@@ -116,8 +116,9 @@ def reference_recall(prediction: str, reference: str) -> float:
 
 
 def answer_sha(text: str) -> str:
-    """16 hex of sha256 of the answer text (whitespace-normalised): the key that ties a hand label to a text."""
-    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+    """16 hex of sha256 of the answer text, whitespace-normalised and without citation markers (their numbering
+    does not change what an answer says): the key that ties a hand label to a text."""
+    return hashlib.sha256(" ".join(strip_markers(text).split()).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
