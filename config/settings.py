@@ -102,6 +102,14 @@ class AnswerSettings(Section):
                           "pass the lexical claim checks; None: no entailment check")
     entailment_min: float = Field(0.5, ge=0.0, le=1.0,
                                   description="lowest entailment probability a drafted sentence needs")
+    answerability_model: str | None = Field(
+        None, description="answerability cross-encoder (hub name, path or package:<module>): its probability that "
+                          "the evidence answers caps the confidence; None: not used")
+    llm_answerability: bool = Field(
+        False, description="ask the configured LLM (llm.base_url) whether the evidence answers; its P(yes) caps "
+                           "the confidence")
+    judge_timeout: float = Field(3.0, gt=0, description="seconds an answerability judge may take before it is "
+                                                         "skipped as unavailable")
 
 
 class IntercomDraftSettings(Section):

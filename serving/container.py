@@ -118,7 +118,7 @@ class Container:
         a = self.settings.answer
         policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
                               top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks,
-                              entailment_min=a.entailment_min)
+                              entailment_min=a.entailment_min, judge_timeout=a.judge_timeout)
         entailment = None
         if a.entailment_model:
             from citedesk.retrieval.embedding.dense import EntailmentModel
@@ -126,7 +126,31 @@ class Container:
             entailment = EntailmentModel(a.entailment_model, device=self.settings.embedding.device)
         return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
                               recorder=self.audit.record if self.settings.audit.enabled else None,
-                              entailment=entailment)
+                              entailment=entailment, judges=self.judges)
+
+    @cached_property
+    def judges(self) -> list:
+        """The configured answerability judges (``answer.answerability_model``, ``answer.llm_answerability``).
+
+        Raises:
+            ConfigError: ``answer.llm_answerability`` without ``llm.base_url``.
+        """
+        from citedesk.serving.answer.judges import CrossEncoderJudge, LLMAnswerabilityJudge
+
+        a, llm = self.settings.answer, self.settings.llm
+        judges: list = []
+        if a.answerability_model:
+            from citedesk.retrieval.embedding.dense import AnswerabilityModel
+
+            judges.append(CrossEncoderJudge(AnswerabilityModel(a.answerability_model,
+                                                               device=self.settings.embedding.device)))
+        if a.llm_answerability:
+            if not llm.base_url:
+                raise ConfigError("answer.llm_answerability needs llm.base_url (an OpenAI-compatible endpoint)")
+            judges.append(LLMAnswerabilityJudge(OpenAIGenerator(
+                llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(), timeout=a.judge_timeout,
+                max_retries=0)))
+        return judges
 
     @cached_property
     def voice(self):

@@ -279,3 +279,78 @@ class EntailmentModel(_LazyModel):
             z = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs = (z / z.sum(axis=1, keepdims=True))[:, self._label]
         return probs.astype(np.float32)
+
+
+class AnswerabilityModel(_LazyModel):
+    """Cross-encoder that scores whether a passage answers a question (an answerability judge).
+
+    Wraps ``sentence_transformers.CrossEncoder(model)`` with one output (a sigmoid gives the probability) or
+    two (a softmax; the probability is read at index 1, "answers"). Loads in :meth:`warm_up` or on first use.
+
+    Args:
+        model: the setting ``answer.answerability_model``: a hub name, a local folder or ``package:<module>``
+            (see :func:`resolve_model_path`).
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``.
+        max_passages: passages scored per question (the best decides).
+        batch_size: pairs per forward pass.
+    """
+
+    SETTING = "answer.answerability_model"
+    name = "cross_encoder"
+
+    def __init__(self, model: str, *, device: str = "auto", max_passages: int = 4, batch_size: int = 16) -> None:
+        super().__init__(model, device)
+        self.max_passages = max_passages
+        self.batch_size = batch_size
+
+    def warm_up(self) -> None:
+        """Load the model (idempotent, thread-safe).
+
+        Raises:
+            ConfigError: the package ``sentence-transformers`` is missing or the model cannot be loaded; the
+                message names the setting ``answer.answerability_model``.
+        """
+        from citedesk.core.errors import ConfigError
+
+        try:
+            super().warm_up()
+        except Exception as exc:  # whatever stops the load is a settings problem
+            raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded ({type(exc).__name__}: {exc}). "
+                              "It needs a sentence-transformers CrossEncoder (package sentence-transformers); "
+                              f"install or download it, or leave {self.SETTING} unset") from exc
+
+    def _load(self, path: str, device: str):
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(path, device=device)
+        log.info("answerability model %s loaded on %s", path, device)
+        return model
+
+    def probability(self, question: str, passages: list[str]) -> float:
+        """Probability in [0, 1] that one of ``passages`` answers ``question`` (the best-scoring one's).
+
+        Args:
+            question: as asked.
+            passages: evidence texts in rank order; the first ``max_passages`` are scored.
+
+        Returns:
+            0.0 without passages.
+
+        Raises:
+            ConfigError: the model cannot be loaded (see :meth:`warm_up`).
+        """
+        self.warm_up()
+        pairs = [(question, p) for p in passages[: self.max_passages]]
+        if not pairs:
+            return 0.0
+        import torch
+
+        logits = self._model.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True,
+                                     show_progress_bar=False, activation_fn=torch.nn.Identity())
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
+        if logits.shape[1] == 1:
+            probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        else:
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = (z / z.sum(axis=1, keepdims=True))[:, 1]
+        return float(probs.max())

@@ -234,6 +234,43 @@ class OpenAIGenerator:
         async for delta in self._chat([{"role": "user", "content": prompt}], max_tokens):
             yield delta
 
+    async def yes_probability(self, prompt: str) -> float:
+        """Probability in [0, 1] that the model answers ``prompt`` (a yes/no question) with "yes".
+
+        One non-streamed call with ``max_tokens=1``: where the server returns logprobs, the "yes" and "no"
+        token probabilities among the top 10 are normalised against each other; where it returns none, the
+        answer's text decides (1.0 for yes, 0.0 for no).
+
+        Raises:
+            GeneratorUnavailableError: the endpoint failed or timed out, or answered neither yes nor no.
+        """
+        import math
+
+        import openai
+
+        try:
+            r = await self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=1, temperature=0.0,
+                logprobs=True, top_logprobs=10)
+        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
+                openai.APIStatusError) as exc:
+            raise GeneratorUnavailableError(f"LLM at {self.base_url} failed: {type(exc).__name__}: {exc}") from exc
+        choice = r.choices[0] if r.choices else None
+        mass = {"yes": 0.0, "no": 0.0}
+        content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+        for alt in (content[0].top_logprobs or []) if content else []:
+            word = alt.token.strip().lower()
+            if word in mass:
+                mass[word] += math.exp(alt.logprob)
+        if mass["yes"] + mass["no"] > 0:
+            return mass["yes"] / (mass["yes"] + mass["no"])
+        text = ((choice.message.content if choice and choice.message else "") or "").strip().lower()
+        if text.startswith("yes"):
+            return 1.0
+        if text.startswith("no"):
+            return 0.0
+        raise GeneratorUnavailableError(f"LLM at {self.base_url} answered neither yes nor no: {text[:40]!r}")
+
     async def _chat(self, messages: list[dict], max_tokens: int) -> AsyncIterator[str]:
         import openai
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -23,6 +23,7 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.confidence import CONFIDENCE_KIND, ConfidenceModel
 from citedesk.retrieval.search import Retriever
 from citedesk.serving.answer.generators import DECLINE_PATTERN
+from citedesk.serving.answer.judges import AnswerabilityJudge
 from citedesk.serving.answer.grounding import best_quote, check_claim, non_answer_reason, sanitize
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
 
@@ -47,6 +48,7 @@ class AnswerPolicy:
         min_support: share of an answer sentence's terms that must appear in the chunks it cites (and
             every number in it must appear there too).
         entailment_min: with an entailment model, the probability below which a claim is refused.
+        judge_timeout: seconds each answerability judge may take before it counts as unavailable.
     """
 
     thresholds: dict[Channel, float]
@@ -54,6 +56,7 @@ class AnswerPolicy:
     evidence_chunks: int = 4
     min_support: float = 0.6
     entailment_min: float = 0.5
+    judge_timeout: float = 3.0
 
 
 def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
@@ -94,11 +97,14 @@ class AnswerPipeline:
             (:meth:`citedesk.serving.audit.log.AuditLog.record`). Its exceptions are logged, never raised.
         entailment: optional model slot (``entails(premise, hypothesis) -> probability`` and ``warm_up()``, e.g.
             :class:`citedesk.retrieval.embedding.dense.EntailmentModel`) run after the lexical claim checks.
+        judges: optional answerability judges (:mod:`citedesk.serving.answer.judges`); each can only lower
+            the confidence, and one that fails or times out is skipped.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
-                 recorder: Callable[..., object] | None = None, entailment=None) -> None:
+                 recorder: Callable[..., object] | None = None, entailment=None,
+                 judges: Sequence[AnswerabilityJudge] = ()) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -107,12 +113,15 @@ class AnswerPipeline:
         self.workspace = workspace
         self.recorder = recorder
         self.entailment = entailment
+        self.judges = list(judges)
 
     def warm_up(self) -> None:
-        """Load models (the retriever's, and the entailment model when one is configured)."""
+        """Load models (the retriever's, and the entailment model and judges when configured)."""
         self.retriever.warm_up()
         if self.entailment is not None:
             self.entailment.warm_up()
+        for judge in self.judges:
+            judge.warm_up()
 
     async def answer(self, request: AnswerRequest, *, workspace: str | None = None,
                      exclude_articles: tuple[str, ...] = ()) -> AnswerResponse:
@@ -182,6 +191,8 @@ class AnswerPipeline:
             yield Event("done", {"response": response})
 
         threshold = self.policy.thresholds.get(request.channel, 0.5)
+        if hits and conf >= threshold and self.judges:
+            conf = await self._judge(request.question, hits[: self.policy.evidence_chunks], conf, decided)
         if not hits or conf < threshold:
             async for e in end(finish(Decision.ESCALATE, AnswerReason.NO_EVIDENCE if not hits else AnswerReason.LOW_CONFIDENCE)):
                 yield e
@@ -238,6 +249,22 @@ class AnswerPipeline:
         citations = self._citations(sentences, evidence)
         async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
             yield e
+
+    async def _judge(self, question: str, evidence: list[Hit], conf: float, decided: dict) -> float:
+        """Lower ``conf`` to each judge's probability; record each in ``decided["judges"]`` (or ``unavailable``)."""
+        verdicts = decided.setdefault("judges", {})
+        for judge in self.judges:
+            try:
+                with anyio.fail_after(self.policy.judge_timeout):
+                    p = float(await judge.probability(question, evidence))
+            except (TimeoutError, GeneratorUnavailableError) as exc:
+                log.warning("answerability judge %s unavailable (%s): the fitted confidence decides",
+                            judge.name, type(exc).__name__)
+                verdicts[judge.name] = "unavailable"
+                continue
+            verdicts[judge.name] = round(p, 4)
+            conf = min(conf, p)
+        return conf
 
     async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
                      workspace: str) -> None:
