@@ -154,6 +154,12 @@ class IntercomSettings(Section):
     admin_id: str | None = Field(None, description="admin that authors notes, tags and assignments")
     drafts: IntercomDraftSettings = IntercomDraftSettings()
 
+    @field_validator("token", "client_secret", "admin_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """An empty value (``CITEDESK_INTERCOM__TOKEN=`` from a compose file's ``${VAR:-}``) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="before")
     @classmethod
     def _old_section_name(cls, data):
