@@ -202,6 +202,17 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(262_144, ge=1024, description="request bodies over this get 413")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: every log record (and one line per request, with its request id) as JSON "
+                            "on stderr")
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics at ``GET /metrics`` (no API key: scrape it from inside your network)."""
+
+    enabled: bool = True
+    max_workspaces: int = Field(20, ge=0, le=1000, description="distinct workspace label values; later "
+                                                                "workspaces are counted as _other")
 
 
 class VoiceSettings(Section):
@@ -277,6 +288,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = VoiceSettings()
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
