@@ -162,6 +162,12 @@ class IntercomSettings(Section):
     admin_id: str | None = Field(None, description="admin that authors notes, tags and assignments")
     drafts: IntercomDraftSettings = IntercomDraftSettings()
 
+    @field_validator("token", "client_secret", "admin_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """An empty value (``CITEDESK_INTERCOM__TOKEN=`` from a compose file's ``${VAR:-}``) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="before")
     @classmethod
     def _old_section_name(cls, data):
@@ -204,6 +210,17 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(262_144, ge=1024, description="request bodies over this get 413")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: every log record (and one line per request, with its request id) as JSON "
+                            "on stderr")
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics at ``GET /metrics`` (no API key: scrape it from inside your network)."""
+
+    enabled: bool = True
+    max_workspaces: int = Field(20, ge=0, le=1000, description="distinct workspace label values; later "
+                                                                "workspaces are counted as _other")
 
 
 class VoiceSettings(Section):
@@ -279,6 +296,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = VoiceSettings()
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -188,15 +188,20 @@ class SyncEngine:
         state_dir: where ``sync_state.json`` (cursor and last report per workspace/source) is kept.
         embed_batch_chunks: chunks accumulated across articles before one embedding call.
         write_batch: points per upsert request.
+        on_report: called with ``(report, scope)`` after each :meth:`sync` (scope ``full``), :meth:`sync_article`
+            and :meth:`delete_article` (``article``), e.g. to count runs and articles in metrics; its exceptions
+            are logged, never raised.
     """
 
     def __init__(self, index: QdrantIndex, pipeline: IngestPipeline, *, state_dir: Path | None = None,
-                 embed_batch_chunks: int = 256, write_batch: int = 64) -> None:
+                 embed_batch_chunks: int = 256, write_batch: int = 64,
+                 on_report: Callable[[SyncReport, str], object] | None = None) -> None:
         self.index = index
         self.pipeline = pipeline
         self.state_dir = state_dir
         self.embed_batch_chunks = embed_batch_chunks
         self.write_batch = write_batch
+        self.on_report = on_report
 
     def warm_up(self) -> None:
         """Load the embedding model and make sure the collection exists."""
@@ -252,6 +257,7 @@ class SyncEngine:
         report.seconds = time.perf_counter() - t0
         if report.listing_error is None:
             self._save_state(report, max_updated)
+        self._report(report, "full")
         return report
 
     def sync_article(self, connector: Connector, article_id: str) -> SyncReport:
@@ -269,6 +275,7 @@ class SyncEngine:
         self._flush(docs, report, None)
         self._delete_missing(connector.workspace, manifest, {a.doc_key for a in articles}, report)
         report.seconds = time.perf_counter() - t0
+        self._report(report, "article")
         return report
 
     def delete_article(self, workspace: str, source: str, article_id: str) -> int:
@@ -277,7 +284,16 @@ class SyncEngine:
         keys = [k for k, v in manifest.items() if v.article_id == article_id]
         for key in keys:
             self.index.delete_doc(workspace, key)
+        self._report(SyncReport(workspace=workspace, source=source, deleted=len(keys)), "article")
         return len(keys)
+
+    def _report(self, report: SyncReport, scope: str) -> None:
+        if self.on_report is None:
+            return
+        try:
+            self.on_report(report, scope)
+        except Exception:  # noqa: BLE001 - metrics must never fail a sync
+            log.exception("sync report hook failed")
 
     # -- internals ------------------------------------------------------------------------------
     def _delete_missing(self, workspace: str, manifest: dict[str, DocState], keep: set[str],

@@ -113,6 +113,16 @@ def sync(
         raise typer.Exit(1)
 
 
+def _log_options(s: Settings) -> dict:
+    """uvicorn options for ``server.log_format``: json → our JSON lines (one per request) instead of uvicorn's."""
+    if s.server.log_format != "json":
+        return {}
+    from citedesk.serving.observability.logs import configure_json_logging
+
+    configure_json_logging()
+    return {"log_config": None, "access_log": False}
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option()] = None,
@@ -124,7 +134,7 @@ def serve(
     from citedesk.serving.api.app import create_app
 
     s = State.settings
-    uvicorn.run(create_app(s), host=host or s.server.host, port=port or s.server.port)
+    uvicorn.run(create_app(s), host=host or s.server.host, port=port or s.server.port, **_log_options(s))
 
 
 @app.command()
@@ -147,7 +157,7 @@ def webhooks(
     except CitedeskError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
-    uvicorn.run(web, host=host or s.server.host, port=port or s.server.port)
+    uvicorn.run(web, host=host or s.server.host, port=port or s.server.port, **_log_options(s))
 
 
 app.command("middleware", hidden=True, help="Old name of `citedesk webhooks` (kept for existing scripts).")(webhooks)

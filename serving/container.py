@@ -73,6 +73,14 @@ class Container:
         return RateLimiter(r.answer, r.storage_uri) if r.enabled else None
 
     @cached_property
+    def metrics(self):
+        """Prometheus instruments of this process, or None when ``metrics.enabled`` is false."""
+        from citedesk.serving.observability.metrics import Metrics
+
+        m = self.settings.metrics
+        return Metrics(max_workspaces=m.max_workspaces, workspace=self.settings.workspace) if m.enabled else None
+
+    @cached_property
     def embedder(self) -> SentenceEmbedder:
         e = self.settings.embedding
         if e.model.startswith("hash:"):
@@ -91,7 +99,8 @@ class Container:
         pipeline = IngestPipeline(self.embedder, Chunker(c.chunk_size, c.chunk_overlap), self.sparse,
                                   max_chars=c.max_article_chars)
         return SyncEngine(self.index, pipeline, state_dir=self.settings.data_dir,
-                          write_batch=self.settings.qdrant.write_batch)
+                          write_batch=self.settings.qdrant.write_batch,
+                          on_report=self.metrics.observe_sync if self.metrics is not None else None)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -126,6 +135,7 @@ class Container:
             entailment = EntailmentModel(a.entailment_model, device=self.settings.embedding.device)
         return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
                               recorder=self.audit.record if self.settings.audit.enabled else None,
+                              observer=self.metrics.observe_answer if self.metrics is not None else None,
                               entailment=entailment, judges=self.judges)
 
     @cached_property
@@ -174,7 +184,8 @@ class Container:
         if i.token is None:
             raise ConfigError("Intercom webhooks need an access token (CITEDESK_INTERCOM__TOKEN)")
         return WebhookWorker(self.db, self.intercom_connector, self.pipeline, i, html_to_text=html_to_text,
-                             sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace)
+                             sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace,
+                             metrics=self.metrics)
 
     def remote_webhooks(self, answer_url: str | None = None, api_key: str | None = None):
         """The standalone receiver's worker (``citedesk webhooks``): drafts through a remote citedesk API, no index.
@@ -196,7 +207,7 @@ class Container:
             raise ConfigError("the webhook receiver needs intercom.client_secret and intercom.token")
         answerer = RemoteAnswerClient(url, timeout=m.answer_timeout, api_key=api_key)
         worker = WebhookWorker(self.db, self.intercom_connector, answerer, i, html_to_text=html_to_text,
-                               workspace=i.workspace or self.settings.workspace)
+                               workspace=i.workspace or self.settings.workspace, metrics=self.metrics)
         return worker, answerer, url
 
     def folder_connector(self, path=None):

@@ -95,6 +95,8 @@ class AnswerPipeline:
             ``recorder(request, response, evidence, workspace=...)``, ``evidence`` being the hits given to the generator
             (``[n]`` cites ``evidence[n-1]``; empty when it escalated before generating) — the audit trail
             (:meth:`citedesk.serving.audit.log.AuditLog.record`). Its exceptions are logged, never raised.
+        observer: called once per finished answer, on the event loop, as ``observer(request, response, workspace)``
+            (the metrics); cheap and non-blocking. Its exceptions are logged, never raised.
         entailment: optional model slot (``entails(premise, hypothesis) -> probability`` and ``warm_up()``, e.g.
             :class:`citedesk.retrieval.embedding.dense.EntailmentModel`) run after the lexical claim checks.
         judges: optional answerability judges (:mod:`citedesk.serving.answer.judges`); each can only lower
@@ -103,8 +105,8 @@ class AnswerPipeline:
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
-                 recorder: Callable[..., object] | None = None, entailment=None,
-                 judges: Sequence[AnswerabilityJudge] = ()) -> None:
+                 recorder: Callable[..., object] | None = None, observer: Callable[..., object] | None = None,
+                 entailment=None, judges: Sequence[AnswerabilityJudge] = ()) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -112,6 +114,7 @@ class AnswerPipeline:
         self.confidence = confidence or ConfidenceModel()
         self.workspace = workspace
         self.recorder = recorder
+        self.observer = observer
         self.entailment = entailment
         self.judges = list(judges)
 
@@ -268,7 +271,7 @@ class AnswerPipeline:
 
     async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
                      workspace: str) -> None:
-        """Hand a finished answer to the recorder, in a worker thread.
+        """Hand a finished answer to the observer, then to the recorder in a worker thread.
 
         Also used for answers made outside :meth:`stream`, such as voice turns continued from a
         ``voice_state``. A failing recorder is logged and never raised: the answer goes on.
@@ -280,6 +283,11 @@ class AnswerPipeline:
                 ``evidence[n-1]``); empty when nothing was generated this turn.
             workspace: the tenant the answer belongs to.
         """
+        if self.observer is not None:
+            try:
+                self.observer(request, response, workspace)
+            except Exception:  # noqa: BLE001 - metrics must never fail an answer
+                log.exception("observing the answer failed")
         if self.recorder is None:
             return
         try:

@@ -15,10 +15,12 @@ from citedesk.serving.api.limits import BodySizeLimitMiddleware
 from citedesk.serving.api.routes import answer as answer_routes
 from citedesk.serving.api.routes import audit_pages
 from citedesk.serving.api.routes import health as health_routes
+from citedesk.serving.api.routes import metrics as metrics_routes
 from citedesk.serving.api.routes import voice as voice_routes
 from citedesk.serving.api.routes.webhooks import router as webhooks_router
 from citedesk.serving.channels.voice.state import VoiceStateError
 from citedesk.serving.container import Container
+from citedesk.serving.observability.logs import RequestMiddleware
 
 __all__ = ["create_app"]
 
@@ -35,7 +37,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     Returns:
         The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``GET /healthz``,
-        OpenAPI at ``/docs`` and ``/openapi.json``.
+        ``GET /metrics`` (unless ``metrics.enabled`` is false), OpenAPI at ``/docs`` and ``/openapi.json``.
     """
     container = container or Container(settings)
 
@@ -61,6 +63,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app.state.intercom_client_secret = secret.get_secret_value() if secret else None
     app.include_router(webhooks_router)  # POST/HEAD /v1/webhooks/intercom (HMAC-signed, no API key)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.state.metrics = container.metrics  # None when metrics.enabled is false
+    app.add_middleware(RequestMiddleware, metrics=container.metrics)  # outermost: request id, timing, access log
 
     @app.exception_handler(IndexUnavailableError)
     async def _index_down(_: Request, exc: IndexUnavailableError):
@@ -79,5 +83,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app.include_router(answer_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(health_routes.router)
+    if container.metrics is not None:
+        app.include_router(metrics_routes.router)
     audit_pages.install(app)  # the audit JSON routes, the /audit page and the 401/403 handler
     return app

@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from citedesk.config.settings import Settings
 from citedesk.serving.api.limits import BodySizeLimitMiddleware
+from citedesk.serving.api.routes import metrics as metrics_routes
 from citedesk.serving.api.routes.webhooks import router
 from citedesk.serving.container import Container
+from citedesk.serving.observability.logs import RequestMiddleware
 
 __all__ = ["create_webhooks_app"]
 
@@ -28,12 +30,13 @@ def create_webhooks_app(settings: Settings, *, answer_url: str | None = None, ap
         api_key: bearer key for the remote API when it has ``auth.enabled``.
 
     Returns:
-        A FastAPI app serving ``POST/HEAD /v1/webhooks/intercom`` and ``GET /healthz``.
+        A FastAPI app serving ``POST/HEAD /v1/webhooks/intercom``, ``GET /healthz`` and ``GET /metrics``.
 
     Raises:
         ConfigError: no answer API URL, no ``intercom.client_secret`` / ``token`` / ``admin_id``.
     """
-    worker, answerer, url = Container(settings).remote_webhooks(answer_url, api_key)
+    container = Container(settings)
+    worker, answerer, url = container.remote_webhooks(answer_url, api_key)
     secret = settings.intercom.client_secret
 
     @asynccontextmanager
@@ -49,6 +52,10 @@ def create_webhooks_app(settings: Settings, *, answer_url: str | None = None, ap
     app.state.intercom_client_secret = secret.get_secret_value() if secret else None
     app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.state.metrics = container.metrics
+    app.add_middleware(RequestMiddleware, metrics=container.metrics)
+    if container.metrics is not None:
+        app.include_router(metrics_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:

@@ -25,6 +25,7 @@ class AuditFilter:
         channel: ``chat`` or ``voice``.
         reason: exact decision reason (``grounded``, ``low_confidence``, ...).
         conversation_id: exact conversation id.
+        request_id: exact id of the HTTP request (``X-Request-ID``; on the JSON access-log line).
         text: case-insensitive substring of the (redacted) question.
         workspace: tenant; the API sets it from the caller's key, so a key only sees its own tenant.
     """
@@ -38,6 +39,7 @@ class AuditFilter:
     channel: str | None = None
     reason: str | None = None
     conversation_id: str | None = None
+    request_id: str | None = None
     text: str | None = None
     workspace: str | None = None
 
@@ -71,6 +73,8 @@ def _conditions(f: AuditFilter) -> list:
         cond.append(A.reason == f.reason)
     if f.conversation_id:
         cond.append(A.conversation_id == f.conversation_id)
+    if f.request_id:
+        cond.append(A.request_id == f.request_id)
     if f.text:
         cond.append(func.lower(A.question).like(_like(f.text.lower()), escape="\\"))
     if f.article:

@@ -30,6 +30,7 @@ from citedesk.serving.audit.models import AuditAnswer, AuditCitation, Mark
 from citedesk.serving.audit.redaction import Redactor
 from citedesk.serving.audit.reports import AuditReports
 from citedesk.serving.db.engine import Database
+from citedesk.serving.observability.logs import current_request_id
 
 __all__ = ["AuditLog"]
 
@@ -84,6 +85,9 @@ class AuditLog(AuditReports):
                 empty when the pipeline escalated before generating.
             workspace: the tenant the answer was searched in (default: this log's workspace).
 
+        The id of the HTTP request being served (:func:`~citedesk.serving.observability.logs.current_request_id`)
+        is stored with it, so an access-log line leads to its record.
+
         Returns:
             The new record's id (32 hex chars).
 
@@ -95,7 +99,7 @@ class AuditLog(AuditReports):
         handoff, n_h = self.redactor(response.handoff_summary)
         row = AuditAnswer(
             id=uuid.uuid4().hex, created_at=now, workspace=workspace or self.workspace, channel=request.channel.value,
-            conversation_id=request.conversation_id, locale=request.locale, question=question or "",
+            conversation_id=request.conversation_id, request_id=current_request_id(), locale=request.locale, question=question or "",
             redactions=n_q + n_h, decision=response.decision.value, reason=response.reason,
             confidence=response.confidence, confidence_kind=response.confidence_kind, answer=response.answer,
             handoff_summary=handoff, generator=response.generator, model=response.model,
@@ -243,7 +247,7 @@ class AuditLog(AuditReports):
             r = s.scalars(q.options(selectinload(AuditAnswer.citations))).first()
             if r is None:
                 return None
-            out = {**self._summary(r), "workspace": r.workspace, "locale": r.locale, "answer": r.answer,
+            out = {**self._summary(r), "workspace": r.workspace, "request_id": r.request_id, "locale": r.locale, "answer": r.answer,
                    "redactions": r.redactions, "handoff_summary": r.handoff_summary, "generator": r.generator,
                    "model": r.model, "latency_ms": r.latency_ms, "signals": r.signals or {}, "hits": r.hits, "evidence": r.evidence,
                    "feedback_by": r.feedback_by, "feedback_at": iso(r.feedback_at),

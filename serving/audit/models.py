@@ -35,6 +35,7 @@ class AuditAnswer(Base):
     workspace: Mapped[str] = mapped_column(String(200), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     conversation_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)  # revision 0005: the HTTP request's id
     locale: Mapped[str | None] = mapped_column(String(16))
     question: Mapped[str] = mapped_column(Text)
     redactions: Mapped[int] = mapped_column(Integer, default=0)

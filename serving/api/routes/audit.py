@@ -68,7 +68,8 @@ def _day(d: date, *, end: bool) -> float:
 def build_filter(request: Request, *, escalated: bool | None = None, low_confidence: bool = False,
                  max_confidence: float | None = None, since: float | None = None, until: float | None = None,
                  article: str | None = None, feedback: str | None = None, channel: str | None = None,
-                 reason: str | None = None, conversation_id: str | None = None, q: str | None = None, workspace: str | None = None) -> AuditFilter:
+                 reason: str | None = None, conversation_id: str | None = None, q: str | None = None,
+                 workspace: str | None = None, request_id: str | None = None) -> AuditFilter:
     """Parsed filter values → :class:`AuditFilter`.
 
     An inverted date range matches nothing (it is not an error).
@@ -84,7 +85,8 @@ def build_filter(request: Request, *, escalated: bool | None = None, low_confide
         return AuditFilter(
             decision=None if escalated is None else ("escalate" if escalated else "answer"), max_confidence=cap,
             since=since, until=until, article=article or None, feedback=feedback or None, channel=channel or None,
-            reason=reason or None, conversation_id=conversation_id or None, text=q or None, workspace=workspace)
+            reason=reason or None, conversation_id=conversation_id or None, text=q or None, workspace=workspace,
+            request_id=request_id or None)
     except ValueError as exc:
         field = "until" if "until" in str(exc) else "feedback" if "feedback" in str(exc) else "query"
         raise RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": str(exc),
@@ -110,13 +112,14 @@ def audit_filter(
     reason: Annotated[str | None, Query(max_length=40, description="decision reason, e.g. low_confidence")] = None,
     conversation_id: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="question contains (case-insensitive)")] = None,
+    request_id: Annotated[str | None, Query(max_length=64, description="X-Request-ID of the answering request")] = None,
 ) -> AuditFilter:
     """The JSON API's filter query parameters (typed; FastAPI answers 422 for bad values)."""
     return build_filter(
         request, escalated=escalated, low_confidence=low_confidence, max_confidence=max_confidence,
         since=_day(since, end=False) if since else None, until=_day(until, end=True) if until else None,
         article=article, feedback=feedback, channel=channel.value if channel else None, reason=reason,
-        conversation_id=conversation_id, q=q, workspace=tenant(who))
+        conversation_id=conversation_id, q=q, workspace=tenant(who), request_id=request_id)
 
 
 def page_filter(request: Request, who: Reader) -> AuditFilter:

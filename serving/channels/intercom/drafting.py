@@ -95,6 +95,8 @@ class WebhookWorker:
         sync_engine: ``ingest.sync.SyncEngine`` for article topics; ``None`` skips them (split deployments
             where the index is elsewhere).
         workspace: tenant id (part of every draft's ref).
+        metrics: a :class:`~citedesk.serving.observability.metrics.Metrics` (queue depth, deliveries, retries),
+            or ``None``.
 
     Raises:
         ConfigError: ``intercom.admin_id`` is not set.
@@ -102,7 +104,7 @@ class WebhookWorker:
 
     def __init__(self, db: Database, connector_factory: ConnectorFactory, answerer: AnswerService,
                  intercom: IntercomSettings, *, html_to_text: Callable[[str], str], sync_engine: Any = None,
-                 workspace: str = "default") -> None:
+                 workspace: str = "default", metrics=None) -> None:
         if not intercom.admin_id:
             raise ConfigError("the Intercom webhook worker needs intercom.admin_id (the admin authoring notes)")
         self.db = db
@@ -114,6 +116,9 @@ class WebhookWorker:
         self.html_to_text = html_to_text
         self.sync_engine = sync_engine
         self.workspace = workspace
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.queue_depth_from(self.unfinished)
         self._queue: asyncio.Queue[str] | None = None
         self._tasks: list[asyncio.Task] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -229,6 +234,8 @@ class WebhookWorker:
             final = attempts >= self.config.max_attempts and not isinstance(exc, _Retry)
             status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
             await anyio.to_thread.run_sync(self.store.finish, ident, status, None, error)
+            if self.metrics is not None:
+                self.metrics.observe_delivery(str(status), retry=not final)
             if final:
                 log.error("webhook %s failed after %d attempts: %s", ident, attempts, error)
             else:
@@ -237,6 +244,8 @@ class WebhookWorker:
                 self._schedule(ident, delay)
             return
         await anyio.to_thread.run_sync(self.store.finish, ident, status, outcome, None)
+        if self.metrics is not None:
+            self.metrics.observe_delivery(str(status))
         log.info("webhook %s %s: %s", ident, status, outcome)
 
     def _schedule(self, ident: str, delay: float) -> None:

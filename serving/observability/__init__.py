@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics (``metrics.py``), JSON request logs with request ids (``logs.py``)."""
