@@ -1,0 +1,105 @@
+"""Which answer unit answers: features of a (question, unit) pair and the fitted model that ranks units.
+
+The extractive generator (:class:`citedesk.serving.answer.generators.ExtractiveGenerator`) answers with the
+best-ranked unit of its evidence. Units are ranked by a linear score over :func:`unit_features`
+(:class:`SelectionModel`). The shipped weights are the hand-set ones of version 0.1 (``0.5·coverage +
+0.5·cosine + 0.3·precision + 0.1`` for the shape a quantity or list question asks for ``− 0.02·rank``):
+``bench/selection_fit.py`` fits rankers over all the features below on units labelled automatically (a unit
+answers when it holds ≥ 80 % of the reference answer's words), with folds grouped by question, and on the 52
+dev questions that have an answering unit none beat these weights held out (see that script's docstring).
+The features say how a unit relates to the *kind* of question as well as to its words:
+
+* match: rarity-weighted coverage of the question (with and without the chunk's title/heading), the share of the
+  unit's words the question asks about (precision), the dense cosine of unit and question, the hit's rank;
+* answer shape: a number for a quantity question; a list, a table row or an enumeration ("A, B, or C") for a
+  list question; a modal or capability verb ("you can", "cannot", "supports") for a yes/no question; the
+  defined term as the unit's subject for "what is X?";
+* form: a short verbless fragment (a heading or a label) rarely answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from citedesk.retrieval.answerability import QuestionType, UnitMatch
+
+__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "defined_term", "unit_features"]
+
+SCORE_KIND = "unit_selection_score"
+"""The kind of :meth:`SelectionModel.score`: a weighted sum, comparable between units of one question only."""
+
+_MODAL = re.compile(r"\b(?:can(?:not)?|can't|could|may|must|supports?|supported|allows?|lets you|able to|"
+                    r"available|enables?)\b", re.IGNORECASE)
+_DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+?)\s*\??\s*$", re.IGNORECASE)
+_ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGNORECASE)
+_VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
+                      r"\w+(?:s|ed|es))\b", re.IGNORECASE)
+
+FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
+            "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list")
+"""Feature names, in the order of :func:`unit_features`' vector."""
+
+
+def defined_term(question: str) -> str | None:
+    """X of "What is X?" / "What are the X?" (None for other questions)."""
+    m = _DEFINITION.match(question)
+    return m.group("term") if m else None
+
+
+def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
+                  unit_terms: list[str] | None = None) -> dict[str, float]:
+    """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
+    ``rank``, the hit's 0-based rank).
+
+    Args:
+        qtype: :func:`citedesk.retrieval.answerability.question_type` of the question.
+        match: the unit with its lexical match (:func:`citedesk.retrieval.answerability.match_units`).
+        cosine: dense cosine of the unit (with its context) and the question.
+        term_terms: stemmed terms of the defined term of a "what is X?" question (empty otherwise).
+        unit_terms: the unit text's stemmed terms in order (for the subject test; None: no subject test).
+    """
+    u = match.unit
+    text = u.text
+    words = text.split()
+    subject = 0.0
+    if term_terms and unit_terms:
+        head = set(unit_terms[: len(term_terms) + 2])
+        subject = len(head & term_terms) / len(term_terms)
+    return {
+        "coverage": match.coverage,
+        "own_coverage": match.own_coverage,
+        "precision": match.precision,
+        "cosine": float(cosine),
+        "rank": float(match.hit),
+        "quantity_number": float(qtype == QuestionType.QUANTITY and match.has_number),
+        "list_kind": float(qtype == QuestionType.LIST and u.kind in ("list", "table_row")),
+        "list_enumeration": float(qtype == QuestionType.LIST and u.kind == "sentence"
+                                  and bool(_ENUMERATION.search(text))),
+        "yes_no_modal": float(qtype == QuestionType.YES_NO and bool(_MODAL.search(text))),
+        "definition_subject": subject,
+        "fragment": float(u.kind == "sentence" and (len(words) < 5 or not _VERBISH.search(text))),
+        "table_row": float(u.kind == "table_row"),
+        "list": float(u.kind in ("list", "list_item")),
+    }
+
+
+DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
+    "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "rank": -0.02,
+}
+"""Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking."""
+
+
+class SelectionModel:
+    """Linear score over :func:`unit_features` (kind :data:`SCORE_KIND`); the best-scoring unit answers.
+
+    Args:
+        weights: feature name → weight, plus an optional ``bias``; missing names weigh 0.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | None = None) -> None:
+        self.weights = dict(DEFAULT_SELECTION_WEIGHTS if weights is None else weights)
+
+    def score(self, features: Mapping[str, float]) -> float:
+        """Weighted sum of ``features`` (kind :data:`SCORE_KIND`)."""
+        return self.weights.get("bias", 0.0) + sum(self.weights.get(k, 0.0) * v for k, v in features.items())

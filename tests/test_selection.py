@@ -1,0 +1,48 @@
+"""Unit-selection features: the answer shape a question asks for, seen in a candidate unit."""
+
+from __future__ import annotations
+
+import pytest
+
+from citedesk.core.text import AnswerUnit
+from citedesk.retrieval.answerability import QuestionType, UnitMatch, question_type
+from citedesk.retrieval.selection import FEATURES, SelectionModel, defined_term, unit_features
+
+
+def match(text: str, kind: str = "sentence", *, hit: int = 0, number: bool = False) -> UnitMatch:
+    return UnitMatch(hit, AnswerUnit(kind, text, 0, len(text), ""), 0.6, 0.5, number, 0.4)
+
+
+@pytest.mark.parametrize("question, term", [
+    ("What is a source repository in Amazon Kendra?", "source repository in Amazon Kendra"),
+    ("What are the Amazon SageMaker Autopilot problem types?", "Amazon SageMaker Autopilot problem types"),
+    ("How do I create a table?", None),
+])
+def test_defined_term(question, term) -> None:
+    assert defined_term(question) == term
+
+
+def test_shape_features_follow_the_question_type() -> None:
+    yes_no = question_type("Can I run my AWS Lambda in a VPC?")
+    assert yes_no == QuestionType.YES_NO
+    f = unit_features(yes_no, match("You can configure a Lambda function to connect to private subnets."), 0.7)
+    assert f["yes_no_modal"] == 1.0 and f["fragment"] == 0.0
+    assert unit_features(yes_no, match("Lambda runs your functions in a secure VPC."), 0.7)["yes_no_modal"] == 0.0
+    listing = question_type("In Amazon SageMaker GroundTruth, what are the workforce types?")
+    enum = "You can choose either the Amazon Mechanical Turk workforce, a vendor-managed workforce, or your own."
+    assert unit_features(listing, match(enum), 0.5)["list_enumeration"] == 1.0
+    assert unit_features(listing, match("Regression; Binary", "list"), 0.5)["list_kind"] == 1.0
+    quantity = question_type("What is the maximum function timeout in AWS Lambda?")
+    assert unit_features(quantity, match("The maximum allowed value is 900 seconds.", number=True), 0.5)[
+        "quantity_number"] == 1.0
+    assert unit_features(QuestionType.OTHER, match("Data in transit over the local network."), 0.5)["fragment"] == 1.0
+    subject = unit_features(QuestionType.OTHER, match("A source repository contains the documents."), 0.5,
+                            term_terms=frozenset({"sourc", "repositori"}), unit_terms=["sourc", "repositori", "contain"])
+    assert subject["definition_subject"] == 1.0
+    assert set(f) == set(FEATURES)
+
+
+def test_shipped_weights_are_the_hand_set_ranking() -> None:
+    f = unit_features(QuestionType.QUANTITY, match("Up to 40 DB instances.", hit=2, number=True), 0.8)
+    assert SelectionModel().score(f) == pytest.approx(0.5 * 0.6 + 0.5 * 0.8 + 0.3 * 0.4 + 0.1 - 0.02 * 2)
+    assert SelectionModel({"cosine": 1.0, "bias": -1.0}).score(f) == pytest.approx(-0.2)
