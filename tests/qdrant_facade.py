@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from pathlib import Path
@@ -72,10 +73,13 @@ def _count(client: QdrantClient, name: str, body: dict) -> dict:
 
 def _query(client: QdrantClient, name: str, body: dict) -> dict:
     q = models.QueryRequest.model_validate(body)
-    res = client.query_points(name, query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
-                              search_params=q.params, limit=q.limit or 10, offset=q.offset, with_payload=q.with_payload,
-                              with_vectors=q.with_vector if q.with_vector is not None else False,
-                              score_threshold=q.score_threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "local mode performs exact search, search_params have no effect"
+        res = client.query_points(name, query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
+                                  search_params=q.params, limit=q.limit or 10, offset=q.offset,
+                                  with_payload=q.with_payload,
+                                  with_vectors=q.with_vector if q.with_vector is not None else False,
+                                  score_threshold=q.score_threshold)
     return _dump(res)
 
 

@@ -142,7 +142,9 @@ class ClientEngine:
         """Raises :class:`WeightedRrfRejected` when a server refuses a weighted RRF query (HTTP 400)."""
         m = _models()
         qfilter = self._filter(q.flt)
-        params = m.SearchParams(hnsw_ef=q.hnsw_ef, exact=q.exact) if (q.hnsw_ef or q.exact) else None
+        # local mode always searches exactly (and warns about search params)
+        params = (m.SearchParams(hnsw_ef=q.hnsw_ef, exact=q.exact) if self.remote and (q.hnsw_ef or q.exact)
+                  else None)
         if q.dense is not None and q.sparse is not None:
             kwargs = dict(prefetch=[
                 m.Prefetch(query=q.dense.tolist(), using=DENSE, limit=q.prefetch_k, filter=qfilter, params=params),
