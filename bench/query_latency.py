@@ -154,7 +154,8 @@ def grow(points: list, n: int, seed: int = 0) -> list:
 
 
 def folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes the folder takes on disk (allocated blocks: edge's storage files are sparse, preallocated)."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
 
 
 def rss_mib() -> float:
@@ -256,9 +257,10 @@ def engine_llamaindex(data: dict, n: int, levels, requests: int, warmup: int) ->
 
 
 def child(engine: str, args, n: int) -> dict | None:
+    requests = min(args.requests, args.local_requests) if engine == "local" else args.requests
     cmd = [sys.executable, __file__, "--engine", engine, "--points", str(n), "--docs", str(args.docs),
            "--limit", str(args.limit), "--csv", str(args.csv), "--clients", args.clients, "--requests",
-           str(args.requests), "--warmup", str(args.warmup), "--cache", str(args.cache)]
+           str(requests), "--warmup", str(args.warmup), "--cache", str(args.cache)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -277,6 +279,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=64, help="requests per level")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--local-max", type=int, default=25_000, help="largest size run on local mode")
+    ap.add_argument("--local-requests", type=int, default=16, help="requests per level on local mode (slow)")
     ap.add_argument("--llamaindex-max", type=int, default=250_000, help="largest size run on LlamaIndex")
     ap.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="embedded corpus cache")
     ap.add_argument("--engine", choices=["edge", "local", "llamaindex"], help="(internal) one run, prints JSON")
