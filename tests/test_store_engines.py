@@ -240,3 +240,40 @@ def test_write_consistency_cannot_exceed_replication() -> None:
 def test_point_ids_are_uuid5() -> None:
     pid = point_id("acme/folder/a1/en", 3)
     assert uuid.UUID(pid).version == 5
+
+
+def test_edge_serves_searches_while_a_writer_upserts_and_optimizes(tmp_path) -> None:
+    """One process, one shard: searches from 4 threads run while another thread writes, deletes and optimizes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    idx = QdrantIndex(path=tmp_path)
+    idx.ensure_collection(DIM)
+    points = make_points(400)
+    idx.upsert(points[:200])
+    stop = threading.Event()
+
+    def writer() -> None:
+        for start in range(200, 400, 20):
+            idx.upsert(points[start:start + 20])
+        idx.delete_doc("acme", points[4].payload["doc_key"])
+        idx.optimize()
+        stop.set()
+
+    def reader(seed: int) -> int:
+        n = 0
+        for dense, sparse in queries(10_000, seed):
+            assert all(h.workspace == "acme" for h in idx.search(SearchFilter(workspace="acme"), dense=dense,
+                                                                  sparse=sparse))
+            n += 1
+            if stop.is_set():
+                return n
+        return n
+
+    with ThreadPoolExecutor(5) as pool:
+        w = pool.submit(writer)
+        done = [pool.submit(reader, s) for s in range(4)]
+        w.result(timeout=300)
+        assert all(f.result(timeout=300) > 0 for f in done)
+    assert idx.count("acme") + idx.count("globex") == 396
+    idx.close()
