@@ -1,20 +1,24 @@
-"""Query latency: citedesk retrieval and extractive answers vs LlamaIndex query, at 1/8/32 concurrent clients.
+"""Query latency at growing point counts: citedesk's hybrid retrieval on qdrant-edge and on qdrant-client's local
+mode vs LlamaIndex's dense query, at 1/8/32 concurrent clients, with index build time, recall and memory.
 
-Both engines index the same chunks of the first ``--limit`` pages of ``--docs`` with the same model:
-citedesk syncs them into a local Qdrant (hybrid dense + BM25), LlamaIndex gets citedesk's chunk texts
-in a ``VectorStoreIndex`` over an in-memory ``QdrantVectorStore`` (dense). Each engine runs in its own
-child process so its peak memory (RSS, model included) is its own.
+The corpus (``--docs``, ``--limit`` articles) is chunked and embedded once by citedesk's own pipeline (cached in
+``--cache``). A size of N points takes the corpus's points and, past its size, copies of them with new ids,
+new article ids and dense vectors moved by a little noise (so HNSW and recall are not degenerate). Each engine
+and size runs in a child process of its own, so its peak memory (model included) is its own:
 
-Measured per concurrency level (``--requests`` requests, questions of ``--csv`` cycled, after a warm-up):
-- citedesk ``retrieve``: ``Retriever.retrieve`` (hybrid, top_k 5) from N threads;
-- citedesk ``answer``: ``AnswerPipeline.answer`` with the extractive generator (retrieve → confidence →
-  sentence selection → citation checks), N concurrent requests on one event loop, as the API serves them;
-- LlamaIndex ``retrieve``: ``VectorIndexRetriever.retrieve`` (top 5) from N threads;
-- LlamaIndex ``query``: ``RetrieverQueryEngine.query`` with ``response_mode="no_text"`` (no LLM) from N threads.
+- ``edge`` / ``local``: a :class:`~citedesk.retrieval.store.QdrantIndex` on that engine gets the points (then
+  ``optimize``: HNSW + payload indexes); ``search`` is the index alone (hybrid RRF, ready-made query vectors,
+  workspace filter, top 5); ``retrieve`` is ``Retriever.retrieve`` (query embedding + BM25 + search); edge also
+  runs ``answer`` (``AnswerPipeline.answer``, extractive) and dense recall@10 of HNSW against exact search;
+- ``llamaindex``: ``VectorStoreIndex`` over an in-memory ``QdrantVectorStore`` with the same dense vectors
+  (citedesk's chunk texts); ``search`` is the vector store's query with a ready-made vector, ``retrieve`` its
+  ``VectorIndexRetriever`` (embedding + dense search), ``query`` its query engine (``no_text``, no LLM).
 
-    python bench/query_latency.py --docs data/aws-docs --limit 50 --requests 64
+    python bench/query_latency.py --sizes 3000,25000,250000 --clients 1,8,32 --requests 64
 
-Prints p50/p95 latency (ms), throughput (requests/s), peak RSS per engine, and citedesk ÷ LlamaIndex ratios.
+Prints p50/p95 (ms) per operation and clients, build seconds, bytes per point (RSS growth, folder size), peak RSS,
+and the ratios citedesk ÷ LlamaIndex and edge ÷ local mode. Engines above ``--local-max`` / ``--llamaindex-max``
+points are skipped (local mode scans every point and writes slowly).
 """
 
 from __future__ import annotations
@@ -99,116 +103,249 @@ def run_async(coro_fn, questions: list[str], clients: int) -> dict:
     return asyncio.run(main())
 
 
-def engine_citedesk(articles, questions, levels, warmup) -> dict:
-    from citedesk.config.settings import Settings
-    from citedesk.retrieval.store import SearchFilter
-    from citedesk.serving.container import Container
-    from citedesk.serving.answer.schemas import AnswerRequest
+def prepare(docs: Path, limit: int, csv_path: Path, cache: Path) -> Path:
+    """Chunk and embed the corpus and the questions once (citedesk's pipeline); returns the cache file."""
+    import hashlib
+    import pickle
 
-    out: dict = {}
-    with tempfile.TemporaryDirectory(prefix="citedesk-qbench-") as tmp:
+    key = hashlib.sha256(f"{docs.resolve()}|{limit}|{csv_path.resolve()}".encode()).hexdigest()[:12]
+    path = cache / f"corpus-{key}.pkl"
+    if path.exists():
+        return path
+    from citedesk.config.settings import Settings
+    from citedesk.serving.container import Container
+
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        questions = [r["question"] for r in csv.DictReader(fh) if r.get("question")]
+    articles = load_articles(docs, limit)
+    with tempfile.TemporaryDirectory(prefix="qbench-prep-") as tmp:
         c = Container(Settings(data_dir=Path(tmp), embedding={"device": "cpu"}))
+        pipe = c.sync_engine.pipeline
+        points = [p for per in pipe.points([pipe.prepare(a) for a in articles]) for p in per]
+        qdense = [c.embedder.embed_query(q) for q in questions]
+        qsparse = [c.sparse.encode_query(q) for q in questions]
+    cache.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pickle.dump({"points": points, "questions": questions, "qdense": qdense, "qsparse": qsparse}, fh)
+    return path
+
+
+def grow(points: list, n: int, seed: int = 0) -> list:
+    """``n`` points: the corpus's own, then copies with new ids, article ids, doc keys and noisy dense vectors."""
+    import dataclasses
+    import uuid
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = list(points[:n])
+    copy = 0
+    while len(out) < n:
+        copy += 1
+        for p in points:
+            if len(out) >= n:
+                break
+            v = p.dense + rng.standard_normal(p.dense.shape).astype(np.float32) * 0.02
+            payload = dict(p.payload, article_id=f"{p.payload['article_id']}~{copy}",
+                           doc_key=f"{p.payload['doc_key']}~{copy}")
+            out.append(dataclasses.replace(p, id=str(uuid.uuid5(uuid.UUID(p.id), str(copy))),
+                                           dense=v / np.linalg.norm(v), payload=payload))
+    return out
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes the folder takes on disk (allocated blocks: edge's storage files are sparse, preallocated)."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+def rss_mib() -> float:
+    """Current resident set size, MiB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def engine_citedesk(kind: str, data: dict, n: int, levels, requests: int, warmup: int) -> dict:
+    from citedesk.config.settings import Settings
+    from citedesk.retrieval.store import SearchFilter, batched
+    from citedesk.serving.answer.schemas import AnswerRequest
+    from citedesk.serving.container import Container
+
+    out: dict = {"engine": kind, "points": n}
+    questions = [data["questions"][i % len(data["questions"])] for i in range(requests)]
+    qvec = [(data["qdense"][i % len(data["qdense"])], data["qsparse"][i % len(data["qsparse"])])
+            for i in range(requests)]
+    with tempfile.TemporaryDirectory(prefix=f"qbench-{kind}-") as tmp:
+        c = Container(Settings(data_dir=Path(tmp), embedding={"device": "cpu"}, qdrant={"engine": kind}))
         c.pipeline.warm_up()
-        report = c.sync_engine.sync(ListConnector(articles))
-        out["chunks"] = report.chunks_written
-        out["rss_after_index_mib"] = peak_rss_mib()
+        c.embedder.embed_query("warm up")
+        points = grow(data["points"], n)
+        rss0 = rss_mib()
+        t = time.perf_counter()
+        c.index.ensure_collection(len(points[0].dense))
+        for batch in batched(points, 256):
+            c.index.upsert(batch)
+        out["upsert_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        c.index.optimize()
+        out["optimize_s"] = time.perf_counter() - t
+        del points
         flt = SearchFilter(workspace=c.settings.workspace)
+        search = lambda i: c.index.search(flt, dense=qvec[i][0], sparse=qvec[i][1], limit=5, prefetch_k=40)
         retrieve = lambda q: c.retriever.retrieve(q, flt, top_k=5)
         answer = lambda q: c.pipeline.answer(AnswerRequest(question=q))
-        for q in questions[:warmup]:
-            retrieve(q)
-        run_async(answer, questions[:warmup], 1)
-        out["retrieve"] = {n: run_threads(retrieve, questions, n) for n in levels}
-        out["answer"] = {n: run_async(answer, questions, n) for n in levels}
+        for i in range(warmup):
+            search(i)
+            retrieve(questions[i])
+        out["rss_index_mib"] = rss_mib() - rss0
+        out["disk_mib"] = folder_bytes(Path(tmp) / "qdrant") / 2**20
+        out["search"] = {n_: run_threads(search, list(range(requests)), n_) for n_ in levels}
+        out["retrieve"] = {n_: run_threads(retrieve, questions, n_) for n_ in levels}
+        if kind == "edge":
+            run_async(answer, questions[:warmup], 1)
+            out["answer"] = {n_: run_async(answer, questions, n_) for n_ in levels}
+            found = total = 0
+            for dense, _ in qvec[: min(requests, len(data["qdense"]))]:
+                c.index.exact = False
+                approx = {h.point_id for h in c.index.search(flt, dense=dense, limit=10)}
+                c.index.exact = True
+                exact = {h.point_id for h in c.index.search(flt, dense=dense, limit=10)}
+                found, total = found + len(approx & exact), total + len(exact)
+            c.index.exact = False
+            out["dense_recall_at_10"] = found / total
+            out["hnsw_ef"] = c.index.hnsw_ef
         c.index.close()
     out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
-def engine_llamaindex(articles, questions, levels, warmup) -> dict:
-    from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL, Settings
-    from citedesk.serving.container import Container
-    from citedesk.serving.evaluation.baseline import LlamaIndexBaseline, corpus_chunks
+def engine_llamaindex(data: dict, n: int, levels, requests: int, warmup: int) -> dict:
+    import numpy as np
 
-    out: dict = {}
-    with tempfile.TemporaryDirectory(prefix="llamaindex-qbench-") as tmp:
-        # citedesk's chunker only (no embedding, no index): the same chunk texts for LlamaIndex
-        chunks, _ = corpus_chunks(Container(Settings(data_dir=Path(tmp))).sync_engine.pipeline, articles)
+    from citedesk.config.settings import DEFAULT_EMBEDDING_MODEL
+    from citedesk.retrieval.embedding.inputs import embed_text
+    from citedesk.serving.evaluation.baseline import BaselineDoc, LlamaIndexBaseline
+
+    out: dict = {"engine": "llamaindex", "points": n}
+    questions = [data["questions"][i % len(data["questions"])] for i in range(requests)]
+    qdense = [data["qdense"][i % len(data["qdense"])] for i in range(requests)]
     base = LlamaIndexBaseline(DEFAULT_EMBEDDING_MODEL, device="cpu")
-    base.build(chunks)
-    out["chunks"] = len(chunks)
-    out["rss_after_index_mib"] = peak_rss_mib()
+    base.warm_up()
+    base._embed.get_query_embedding("warm up")
+    points = grow(data["points"], n)
+    chunks = [BaselineDoc(p.payload["article_id"], embed_text(p.payload.get("title", ""), p.payload.get("heading", ""),
+                                                              p.payload.get("text", ""))) for p in points]
+    vectors = np.stack([p.dense for p in points])
+    del points
+    rss0 = rss_mib()
+    out["upsert_s"] = base.build(chunks, vectors)
+    out["optimize_s"] = 0.0
+    del chunks, vectors
+    search = lambda i: base.retrieve_by_vector(qdense[i], 5)
     retrieve = lambda q: base.retrieve(q, 5)
     query = lambda q: base.query(q, 5)
-    for q in questions[:warmup]:
-        retrieve(q)
-        query(q)
-    out["retrieve"] = {n: run_threads(retrieve, questions, n) for n in levels}
-    out["query"] = {n: run_threads(query, questions, n) for n in levels}
+    for i in range(warmup):
+        search(i)
+        retrieve(questions[i])
+        query(questions[i])
+    out["rss_index_mib"] = rss_mib() - rss0
+    out["search"] = {n_: run_threads(search, list(range(requests)), n_) for n_ in levels}
+    out["retrieve"] = {n_: run_threads(retrieve, questions, n_) for n_ in levels}
+    out["query"] = {n_: run_threads(query, questions, n_) for n_ in levels}
     base.close()
     out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
+def child(engine: str, args, n: int) -> dict | None:
+    requests = min(args.requests, args.local_requests) if engine == "local" else args.requests
+    cmd = [sys.executable, __file__, "--engine", engine, "--points", str(n), "--docs", str(args.docs),
+           "--limit", str(args.limit), "--csv", str(args.csv), "--clients", args.clients, "--requests",
+           str(requests), "--warmup", str(args.warmup), "--cache", str(args.cache)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        print(f"{engine} @ {n} points failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    return json.loads(line[len("RESULT "):])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=Path, default=Path("data/aws-docs"))
-    ap.add_argument("--limit", type=int, default=50, help="articles indexed")
+    ap.add_argument("--limit", type=int, default=400, help="articles of the base corpus")
     ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
+    ap.add_argument("--sizes", default="3000,25000,250000", help="point counts")
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
     ap.add_argument("--requests", type=int, default=64, help="requests per level")
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--engine", choices=["citedesk", "llamaindex"], help="(internal) run one engine, print JSON")
+    ap.add_argument("--local-max", type=int, default=25_000, help="largest size run on local mode")
+    ap.add_argument("--local-requests", type=int, default=16, help="requests per level on local mode (slow)")
+    ap.add_argument("--llamaindex-max", type=int, default=250_000, help="largest size run on LlamaIndex")
+    ap.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="embedded corpus cache")
+    ap.add_argument("--engine", choices=["edge", "local", "llamaindex"], help="(internal) one run, prints JSON")
+    ap.add_argument("--points", type=int, help="(internal) size of that run")
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args()
     levels = [int(x) for x in args.clients.split(",") if x.strip()]
 
     if args.engine:
-        with args.csv.open(newline="", encoding="utf-8") as fh:
-            qs = [r["question"] for r in csv.DictReader(fh) if r.get("question")]
-        questions = [qs[i % len(qs)] for i in range(args.requests)]
-        articles = load_articles(args.docs, args.limit)
-        fn = engine_citedesk if args.engine == "citedesk" else engine_llamaindex
-        print("RESULT " + json.dumps(fn(articles, questions, levels, args.warmup)))
+        import pickle
+
+        with prepare(args.docs, args.limit, args.csv, args.cache).open("rb") as fh:
+            data = pickle.load(fh)
+        res = (engine_llamaindex(data, args.points, levels, args.requests, args.warmup) if args.engine == "llamaindex"
+               else engine_citedesk(args.engine, data, args.points, levels, args.requests, args.warmup))
+        print("RESULT " + json.dumps(res))
         return
 
-    results = {}
-    for engine in ("citedesk", "llamaindex"):
-        cmd = [sys.executable, __file__, "--engine", engine, "--docs", str(args.docs), "--limit", str(args.limit),
-               "--csv", str(args.csv), "--clients", args.clients, "--requests", str(args.requests),
-               "--warmup", str(args.warmup)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if proc.returncode != 0 or line is None:
-            sys.exit(f"{engine} run failed:\n{proc.stderr[-3000:]}")
-        results[engine] = json.loads(line[len("RESULT "):])
+    path = prepare(args.docs, args.limit, args.csv, args.cache)
+    import pickle
 
-    cd, li = results["citedesk"], results["llamaindex"]
-    print(f"query latency: {args.limit} articles ({cd['chunks']} chunks citedesk, {li['chunks']} LlamaIndex), "
-          f"{args.requests} requests per level, cpu")
-    print(f"{'engine / operation':<34}{'clients':>8}{'p50 ms':>10}{'p95 ms':>10}{'req/s':>9}{'errors':>8}")
-    rows = [("citedesk retrieve (hybrid)", cd["retrieve"]), ("citedesk answer (extractive)", cd["answer"]),
-            ("LlamaIndex retrieve (dense)", li["retrieve"]), ("LlamaIndex query (no_text)", li["query"])]
-    for name, per in rows:
-        for n in levels:
-            r = per[str(n)] if str(n) in per else per[n]
-            print(f"{name:<34}{n:>8}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}{r['throughput_rps']:>9.1f}{r['errors']:>8}"
-                  + (f"  first error: {r['first_error'][:80]}" if r["errors"] else ""))
-    print(f"peak RSS: citedesk {cd['peak_rss_mib']:.0f} MiB, LlamaIndex {li['peak_rss_mib']:.0f} MiB "
-          f"(ratio {cd['peak_rss_mib'] / li['peak_rss_mib']:.2f})")
-    ratios = {}
-    for n in levels:
-        k = str(n)
-        ratios[k] = {
-            "retrieve_p50": cd["retrieve"][k]["p50_ms"] / li["retrieve"][k]["p50_ms"],
-            "retrieve_p95": cd["retrieve"][k]["p95_ms"] / li["retrieve"][k]["p95_ms"],
-            "answer_vs_query_p50": cd["answer"][k]["p50_ms"] / li["query"][k]["p50_ms"],
-            "answer_vs_query_p95": cd["answer"][k]["p95_ms"] / li["query"][k]["p95_ms"],
-        }
-        r = ratios[k]
-        print(f"ratio citedesk ÷ LlamaIndex @ {n} clients: retrieve p50 {r['retrieve_p50']:.2f}, p95 "
-              f"{r['retrieve_p95']:.2f}; answer ÷ query p50 {r['answer_vs_query_p50']:.2f}, p95 {r['answer_vs_query_p95']:.2f}")
-    results["ratios"] = ratios
+    with path.open("rb") as fh:
+        base_points = len(pickle.load(fh)["points"])
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    results: dict = {"base_points": base_points, "runs": []}
+    print(f"query latency: base corpus {base_points} points ({args.limit} articles max), {args.requests} requests "
+          f"per level, cpu")
+    for n in sizes:
+        for engine in ("edge", "local", "llamaindex"):
+            if (engine == "local" and n > args.local_max) or (engine == "llamaindex" and n > args.llamaindex_max):
+                continue
+            r = child(engine, args, n)
+            if r is None:
+                continue
+            results["runs"].append(r)
+            print(f"\n{engine} @ {n} points: upsert {r['upsert_s']:.1f} s, optimize {r['optimize_s']:.1f} s, "
+                  f"index RSS {r['rss_index_mib']:.0f} MiB ({r['rss_index_mib'] * 2**20 / n:.0f} B/point)"
+                  + (f", folder {r['disk_mib']:.0f} MiB ({r['disk_mib'] * 2**20 / n:.0f} B/point)" if "disk_mib" in r else "")
+                  + f", peak RSS {r['peak_rss_mib']:.0f} MiB"
+                  + (f", dense recall@10 HNSW (ef {r['hnsw_ef']}) vs exact {r['dense_recall_at_10']:.3f}"
+                     if "dense_recall_at_10" in r else ""), flush=True)
+            for op in ("search", "retrieve", "answer", "query"):
+                for lvl in levels:
+                    if op not in r:
+                        continue
+                    x = r[op][str(lvl)]
+                    print(f"  {op:<9}{lvl:>4} clients  p50 {x['p50_ms']:8.2f} ms  p95 {x['p95_ms']:8.2f} ms  "
+                          f"{x['throughput_rps']:8.1f} req/s" + (f"  errors {x['errors']}: {x['first_error'][:80]}"
+                                                                  if x["errors"] else ""), flush=True)
+    print("\nratios (p50):")
+    by = {(r["engine"], r["points"]): r for r in results["runs"]}
+    for n in sizes:
+        e, lo, li = by.get(("edge", n)), by.get(("local", n)), by.get(("llamaindex", n))
+        for lvl in map(str, levels):
+            parts = []
+            if e and li:
+                parts.append(f"edge hybrid retrieve ÷ LlamaIndex dense retrieve "
+                             f"{e['retrieve'][lvl]['p50_ms'] / li['retrieve'][lvl]['p50_ms']:.2f}, ÷ its query "
+                             f"{e['retrieve'][lvl]['p50_ms'] / li['query'][lvl]['p50_ms']:.2f}; search ÷ search "
+                             f"{e['search'][lvl]['p50_ms'] / li['search'][lvl]['p50_ms']:.2f}")
+            if e and lo:
+                parts.append(f"edge ÷ local search {e['search'][lvl]['p50_ms'] / lo['search'][lvl]['p50_ms']:.3f}")
+            if e and "answer" in e:
+                parts.append(f"answer − retrieve {e['answer'][lvl]['p50_ms'] - e['retrieve'][lvl]['p50_ms']:.1f} ms")
+            if parts:
+                print(f"  {n:>7} points, {lvl:>2} clients: " + "; ".join(parts))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

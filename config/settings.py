@@ -15,7 +15,7 @@ from typing import Literal
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from citedesk.core.types import GeneratorKind
+from citedesk.core.types import GeneratorKind, QdrantEngine
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,14 +34,32 @@ class Section(BaseModel):
 
 
 class QdrantSettings(Section):
-    """Where the index lives. ``url`` set → server/cluster; otherwise local mode at ``path``."""
+    """Where the index lives. ``url`` set → server/cluster; otherwise the embedded ``engine`` at ``path``."""
 
-    path: Path | None = Field(None, description="local-mode folder; default <data_dir>/qdrant")
+    engine: QdrantEngine = Field(QdrantEngine.EDGE, description="embedded engine: edge (indexed) or local "
+                                 "(qdrant-client's local mode, scans every point); ignored when url is set")
+    path: Path | None = Field(None, description="embedded index folder; default <data_dir>/qdrant")
     url: str | None = None
     api_key: SecretStr | None = None
     collection: str = "citedesk"
     timeout: float = Field(10.0, description="seconds, per request (remote only)")
     write_batch: int = Field(64, ge=1, description="points per upsert request")
+    hnsw_ef: int | None = Field(128, ge=1, description="HNSW search beam of dense queries (edge, server)")
+    exact: bool = Field(False, description="search dense vectors exactly (brute force) instead of through HNSW")
+    hnsw_m: int = Field(16, ge=4, description="HNSW edges per node of a new collection")
+    hnsw_ef_construct: int = Field(100, ge=4, description="HNSW build beam of a new collection")
+    full_scan_threshold_kb: int = Field(10_000, ge=0, description="vector data (KiB) below which a segment "
+                                        "or a filtered subset is searched exactly")
+    shards: int = Field(1, ge=1, description="server: shard_number of a new collection")
+    replication_factor: int = Field(1, ge=1, description="server: copies of each shard")
+    write_consistency_factor: int = Field(1, ge=1, description="server: replicas that confirm each write")
+    on_disk_payload: bool = Field(True, description="server: payloads on disk (mmap) instead of RAM")
+
+    @model_validator(mode="after")
+    def _check(self) -> "QdrantSettings":
+        if self.write_consistency_factor > self.replication_factor:
+            raise ValueError("qdrant.write_consistency_factor cannot exceed qdrant.replication_factor")
+        return self
 
 
 class EmbeddingSettings(Section):

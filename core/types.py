@@ -164,6 +164,15 @@ def reason_text(reason: str) -> str:
         return reason
 
 
+class QdrantEngine(StrEnum):
+    """Which engine holds the embedded index (``qdrant.engine``; ``qdrant.url`` set means a server instead)."""
+
+    EDGE = "edge"
+    """qdrant-edge: Qdrant's own embedded engine (HNSW, payload indexes, WAL); one process per folder."""
+    LOCAL = "local"
+    """qdrant-client's local mode: every query scans every point (fine for a few thousand chunks)."""
+
+
 class GeneratorKind(StrEnum):
     """Which generator drafts answers (``answer.generator``)."""
 

@@ -254,6 +254,7 @@ class SyncEngine:
         self._flush(pending, report, progress)
         if report.listing_error is None:
             self._delete_missing(connector.workspace, manifest, seen, report)
+        self._optimize(report)
         report.seconds = time.perf_counter() - t0
         if report.listing_error is None:
             self._save_state(report, max_updated)
@@ -274,6 +275,7 @@ class SyncEngine:
         docs = [d for a in articles if (d := self._prepare(a, manifest.get(a.doc_key), report)) is not None]
         self._flush(docs, report, None)
         self._delete_missing(connector.workspace, manifest, {a.doc_key for a in articles}, report)
+        self._optimize(report)
         report.seconds = time.perf_counter() - t0
         self._report(report, "article")
         return report
@@ -284,6 +286,8 @@ class SyncEngine:
         keys = [k for k, v in manifest.items() if v.article_id == article_id]
         for key in keys:
             self.index.delete_doc(workspace, key)
+        if keys:
+            self.index.optimize()
         self._report(SyncReport(workspace=workspace, source=source, deleted=len(keys)), "article")
         return len(keys)
 
@@ -304,6 +308,11 @@ class SyncEngine:
                 self.index.delete_doc(workspace, key)
                 report.deleted += 1
                 report.chunks_deleted_docs += state.points
+
+    def _optimize(self, report: SyncReport) -> None:
+        """After writes, let the index build its indexes (qdrant-edge does it only when asked)."""
+        if report.chunks_written or report.deleted:
+            self.index.optimize()
 
     @staticmethod
     def _tick(progress: ProgressHook | None, n: int = 1) -> None:

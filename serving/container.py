@@ -16,7 +16,7 @@ from citedesk.ingest.sync import IngestPipeline, SyncEngine
 from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.search import Retriever
-from citedesk.retrieval.store import QdrantIndex
+from citedesk.retrieval.store import ClusterParams, QdrantIndex
 from citedesk.serving.answer.generators import ExtractiveGenerator, OpenAIGenerator
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
 
@@ -36,7 +36,12 @@ class Container:
     def index(self) -> QdrantIndex:
         q = self.settings.qdrant
         return QdrantIndex(q.collection, path=q.path or self.settings.data_dir / "qdrant", url=q.url,
-                           api_key=q.api_key.get_secret_value() if q.api_key else None, timeout=q.timeout)
+                           api_key=q.api_key.get_secret_value() if q.api_key else None, timeout=q.timeout,
+                           engine=q.engine, hnsw_ef=q.hnsw_ef, exact=q.exact, hnsw_m=q.hnsw_m,
+                           hnsw_ef_construct=q.hnsw_ef_construct, full_scan_threshold_kb=q.full_scan_threshold_kb,
+                           cluster=ClusterParams(shard_number=q.shards, replication_factor=q.replication_factor,
+                                                 write_consistency_factor=q.write_consistency_factor,
+                                                 on_disk_payload=q.on_disk_payload))
 
     @cached_property
     def db(self):

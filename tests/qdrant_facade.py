@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from pathlib import Path
@@ -72,10 +73,13 @@ def _count(client: QdrantClient, name: str, body: dict) -> dict:
 
 def _query(client: QdrantClient, name: str, body: dict) -> dict:
     q = models.QueryRequest.model_validate(body)
-    res = client.query_points(name, query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
-                              limit=q.limit or 10, offset=q.offset, with_payload=q.with_payload,
-                              with_vectors=q.with_vector if q.with_vector is not None else False,
-                              score_threshold=q.score_threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "local mode performs exact search, search_params have no effect"
+        res = client.query_points(name, query=q.query, using=q.using, prefetch=q.prefetch, query_filter=q.filter,
+                                  search_params=q.params, limit=q.limit or 10, offset=q.offset,
+                                  with_payload=q.with_payload,
+                                  with_vectors=q.with_vector if q.with_vector is not None else False,
+                                  score_threshold=q.score_threshold)
     return _dump(res)
 
 
@@ -98,7 +102,8 @@ class QdrantFacade:
 
     ``version`` is the server version it reports; below 1.17 it also answers a weighted ``rrf`` query
     with the 400 such servers give (qdrant/qdrant#8436). ``requests`` records ``"METHOD path"`` of each
-    request, ``queries`` the body of each ``points/query``.
+    request, ``queries`` the body of each ``points/query``, ``bodies`` ``("METHOD path", body)`` of every request
+    (e.g. the collection-creation request with its shard and replica settings).
     """
 
     def __init__(self, path: Path, port: int, *, version: str = ENGINE_VERSION) -> None:
@@ -107,6 +112,7 @@ class QdrantFacade:
         self.weighted_rrf = tuple(int(n) for n in version.split(".")[:2]) >= (1, 17)
         self.requests: list[str] = []
         self.queries: list[dict] = []
+        self.bodies: list[tuple[str, dict]] = []
         self._server: ThreadingHTTPServer | None = None
         self._client: QdrantClient | None = None
         self._lock = threading.Lock()
@@ -146,6 +152,7 @@ class QdrantFacade:
                 path = self.path.split("?", 1)[0]
                 facade.requests.append(f"{method} {path}")
                 body = self._body()
+                facade.bodies.append((f"{method} {path}", body))
                 if method == "GET" and path == "/":
                     return self._send(200, {"title": "qdrant - vector search engine", "version": facade.version})
                 m = re.fullmatch(r"/collections/([^/]+)(/.*)?", path)

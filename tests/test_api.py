@@ -137,7 +137,7 @@ def test_qdrant_server_outage_and_recovery_without_restart(tmp_path, embedder, a
     for rel in [GOLD, *sorted(str(p.relative_to(root)) for p in root.glob("*/*.md"))[:5]]:
         (docs / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / rel, docs / rel)
-    local = make_container(tmp_path / "local", embedder)
+    local = make_container(tmp_path / "local", embedder, qdrant={"engine": "local"})  # the facade's engine
     assert local.sync_engine.sync(FolderConnector(docs)).ok
     local.index.close()  # the facade's engine takes over the folder
 

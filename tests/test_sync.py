@@ -1,4 +1,4 @@
-"""Sync of an OpenAPI-shaped Intercom double into Qdrant (local mode and over REST) with the real embedding model."""
+"""Sync of an OpenAPI-shaped Intercom double into Qdrant (edge, local mode and over REST) with the real embedding model."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ def api():
         yield double
 
 
-@pytest.fixture(params=["local", "server"])
+@pytest.fixture(params=["edge", "local", "server"])
 def container(request, tmp_path, embedder):
-    """The same sync tests against local mode (``qdrant.path``) and a server (``qdrant.url``): the server
-    is Qdrant's engine behind its REST API (tests/qdrant_facade.py)."""
-    if request.param == "local":
-        c = make_container(tmp_path, embedder, workspace=WS)
+    """The same sync tests against each engine: qdrant-edge and qdrant-client's local mode (both embedded at
+    ``qdrant.path``), and a server (``qdrant.url``): Qdrant's engine behind its REST API (tests/qdrant_facade.py)."""
+    if request.param in ("edge", "local"):
+        c = make_container(tmp_path, embedder, workspace=WS, qdrant={"engine": request.param})
         yield c
         c.index.close()
         return
@@ -156,7 +156,7 @@ def test_interrupted_write_is_repaired_on_next_sync(api, container) -> None:
     key = doc_key(ids["long"])
     before = index.doc_points(WS, key)
     # simulate the crash: the last chunk still carries the previous version
-    index.client.set_payload(index.collection, payload={"version": "old"}, points=[before[-1]["id"]], wait=True)
+    index.set_point_fields([before[-1]["id"]], {"version": "old"})
     report = engine.sync(connector(api))
     assert report.updated == 1 and report.embeddings_computed == len(before)
     after = index.doc_points(WS, key)

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 QUERIES = 1000
 
 
-@pytest.fixture(scope="module", params=["local", "server"])
+@pytest.fixture(scope="module", params=["edge", "local", "server"])
 def two_tenants(request, tmp_path_factory, embedder):
-    """Two tenants in one collection, in local mode and behind Qdrant's REST API (tests/qdrant_facade.py)."""
+    """Two tenants in one collection: qdrant-edge, local mode, and behind Qdrant's REST API (tests/qdrant_facade.py)."""
     rng = random.Random(7)
     files = rng.sample(sorted(AWS_DOCS.glob("*/*.md")), 16)
     with contextlib.ExitStack() as stack:
-        qdrant = {}
+        qdrant = {"qdrant": {"engine": request.param}} if request.param != "server" else {}
         if request.param == "server":
             server = stack.enter_context(QdrantFacade(tmp_path_factory.mktemp("engine"), free_port()))
             qdrant = {"qdrant": {"url": server.url, "timeout": 10}}

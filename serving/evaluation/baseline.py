@@ -79,8 +79,13 @@ class LlamaIndexBaseline:
         return QdrantVectorStore(collection_name=self.collection, client=self._client,
                                  batch_size=self.batch_size)
 
-    def build(self, chunks: list[BaselineDoc]) -> float:
+    def build(self, chunks: list[BaselineDoc], embeddings=None) -> float:
         """Index ready-made chunks (one node each, embedded by LlamaIndex) into ``VectorStoreIndex``.
+
+        Args:
+            chunks: texts to index.
+            embeddings: optional float32 (len(chunks), dim) ready-made vectors (LlamaIndex then embeds nothing;
+                the query benchmark's duplicated corpora).
 
         Returns:
             Seconds of wall time (embedding + writes).
@@ -91,8 +96,9 @@ class LlamaIndexBaseline:
         self.warm_up()
         t = time.perf_counter()
         nodes = [TextNode(text=c.text, metadata={"article_id": c.article_id},
-                          excluded_embed_metadata_keys=["article_id"], excluded_llm_metadata_keys=["article_id"])
-                 for c in chunks]
+                          excluded_embed_metadata_keys=["article_id"], excluded_llm_metadata_keys=["article_id"],
+                          embedding=None if embeddings is None else [float(x) for x in embeddings[i]])
+                 for i, c in enumerate(chunks)]
         storage = StorageContext.from_defaults(vector_store=self._store())
         self._index = VectorStoreIndex(nodes, storage_context=storage, embed_model=self._embed,
                                        insert_batch_size=max(self.batch_size, 256))
@@ -131,6 +137,13 @@ class LlamaIndexBaseline:
         """Top ``top_k`` nodes for ``query`` as (article_id, cosine score), best first."""
         retriever = self._require_index().as_retriever(similarity_top_k=top_k)
         return [(n.node.metadata.get("article_id", ""), float(n.score or 0.0)) for n in retriever.retrieve(query)]
+
+    def retrieve_by_vector(self, vector, top_k: int = 5) -> list[str]:
+        """Top ``top_k`` node ids for a ready-made query vector: the vector store's own query, no embedding."""
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        store = self._require_index().vector_store
+        return store.query(VectorStoreQuery(query_embedding=[float(x) for x in vector], similarity_top_k=top_k)).ids
 
     def query(self, query: str, top_k: int = 5) -> list[str]:
         """LlamaIndex's query engine (``response_mode="no_text"``: no LLM synthesis, as an extractive
