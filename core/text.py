@@ -203,19 +203,55 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def answer_units(text: str, *, max_list_chars: int = 800) -> list[AnswerUnit]:
+def is_table_row(line: str) -> bool:
+    """A line with two or more ``|``-separated cells (a separator line ``|---|---|`` included)."""
+    return line.count("|") >= 1 and len(_cells(line)) >= 2
+
+
+def table_header_before(text: str, offset: int) -> str:
+    """The header row of the table that ``offset`` falls inside, when that header lies before ``offset``.
+
+    Used for a chunk that starts in the middle of a table (its rows would otherwise be read without their
+    column names). Returns "" when the line at ``offset`` is not a table row or no table row precedes it.
+    """
+    line_end = text.find("\n", offset)
+    if not is_table_row(text[offset: line_end if line_end >= 0 else len(text)]):
+        return ""
+    header = ""
+    pos = text.rfind("\n", 0, offset)
+    while pos > 0:
+        prev_start = text.rfind("\n", 0, pos) + 1
+        line = text[prev_start:pos]
+        if not is_table_row(line):
+            break
+        if not _TABLE_SEP.match(line):
+            header = line.strip()
+        pos = prev_start - 1
+    return header
+
+
+def answer_units(text: str, *, table_header: str = "", max_list_chars: int = 800) -> list[AnswerUnit]:
     """Split a chunk into answer units (see :func:`_answer_units`); cached by text, since the confidence signals
-    and the extractive generator both read the same evidence chunks for every answer."""
-    return list(_answer_units(text, max_list_chars))
+    and the extractive generator both read the same evidence chunks for every answer.
+
+    Args:
+        text: a chunk's text.
+        table_header: the header row of a table the chunk starts inside (the chunk's ``table_header``
+            payload); its rows are read with it.
+        max_list_chars: a longer list is not a unit as a whole (its items still are).
+    """
+    return list(_answer_units(text, table_header, max_list_chars))
 
 
 @functools.lru_cache(maxsize=2048)
-def _answer_units(text: str, max_list_chars: int) -> tuple[AnswerUnit, ...]:
+def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[AnswerUnit, ...]:
     """Split a chunk into answer units: sentences, list items (with their lead-in), whole lists, table rows
     (with their header). Headings, table separators and blank lines are not units.
 
-    Lines with two or more ``|``-separated cells form a table; its first line is taken as the header. A run of
-    list lines (``-``, ``*``, ``+``, ``1.``) is a list; the sentence right before it is its lead-in.
+    Lines with two or more ``|``-separated cells form a table; its first line is taken as the header, except
+    for a table at the start of a chunk that starts inside a table (``table_header`` given): all its rows are
+    data, read with ``table_header``. A run of list lines (``-``, ``*``, ``+``, ``1.``) is a list; the sentence
+    right before it is its lead-in.
     """
     spans = sentence_spans(text)
     units: list[AnswerUnit] = []
@@ -227,15 +263,18 @@ def _answer_units(text: str, max_list_chars: int) -> tuple[AnswerUnit, ...]:
             prev_sentence = None
             i += 1
             continue
-        if s.text.count("|") >= 1 and len(_cells(s.text)) >= 2:
+        if is_table_row(s.text):
             j = i
             rows = []
-            while j < len(spans) and spans[j].text.count("|") >= 1 and len(_cells(spans[j].text)) >= 2:
+            while j < len(spans) and is_table_row(spans[j].text):
                 if not _TABLE_SEP.match(spans[j].text):
                     rows.append(spans[j])
                 j += 1
-            header = _cells(rows[0].text)
-            if any(c[:1].isdigit() for c in header):  # a data row (the header is in another chunk): no header
+            carried = table_header and not text[: spans[i].start].strip()  # the chunk starts inside this table
+            header = _cells(table_header) if carried else _cells(rows[0].text)
+            if carried:
+                body = rows
+            elif any(c[:1].isdigit() for c in header):  # a data row (the header is in another chunk): no header
                 header, body = [], rows
             else:
                 body = rows[1:]
@@ -247,8 +286,9 @@ def _answer_units(text: str, max_list_chars: int) -> tuple[AnswerUnit, ...]:
                     said = "; ".join(parts)
                 else:
                     said = " | ".join(c for c in cells if c)
-                units.append(AnswerUnit("table_row", said, row.start, row.end, context=rows[0].text if header else ""))
-            if len(rows) == 1 and header:
+                context = (table_header if carried else rows[0].text) if header else ""
+                units.append(AnswerUnit("table_row", said, row.start, row.end, context=context))
+            if len(rows) == 1 and header and not carried:
                 units.append(AnswerUnit("sentence", rows[0].text, rows[0].start, rows[0].end))
             prev_sentence = None
             i = j

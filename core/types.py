@@ -51,6 +51,8 @@ class Chunk(BaseModel):
         heading: heading path of the section the chunk came from, ``" > "``-joined ("" at top level).
         start: character offset of ``text`` in the article's clean text.
         end: end offset (exclusive) in the article's clean text.
+        table_header: the header row of the table the chunk starts inside, when that row is in an earlier
+            chunk ("" otherwise): the chunk's first rows are read with it.
     """
 
     ordinal: int
@@ -58,6 +60,7 @@ class Chunk(BaseModel):
     heading: str = ""
     start: int = 0
     end: int = 0
+    table_header: str = ""
 
 
 class ScoreKind(str, Enum):
@@ -78,6 +81,7 @@ class Hit(BaseModel):
         score_kind: kind of ``score`` (rrf for hybrid, cosine for dense only, ...).
         cosine: dense cosine similarity query↔chunk in [-1, 1], when known.
         rerank: cross-encoder probability in [0, 1], when a reranker ran.
+        table_header: the chunk's ``table_header`` payload (see :class:`Chunk`).
     """
 
     point_id: str
@@ -97,6 +101,7 @@ class Hit(BaseModel):
     chunk_index: int
     heading: str = ""
     text: str
+    table_header: str = ""
 
 
 class Channel(str, Enum):

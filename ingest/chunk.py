@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citedesk.core.errors import ContentError
+from citedesk.core.text import table_header_before
 from citedesk.core.types import Chunk
 
 __all__ = ["HEADING_SEPARATOR", "Chunker"]
@@ -221,7 +222,8 @@ class Chunker:
             else:
                 spans.extend((s, e, heading) for s, e in self._split_long(clean_text, start, end))
 
-        return [Chunk(ordinal=k, text=clean_text[s:e], heading=h, start=s, end=e) for k, (s, e, h) in enumerate(spans)]
+        return [Chunk(ordinal=k, text=clean_text[s:e], heading=h, start=s, end=e,
+                      table_header=table_header_before(clean_text, s)) for k, (s, e, h) in enumerate(spans)]
 
     # ---------------------------------------------------------------------------------------
     def _count(self, text: str) -> int:

@@ -41,7 +41,7 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: chunks that start inside a table carry its header row (table_header)
 
 
 class FailedArticle(BaseModel):
@@ -168,7 +168,7 @@ class IngestPipeline:
                         "breadcrumbs": a.breadcrumbs, "updated_at": a.updated_at,
                         "content_hash": d.content_hash, "version": d.version, "pipeline": self.signature,
                         "chunk_index": c.ordinal, "chunk_count": len(d.chunks), "heading": c.heading,
-                        "text": c.text, "start": c.start, "end": c.end,
+                        "text": c.text, "start": c.start, "end": c.end, "table_header": c.table_header,
                     }))
                 i += 1
             out.append(pts)

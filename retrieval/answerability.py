@@ -131,7 +131,7 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     out = []
     for i, h in enumerate(hits[:max_hits]):
         head = set(sparse.terms(f"{h.title} {h.heading}"))
-        for u in answer_units(h.text):
+        for u in answer_units(h.text, table_header=h.table_header):
             own = set(sparse.terms(f"{u.context} {u.text}"))
             raw = h.text[u.start:u.end] if u.kind == "table_row" else u.text  # a row: its own cells, not the header
             words = {t for t in sparse.terms(raw) if not t.isdigit()}

@@ -411,7 +411,7 @@ def payload_to_hit(pid: str, pl: dict, score: float, kind: ScoreKind, cosine: fl
         locale=pl.get("locale", ""), title=pl.get("title", ""), url=pl.get("url"),
         breadcrumbs=pl.get("breadcrumbs") or [], updated_at=int(pl.get("updated_at", 0)),
         content_hash=pl.get("content_hash", ""), chunk_index=int(pl.get("chunk_index", 0)),
-        heading=pl.get("heading", ""), text=pl.get("text", ""),
+        heading=pl.get("heading", ""), text=pl.get("text", ""), table_header=pl.get("table_header") or "",
     )
 
 

@@ -3,7 +3,8 @@ answer-eval metrics (no model, no index)."""
 
 from __future__ import annotations
 
-from citedesk.core.text import answer_units, is_answer_text, sentence_spans, split_complete_sentences
+from citedesk.core.text import (answer_units, is_answer_text, sentence_spans, split_complete_sentences,
+                                table_header_before)
 from citedesk.core.types import Hit, ScoreKind
 from citedesk.retrieval.answerability import QuestionType, match_units, question_type, signals, term_weights
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
@@ -54,6 +55,27 @@ def test_table_rows_carry_their_header_and_quote_the_row_verbatim() -> None:
     assert [u.text for u in rows][1] == "Resource: Maximum number of dataset groups; Quota: 500"
     assert all(TABLE[u.start:u.end].count("|") == 1 and u.context == "Resource | Quota" for u in rows)
     assert not any(u.text.startswith("#") for u in answer_units(TABLE)), "headings are not answers"
+
+
+def test_a_chunk_that_starts_inside_a_table_reads_its_rows_with_the_carried_header() -> None:
+    table = ("DB instance class | MariaDB | Oracle\n--- | --- | ---\n"
+             "db.t2.micro | 16 | 16\ndb.t2.medium | 32 | 16\ndb.t2.large | 64 | 32\n\nAfter the table.")
+    middle = table.index("db.t2.medium")
+    assert table_header_before(table, middle) == "DB instance class | MariaDB | Oracle"
+    assert table_header_before(table, table.index("After")) == ""  # not a table row
+    assert table_header_before(table, 0) == ""  # the header itself: nothing before it
+    chunk = table[middle:]
+    rows = [u for u in answer_units(chunk, table_header="DB instance class | MariaDB | Oracle")
+            if u.kind == "table_row"]
+    assert rows[0].text == "DB instance class: db.t2.medium; MariaDB: 32; Oracle: 16"
+    assert chunk[rows[0].start:rows[0].end] == "db.t2.medium | 32 | 16" and len(rows) == 2
+    assert rows[0].context == "DB instance class | MariaDB | Oracle"
+    bare = [u for u in answer_units(chunk) if u.kind == "table_row"]
+    assert bare[0].text == "db.t2.medium | 32 | 16"  # without it the row cannot say which column is which
+    # a chunk with its own table later on keeps that table's header; the carried one is only for the start
+    later = "Intro sentence here.\n\nName | Size\nA | 1\nB | 2"
+    assert [u.text for u in answer_units(later, table_header="X | Y") if u.kind == "table_row"] == [
+        "Name: A; Size: 1", "Name: B; Size: 2"]
 
 
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:

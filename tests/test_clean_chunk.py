@@ -358,6 +358,17 @@ def test_offsets_invariant_on_real_aws_files(chunker: Chunker) -> None:
 # ---------------------------------------------------------------------- chunker semantics
 
 
+def test_chunks_that_start_inside_a_table_carry_its_header() -> None:
+    rows = "\n".join(f"db.instance.size{i} | {i * 16} | {i * 8} | general purpose storage" for i in range(1, 80))
+    clean = f"# Storage\n\nDB instance class | MariaDB | Oracle | Notes\n--- | --- | --- | ---\n{rows}\n"
+    chunks = Chunker(128, 16).split(clean)
+    assert len(chunks) > 3
+    assert chunks[0].table_header == ""  # holds the header itself
+    inside = [c for c in chunks[1:] if "size" in c.text.split("\n")[0]]  # starts in a data row
+    assert inside and all(c.table_header == "DB instance class | MariaDB | Oracle | Notes" for c in inside)
+    assert Chunker(128, 16).split("# T\n\nJust prose. " * 3)[0].table_header == ""
+
+
 def test_heading_paths_and_merging() -> None:
     text = (
         "Preamble line before any heading, long enough to stand alone as a chunk of its own? "

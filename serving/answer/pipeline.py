@@ -325,7 +325,8 @@ class AnswerPipeline:
         cited = list(dict.fromkeys(markers(clean)))
         if any(not 1 <= m <= len(evidence) for m in cited):
             return None, AnswerReason.INVALID_CITATION
-        passages = [f"{h.title} {h.heading} {h.text}" for h in evidence]
+        passages = [f"{h.title} {h.heading}\n{h.table_header}\n{h.text}" if h.table_header
+                    else f"{h.title} {h.heading} {h.text}" for h in evidence]
         entail = self.entailment.entails if self.entailment is not None else None
 
         def check(texts: list[str]):
