@@ -140,6 +140,10 @@ class IntercomDraftSettings(Section):
     retry_backoff: float = Field(2.0, ge=0.0, description="seconds before the 2nd try; doubles per try")
     answer_api_url: str | None = Field(None, description="standalone `citedesk webhooks`: citedesk API root")
     answer_timeout: float = Field(60.0, gt=0, description="seconds per remote answer request")
+    adoption_as_is_min: float = Field(0.9, ge=0.0, le=1.0, description="draft adoption: minimum word_indel_similarity "
+                                                                        "of the agent's reply to count as sent as is")
+    adoption_edited_min: float = Field(0.5, ge=0.0, le=1.0, description="draft adoption: minimum share of the draft's "
+                                                                         "words kept (in order) to count as edited")
 
     @field_validator("help_center_domains")
     @classmethod

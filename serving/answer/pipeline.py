@@ -184,7 +184,7 @@ class AnswerPipeline:
         evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
 
         async def end(response: AnswerResponse):
-            await self.record(request, response, evidence, flt.workspace)
+            response.audit_id = await self.record(request, response, evidence, flt.workspace)
             yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
             yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
                                      "confidence": response.confidence,
@@ -270,7 +270,7 @@ class AnswerPipeline:
         return conf
 
     async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
-                     workspace: str) -> None:
+                     workspace: str) -> str | None:
         """Hand a finished answer to the observer, then to the recorder in a worker thread.
 
         Also used for answers made outside :meth:`stream`, such as voice turns continued from a
@@ -282,6 +282,9 @@ class AnswerPipeline:
             evidence: the hits given to the generator, in marker order (``[n]`` cites
                 ``evidence[n-1]``); empty when nothing was generated this turn.
             workspace: the tenant the answer belongs to.
+
+        Returns:
+            The audit record's id (what the recorder returned), or None (no recorder, or it failed).
         """
         if self.observer is not None:
             try:
@@ -289,12 +292,14 @@ class AnswerPipeline:
             except Exception:  # noqa: BLE001 - metrics must never fail an answer
                 log.exception("observing the answer failed")
         if self.recorder is None:
-            return
+            return None
         try:
-            await anyio.to_thread.run_sync(
+            record_id = await anyio.to_thread.run_sync(
                 lambda: self.recorder(request, response, list(evidence), workspace=workspace))
         except Exception:  # noqa: BLE001 - recording must never fail an answer
             log.exception("recording the answer failed (answer delivered anyway)")
+            return None
+        return record_id if isinstance(record_id, str) else None
 
     def _check(self, sentence: str, evidence: list[Hit], *, first: bool,
                rejected: list[dict] | None = None) -> tuple[str | None, str | None]:

@@ -86,6 +86,8 @@ class AnswerResponse(BaseModel):
         "what decided: `confidence` (the answerability signals, name → value, that the answerable_probability "
         "model weighed) and `rejected` (drafted sentences the claim checks refused, each with the check's reason)"))
     voice: VoiceOut | None = Field(None, description="channel=voice: what was spoken and the state to send back")
+    audit_id: str | None = Field(None, description="id of this answer's audit record (`GET /v1/audit/answers/{id}`); "
+                                                   "null when the audit trail is off or recording failed")
 
 
 class VoiceOut(BaseModel):
