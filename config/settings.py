@@ -227,6 +227,14 @@ class MetricsSettings(Section):
                                                                 "workspaces are counted as _other")
 
 
+class GuidanceSettings(Section):
+    """Workspace guidance (``PUT /v1/guidance``, ``citedesk guidance set``): generator instructions and escalation rules."""
+
+    enabled: bool = Field(True, description="apply the stored guidance in the answer pipeline")
+    cache_seconds: float = Field(5.0, ge=0.0, description="how long a replica serves a workspace's guidance from "
+                                                          "memory before re-reading the database")
+
+
 class VoiceSettings(Section):
     """Voice channel (phone agents: STT → citedesk → TTS)."""
 
@@ -301,6 +309,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
     metrics: MetricsSettings = MetricsSettings()
+    guidance: GuidanceSettings = GuidanceSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

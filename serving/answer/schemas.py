@@ -34,6 +34,11 @@ class AnswerRequest(BaseModel):
     channel: Channel = Channel.CHAT
     conversation_id: str | None = Field(None, max_length=200)
     top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
+    tags: list[str] = Field(default_factory=list, max_length=50,
+                            description="the conversation's tag names or ids (workspace guidance escalation rules)")
+    attributes: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, max_length=50,
+        description="the conversation's attributes, e.g. {\"vip\": true, \"priority\": \"high\"} (guidance rules)")
     voice_state: VoiceState | None = Field(
         None, description="channel=voice only (ignored otherwise): the `voice.state` of the previous response, sent back "
                           "unchanged; with an answer like \"yes\" or \"next\" the answer goes on where it stopped")
