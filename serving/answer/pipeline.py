@@ -180,11 +180,9 @@ class AnswerPipeline:
                 guidance = await anyio.to_thread.run_sync(self.guidance.current, flt.workspace)
             except GuidanceUnavailableError as exc:
                 log.error("%s: escalating", exc)
-                guidance, rule = None, None
                 early = (AnswerReason.GUIDANCE_UNAVAILABLE, {"guidance": {"error": str(exc)[:300]}}, "")
             else:
-                rule = match_rule(guidance, request)
-                early = None
+                rule, early = match_rule(guidance, request), None
                 if rule is not None:
                     early = (AnswerReason.GUIDANCE_RULE,
                              {"guidance": {"version": guidance.version, **rule.model_dump()}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from citedesk.core.types import AnswerReason, Channel, Citation, Decision, ScoreKind, Turn
@@ -34,9 +36,11 @@ class AnswerRequest(BaseModel):
     channel: Channel = Channel.CHAT
     conversation_id: str | None = Field(None, max_length=200)
     top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
-    tags: list[str] = Field(default_factory=list, max_length=50,
-                            description="the conversation's tag names or ids (workspace guidance escalation rules)")
-    attributes: dict[str, str | int | float | bool] = Field(
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=50,
+        description="the conversation's tag names or ids (workspace guidance escalation rules)")
+    attributes: dict[Annotated[str, Field(max_length=100)],
+                     Annotated[str, Field(max_length=500)] | int | float | bool] = Field(
         default_factory=dict, max_length=50,
         description="the conversation's attributes, e.g. {\"vip\": true, \"priority\": \"high\"} (guidance rules)")
     voice_state: VoiceState | None = Field(
