@@ -587,7 +587,8 @@ def guidance_set(
 @guidance_app.command("show")
 def guidance_show(
     workspace: Annotated[Optional[str], typer.Option(help="default: settings.workspace")] = None,
-    version: Annotated[Optional[int], typer.Option(help="a stored version (default: the one in force)")] = None,
+    version: Annotated[Optional[int], typer.Option(min=1, max=2**31 - 1,
+                                                   help="a stored version (default: the one in force)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print the guidance in force (or a stored version)."""

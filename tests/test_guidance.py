@@ -70,9 +70,9 @@ def test_rules_match_keywords_people_tags_and_attributes() -> None:
     assert match_rule(vip_flag, req("hi", attributes={"vip": True})) and not match_rule(vip_flag, req("hi", attributes={"vip": 1}))
 
 
-def test_guidance_validation_rejects_empty_rules_duplicates_and_oversize() -> None:
+def test_guidance_validation_rejects_rules_without_a_condition_and_oversize() -> None:
     for bad in ({"escalation_rules": [{"name": "nothing"}]},
-                {"escalation_rules": [{"name": "a", "keywords": ["x"]}, {"name": "a", "tags": ["y"]}]},
+                {"escalation_rules": [{"name": "a", "keywords": []}]},
                 {"instructions": ["x" * 501]}, {"instructions": [""]}, {"instructions": ["ok"] * 21},
                 {"instructions": ["ok"], "other": 1}):
         with pytest.raises(ValidationError):

@@ -25,8 +25,8 @@ from citedesk.serving.answer.schemas import AnswerRequest
 __all__ = ["ASKS_FOR_HUMAN", "EscalationRule", "Guidance", "GuidanceVersion", "RuleMatch", "guidance_prompt",
            "match_rule"]
 
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Line = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"\S")]  # not blank
+Term = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
 Scalar = str | int | float | bool
 
 ASKS_FOR_HUMAN = re.compile(
@@ -50,9 +50,13 @@ class EscalationRule(BaseModel):
             (strings compare case-insensitively).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [  # at least one condition
+        {"required": ["keywords"], "properties": {"keywords": {"minItems": 1}}},
+        {"required": ["asks_for_human"], "properties": {"asks_for_human": {"const": True}}},
+        {"required": ["tags"], "properties": {"tags": {"minItems": 1}}},
+        {"required": ["attributes"], "properties": {"attributes": {"minProperties": 1}}}]})
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"\S")]
     keywords: list[Term] = Field(default_factory=list, max_length=100)
     asks_for_human: bool = False
     tags: list[Term] = Field(default_factory=list, max_length=50)
@@ -76,12 +80,6 @@ class Guidance(BaseModel):
     escalation_rules: list[EscalationRule] = Field(default_factory=list, max_length=50,
                                                    description="evaluated before retrieval; the first match escalates")
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> "Guidance":
-        names = [r.name for r in self.escalation_rules]
-        if len(names) != len(set(names)):
-            raise ValueError("escalation rule names must be unique")
-        return self
 
 
 class GuidanceVersion(Guidance):
@@ -116,7 +114,7 @@ def _match(rule: EscalationRule, request: AnswerRequest) -> str | None:
     text = request.question.lower()
     why: list[str] = []
     if rule.keywords:
-        hit = next((k for k in rule.keywords if _has_phrase(text, k)), None)
+        hit = next((k for k in rule.keywords if _has_phrase(text, k.strip())), None)
         if hit is None:
             return None
         why.append(f"keyword '{hit}'")
@@ -127,7 +125,7 @@ def _match(rule: EscalationRule, request: AnswerRequest) -> str | None:
         why.append(f"asks for a human ('{m.group(0)}')")
     if rule.tags:
         have = {t.strip().lower() for t in request.tags}
-        hit = next((t for t in rule.tags if t.lower() in have), None)
+        hit = next((t for t in rule.tags if t.strip().lower() in have), None)
         if hit is None:
             return None
         why.append(f"tag '{hit}'")

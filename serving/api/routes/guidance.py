@@ -61,7 +61,7 @@ def list_versions(who: Reader, store: Store, limit: Annotated[int, Query(ge=1, l
 
 
 @router.get("/versions/{version}", response_model=GuidanceVersion, responses={404: {"model": ErrorResponse}})
-def get_version(who: Reader, store: Store, version: Annotated[int, PathParam(ge=1)]) -> GuidanceVersion:
+def get_version(who: Reader, store: Store, version: Annotated[int, PathParam(ge=1, le=2**31 - 1)]) -> GuidanceVersion:
     """One stored version."""
     found = store.get(who.workspace, version)
     if found is None:
