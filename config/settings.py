@@ -158,6 +158,10 @@ class IntercomDraftSettings(Section):
     retry_backoff: float = Field(2.0, ge=0.0, description="seconds before the 2nd try; doubles per try")
     answer_api_url: str | None = Field(None, description="standalone `citedesk webhooks`: citedesk API root")
     answer_timeout: float = Field(60.0, gt=0, description="seconds per remote answer request")
+    adoption_as_is_min: float = Field(0.9, ge=0.0, le=1.0, description="draft adoption: minimum word_indel_similarity "
+                                                                        "of the agent's reply to count as sent as is")
+    adoption_edited_min: float = Field(0.5, ge=0.0, le=1.0, description="draft adoption: minimum share of the draft's "
+                                                                         "words kept (in order) to count as edited")
 
     @field_validator("help_center_domains")
     @classmethod
@@ -241,6 +245,14 @@ class MetricsSettings(Section):
                                                                 "workspaces are counted as _other")
 
 
+class GuidanceSettings(Section):
+    """Workspace guidance (``PUT /v1/guidance``, ``citedesk guidance set``): generator instructions and escalation rules."""
+
+    enabled: bool = Field(True, description="apply the stored guidance in the answer pipeline")
+    cache_seconds: float = Field(5.0, ge=0.0, description="how long a replica serves a workspace's guidance from "
+                                                          "memory before re-reading the database")
+
+
 class VoiceSettings(Section):
     """Voice channel (phone agents: STT → citedesk → TTS)."""
 
@@ -315,6 +327,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
     metrics: MetricsSettings = MetricsSettings()
+    guidance: GuidanceSettings = GuidanceSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -131,6 +131,8 @@ class AnswerReason(StrEnum):
     UNSUPPORTED_CITATION = "unsupported_citation"
     GENERATOR_UNAVAILABLE = "generator_unavailable"
     INDEX_UNAVAILABLE = "index_unavailable"
+    GUIDANCE_RULE = "guidance_rule"
+    GUIDANCE_UNAVAILABLE = "guidance_unavailable"
 
     @property
     def text(self) -> str:
@@ -154,6 +156,8 @@ _REASON_TEXT = {
     AnswerReason.UNSUPPORTED_CITATION: "the drafted answer is not supported by the passages it cites",
     AnswerReason.GENERATOR_UNAVAILABLE: "the language model is unavailable",
     AnswerReason.INDEX_UNAVAILABLE: "the knowledge base could not be searched",
+    AnswerReason.GUIDANCE_RULE: "a workspace guidance rule sends this conversation to a human",
+    AnswerReason.GUIDANCE_UNAVAILABLE: "the workspace guidance could not be read",
 }
 
 _CONTENT_GAPS = frozenset({AnswerReason.NO_EVIDENCE, AnswerReason.LOW_CONFIDENCE, AnswerReason.GENERATOR_DECLINED,

@@ -469,7 +469,7 @@ def calibrate(
     console.print(f"wrote [answer] threshold_chat / threshold_voice to {target}")
 
 
-keys_app = typer.Typer(help="Scoped API keys (answer, sync, audit-read, audit-write), enforced when auth.enabled.",
+keys_app = typer.Typer(help="Scoped API keys (answer, sync, audit-read, audit-write, admin), enforced when auth.enabled.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -484,7 +484,7 @@ def _key_store():
 def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key, e.g. 'support-managers'")],
     scope: Annotated[list[str], typer.Option("--scope", "-s", help="repeatable or comma-separated: answer, sync, "
-                                                                     "audit-read, audit-write")],
+                                                                     "audit-read, audit-write, admin")],
     workspace: Annotated[Optional[str], typer.Option(help="tenant the key belongs to (default: settings.workspace)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -531,6 +531,93 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (the pa
         console.print(f"[red]error:[/red] no active key {escape(key_id)}")
         raise typer.Exit(1)
     console.print(f"revoked key {escape(key_id)}")
+
+
+guidance_app = typer.Typer(help="Workspace guidance: generator instructions and escalation rules (versioned).",
+                            no_args_is_help=True)
+app.add_typer(guidance_app, name="guidance")
+
+
+def _guidance_store():
+    from citedesk.serving.answer.guidance_store import GuidanceStore
+
+    return GuidanceStore(_container().db, cache_seconds=0)
+
+
+def _print_guidance(g, as_json: bool) -> None:
+    if as_json:
+        out.print_json(g.model_dump_json())
+        return
+    out.print(f"workspace {escape(g.workspace)} · version {g.version} · {g.created_at} by {escape(g.created_by)}")
+    for line in g.instructions:
+        out.print(f"  instruction: {escape(line)}")
+    for r in g.escalation_rules:
+        out.print(f"  escalate: {escape(r.name)} {escape(r.model_dump_json(exclude={'name'}, exclude_defaults=True))}")
+
+
+@guidance_app.command("set")
+def guidance_set(
+    file: Annotated[Path, typer.Option("--file", "-f", exists=True, dir_okay=False,
+                                       help="JSON or TOML with `instructions` (list of str) and `escalation_rules` "
+                                            "(list of {name, keywords, asks_for_human, tags, attributes})")],
+    workspace: Annotated[Optional[str], typer.Option(help="default: settings.workspace")] = None,
+    by: Annotated[str, typer.Option(help="who publishes it (kept with the version)")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish the file's guidance as the workspace's next version."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from citedesk.serving.answer.guidance import Guidance
+
+    try:
+        text = file.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
+        guidance = Guidance.model_validate(data)
+    except (ValueError, ValidationError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        console.print(f"[red]invalid guidance file:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
+    g = _guidance_store().publish(workspace or State.settings.workspace, guidance, by=f"cli:{by}")
+    if not as_json:
+        console.print(f"published guidance version {g.version}")
+    _print_guidance(g, as_json)
+
+
+@guidance_app.command("show")
+def guidance_show(
+    workspace: Annotated[Optional[str], typer.Option(help="default: settings.workspace")] = None,
+    version: Annotated[Optional[int], typer.Option(min=1, max=2**31 - 1,
+                                                   help="a stored version (default: the one in force)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print the guidance in force (or a stored version)."""
+    ws = workspace or State.settings.workspace
+    g = _guidance_store().get(ws, version)
+    if g is None:
+        console.print(f"[red]error:[/red] workspace {escape(ws)} has no guidance"
+                      + (f" version {version}" if version else ""))
+        raise typer.Exit(1)
+    _print_guidance(g, as_json)
+
+
+@guidance_app.command("history")
+def guidance_history(
+    workspace: Annotated[Optional[str], typer.Option(help="default: settings.workspace")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every stored version, newest first."""
+    versions = _guidance_store().history(workspace or State.settings.workspace)
+    if as_json:
+        out.print_json(json.dumps([v.model_dump(mode="json") for v in versions]))
+        return
+    table = Table(title="guidance versions")
+    for col in ("version", "created", "by", "instructions", "escalation rules"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(str(v.version), v.created_at, escape(v.created_by), str(len(v.instructions)),
+                      ", ".join(escape(r.name) for r in v.escalation_rules) or "-")
+    out.print(table)
 
 
 def main() -> None:

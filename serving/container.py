@@ -141,7 +141,16 @@ class Container:
         return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
                               recorder=self.audit.record if self.settings.audit.enabled else None,
                               observer=self.metrics.observe_answer if self.metrics is not None else None,
-                              entailment=entailment, judges=self.judges)
+                              entailment=entailment, judges=self.judges, guidance=self.guidance)
+
+    @cached_property
+    def guidance(self):
+        """Workspace guidance versions (``serving/answer/guidance_store.py``), or None when ``guidance.enabled`` is
+        false (the pipeline then ignores stored guidance)."""
+        from citedesk.serving.answer.guidance_store import GuidanceStore
+
+        g = self.settings.guidance
+        return GuidanceStore(self.db, cache_seconds=g.cache_seconds) if g.enabled else None
 
     @cached_property
     def judges(self) -> list:

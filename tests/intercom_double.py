@@ -501,6 +501,23 @@ class IntercomDouble:
             author = dict(conversation["source"]["author"])
             return self._add_part(conversation, "comment", body, author)["id"]
 
+    def add_admin_reply(self, conversation_id: str | int, body: str, *, admin_id: str = "814860",
+                        name: str = "Ciara Agent", part_type: str = "comment") -> str:
+        """A teammate (not the bot admin) writes in the conversation — a ``comment`` the customer sees, or a
+        ``note``; returns the part id. The author is a ``conversation_part_author`` of type ``admin``."""
+        with self._lock:
+            conversation = self._conversations[str(conversation_id)]
+            author = {"type": "admin", "id": str(admin_id), "name": name, "email": "agent@example.com",
+                      "from_ai_agent": False, "is_ai_answer": False}
+            part = self._add_part(conversation, part_type, body, author)
+            conversation["waiting_since"] = None
+            return part["id"]
+
+    def set_team(self, conversation_id: str | int, team_id: str | int) -> None:
+        """Assign the conversation to a team (inbox), as an agent or a rule would."""
+        with self._lock:
+            self._conversations[str(conversation_id)]["team_assignee_id"] = int(team_id)
+
     def conversation_payload(self, conversation_id: str | int) -> dict[str, Any]:
         """What ``GET /conversations/{id}`` would answer (a deep copy). Raises KeyError if unknown."""
         with self._lock:

@@ -112,7 +112,7 @@ def test_keys_are_hashed_at_rest_and_verified(tmp_path) -> None:
     assert store.revoke(key_id) and not store.revoke(key_id)
     assert store.verify(token) is None
     with pytest.raises(ValueError, match="unknown scope"):
-        store.create("x", ["admin"])
+        store.create("x", ["root"])
 
 
 @pytest.fixture()

@@ -19,9 +19,12 @@ EXAMPLES = 100
 
 
 @pytest.fixture(scope="module")
-def api_schema(aws_container):
+def api_schema(aws_container, tmp_path_factory):
+    # its own database: the guidance it publishes (PUT /v1/guidance) must not reach other tests' answers
+    db = tmp_path_factory.mktemp("schemathesis-db") / "citedesk.db"
     c = make_container(aws_container.settings.data_dir, aws_container.embedder, intercom={
-        "client_secret": "schemathesis-secret", "admin_id": "1", "token": "t", "base_url": "http://127.0.0.1:9"})
+        "client_secret": "schemathesis-secret", "admin_id": "1", "token": "t", "base_url": "http://127.0.0.1:9"},
+        database={"url": f"sqlite:///{db}"})
     c.__dict__["index"] = aws_container.index  # same index and model, webhooks configured
     settings = c.settings
     app = create_app(settings, container=c, warm_up=False)

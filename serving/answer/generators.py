@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from citedesk.core.errors import GeneratorUnavailableError
 from citedesk.core.text import LIST_MARK, sentence_spans, speakable_line
 from citedesk.core.types import GeneratorKind, Hit, Turn
+from citedesk.serving.answer.guidance import guidance_prompt
 
 if TYPE_CHECKING:
     from citedesk.retrieval.answerability import UnitMatch
@@ -31,17 +32,21 @@ def _escape(text: str) -> str:
     return text.replace("<source", "&lt;source").replace("</source", "&lt;/source")
 
 
-def build_messages(question: str, history: list[Turn], evidence: list[Hit], *, voice: bool = False) -> list[dict]:
+def build_messages(question: str, history: list[Turn], evidence: list[Hit], *, voice: bool = False,
+                   guidance: list[str] | tuple[str, ...] = ()) -> list[dict]:
     """Chat messages with the evidence clearly delimited as data.
 
     Evidence i (1-based) is wrapped as ``<source id="i" title="...">text</source>``; any ``<source``
-    inside article text is escaped so an article cannot close or forge a source block.
+    inside article text is escaped so an article cannot close or forge a source block. The system message is
+    the fixed rules (plus the voice hint), then the workspace guidance ``guidance`` (admin-written instructions,
+    :func:`~citedesk.serving.answer.guidance.guidance_prompt`); article text never reaches the system message.
     """
     blocks = "\n".join(
         f'<source id="{i}" title="{_escape(h.title)}">\n{_escape(h.text)}\n</source>'
         for i, h in enumerate(evidence, 1)
     )
-    messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT + (VOICE_HINT if voice else "")}]
+    system = SYSTEM_PROMPT + (VOICE_HINT if voice else "") + guidance_prompt(list(guidance))
+    messages: list[dict] = [{"role": "system", "content": system}]
     for turn in history[-6:]:
         messages.append({"role": "user" if turn.role == "user" else "assistant", "content": turn.text})
     messages.append({"role": "user", "content": f"Sources:\n{blocks}\n\nQuestion: {question}"})
@@ -189,8 +194,9 @@ class ExtractiveGenerator:
         return [(m.hit, m.unit.start, m.unit.end, m.unit.text) for m in picked[: self.max_sentences]]
 
     async def stream(self, question: str, history: list[Turn], evidence: list[Hit], *,
-                     voice: bool = False) -> AsyncIterator[str]:
-        """Yield the answer unit by unit, each followed by its marker ``[i]``."""
+                     voice: bool = False, guidance: list[str] | tuple[str, ...] = ()) -> AsyncIterator[str]:
+        """Yield the answer unit by unit, each followed by its marker ``[i]`` (verbatim article text: workspace
+        ``guidance`` instructions have no style to steer here and are ignored)."""
         import anyio
 
         picked = await anyio.to_thread.run_sync(self.select, question, evidence)
@@ -243,13 +249,14 @@ class OpenAIGenerator:
         return self._client
 
     async def stream(self, question: str, history: list[Turn], evidence: list[Hit], *,
-                     voice: bool = False) -> AsyncIterator[str]:
-        """Yield text deltas from the LLM.
+                     voice: bool = False, guidance: list[str] | tuple[str, ...] = ()) -> AsyncIterator[str]:
+        """Yield text deltas from the LLM (``guidance``: workspace instructions, after the fixed rules).
 
         Raises:
             GeneratorUnavailableError: connection refused, timeout, 5xx or malformed stream.
         """
-        async for delta in self._chat(build_messages(question, history, evidence, voice=voice), self.max_tokens):
+        messages = build_messages(question, history, evidence, voice=voice, guidance=guidance)
+        async for delta in self._chat(messages, self.max_tokens):
             yield delta
 
     async def complete(self, prompt: str, *, max_tokens: int = 16) -> AsyncIterator[str]:

@@ -23,6 +23,8 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.confidence import CONFIDENCE_KIND, ConfidenceModel
 from citedesk.retrieval.search import Retriever
 from citedesk.serving.answer.generators import DECLINE_PATTERN
+from citedesk.serving.answer.guidance import match_rule
+from citedesk.serving.answer.guidance_store import GuidanceUnavailableError
 from citedesk.serving.answer.judges import AnswerabilityJudge
 from citedesk.serving.answer.grounding import best_quote, check_claim, non_answer_reason, sanitize
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
@@ -101,12 +103,15 @@ class AnswerPipeline:
             :class:`citedesk.retrieval.embedding.dense.EntailmentModel`) run after the lexical claim checks.
         judges: optional answerability judges (:mod:`citedesk.serving.answer.judges`); each can only lower
             the confidence, and one that fails or times out is skipped.
+        guidance: workspace guidance (:class:`~citedesk.serving.answer.guidance_store.GuidanceStore`, its
+            ``current(workspace)``): escalation rules checked before retrieval (reason ``guidance_rule``; unreadable
+            guidance escalates with ``guidance_unavailable``) and instructions passed to the generator.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
                  recorder: Callable[..., object] | None = None, observer: Callable[..., object] | None = None,
-                 entailment=None, judges: Sequence[AnswerabilityJudge] = ()) -> None:
+                 entailment=None, judges: Sequence[AnswerabilityJudge] = (), guidance=None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -117,6 +122,7 @@ class AnswerPipeline:
         self.observer = observer
         self.entailment = entailment
         self.judges = list(judges)
+        self.guidance = guidance
 
     def warm_up(self) -> None:
         """Load models (the retriever's, and the entailment model and judges when configured)."""
@@ -156,6 +162,46 @@ class AnswerPipeline:
         flt = SearchFilter(workspace=workspace or self.workspace,
                            locales=(request.locale,) if request.locale else None,
                            exclude_article_ids=tuple(exclude_articles) or None)
+        evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
+
+        async def end(response: AnswerResponse):
+            response.audit_id = await self.record(request, response, evidence, flt.workspace)
+            yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
+            yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
+                                     "confidence": response.confidence,
+                                     "handoff_summary": response.handoff_summary})
+            log.info("answer decision=%s reason=%s confidence=%.3f latency_ms=%s",
+                     response.decision.value, response.reason, response.confidence, response.latency_ms)
+            yield Event("done", {"response": response})
+
+        instructions: list[str] = []
+        if self.guidance is not None:  # before retrieval: a rule needs no search, and unreadable guidance no answer
+            try:
+                guidance = await anyio.to_thread.run_sync(self.guidance.current, flt.workspace)
+            except GuidanceUnavailableError as exc:
+                log.error("%s: escalating", exc)
+                early = (AnswerReason.GUIDANCE_UNAVAILABLE, {"guidance": {"error": str(exc)[:300]}}, "")
+            else:
+                rule, early = match_rule(guidance, request), None
+                if rule is not None:
+                    early = (AnswerReason.GUIDANCE_RULE,
+                             {"guidance": {"version": guidance.version, **rule.model_dump()}},
+                             f" Guidance rule: {rule.rule} ({rule.matched}).")
+                elif guidance is not None:
+                    instructions = list(guidance.instructions)
+            if early is not None:
+                reason, signals, extra = early
+                yield Event("retrieval", {"hits": [], "confidence": 0.0})
+                latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
+                response = AnswerResponse(
+                    decision=Decision.ESCALATE, reason=reason, confidence=0.0, confidence_kind=CONFIDENCE_KIND,
+                    handoff_summary=handoff_summary(request, [], reason) + extra, hits=[],
+                    generator=self.generator.name, model=getattr(self.generator, "model", ""), latency_ms=latency,
+                    signals=signals)
+                async for e in end(response):
+                    yield e
+                return
+
         query = retrieval_query(request, self.sparse)
         top_k = request.top_k or self.policy.top_k
         retrieval = await anyio.to_thread.run_sync(  # cancelled (client gone): stop waiting, drop the result
@@ -181,18 +227,6 @@ class AnswerPipeline:
                 hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
                 latency_ms=latency, signals=decided)
 
-        evidence: list[Hit] = []  # what the generator saw (set below); the recorder gets it
-
-        async def end(response: AnswerResponse):
-            await self.record(request, response, evidence, flt.workspace)
-            yield Event("citations", {"citations": [c.model_dump() for c in response.citations]})
-            yield Event("decision", {"decision": response.decision.value, "reason": response.reason,
-                                     "confidence": response.confidence,
-                                     "handoff_summary": response.handoff_summary})
-            log.info("answer decision=%s reason=%s confidence=%.3f latency_ms=%s",
-                     response.decision.value, response.reason, response.confidence, response.latency_ms)
-            yield Event("done", {"response": response})
-
         threshold = self.policy.thresholds.get(request.channel, 0.5)
         if hits and conf >= threshold and self.judges:
             conf = await self._judge(request.question, hits[: self.policy.evidence_chunks], conf, decided)
@@ -208,7 +242,8 @@ class AnswerPipeline:
         buffer = ""
         t_gen = time.perf_counter()
         voice = request.channel == Channel.VOICE
-        agen = self.generator.stream(request.question, request.history, evidence, voice=voice)
+        steer = {"guidance": instructions} if instructions else {}  # generators without guidance keep working
+        agen = self.generator.stream(request.question, request.history, evidence, voice=voice, **steer)
         try:
             async for delta in agen:
                 if "first_token" not in latency:
@@ -270,7 +305,7 @@ class AnswerPipeline:
         return conf
 
     async def record(self, request: AnswerRequest, response: AnswerResponse, evidence: list[Hit],
-                     workspace: str) -> None:
+                     workspace: str) -> str | None:
         """Hand a finished answer to the observer, then to the recorder in a worker thread.
 
         Also used for answers made outside :meth:`stream`, such as voice turns continued from a
@@ -282,6 +317,9 @@ class AnswerPipeline:
             evidence: the hits given to the generator, in marker order (``[n]`` cites
                 ``evidence[n-1]``); empty when nothing was generated this turn.
             workspace: the tenant the answer belongs to.
+
+        Returns:
+            The audit record's id (what the recorder returned), or None (no recorder, or it failed).
         """
         if self.observer is not None:
             try:
@@ -289,12 +327,14 @@ class AnswerPipeline:
             except Exception:  # noqa: BLE001 - metrics must never fail an answer
                 log.exception("observing the answer failed")
         if self.recorder is None:
-            return
+            return None
         try:
-            await anyio.to_thread.run_sync(
+            record_id = await anyio.to_thread.run_sync(
                 lambda: self.recorder(request, response, list(evidence), workspace=workspace))
         except Exception:  # noqa: BLE001 - recording must never fail an answer
             log.exception("recording the answer failed (answer delivered anyway)")
+            return None
+        return record_id if isinstance(record_id, str) else None
 
     def _check(self, sentence: str, evidence: list[Hit], *, first: bool,
                rejected: list[dict] | None = None) -> tuple[str | None, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from citedesk.core.types import AnswerReason, Channel, Citation, Decision, ScoreKind, Turn
@@ -34,6 +36,13 @@ class AnswerRequest(BaseModel):
     channel: Channel = Channel.CHAT
     conversation_id: str | None = Field(None, max_length=200)
     top_k: int | None = Field(None, ge=1, le=50, description="hits to retrieve (default from settings)")
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=50,
+        description="the conversation's tag names or ids (workspace guidance escalation rules)")
+    attributes: dict[Annotated[str, Field(max_length=100)],
+                     Annotated[str, Field(max_length=500)] | int | float | bool] = Field(
+        default_factory=dict, max_length=50,
+        description="the conversation's attributes, e.g. {\"vip\": true, \"priority\": \"high\"} (guidance rules)")
     voice_state: VoiceState | None = Field(
         None, description="channel=voice only (ignored otherwise): the `voice.state` of the previous response, sent back "
                           "unchanged; with an answer like \"yes\" or \"next\" the answer goes on where it stopped")
@@ -86,6 +95,8 @@ class AnswerResponse(BaseModel):
         "what decided: `confidence` (the answerability signals, name → value, that the answerable_probability "
         "model weighed) and `rejected` (drafted sentences the claim checks refused, each with the check's reason)"))
     voice: VoiceOut | None = Field(None, description="channel=voice: what was spoken and the state to send back")
+    audit_id: str | None = Field(None, description="id of this answer's audit record (`GET /v1/audit/answers/{id}`); "
+                                                   "null when the audit trail is off or recording failed")
 
 
 class VoiceOut(BaseModel):

@@ -14,6 +14,7 @@ from citedesk.core.errors import GeneratorUnavailableError, IndexUnavailableErro
 from citedesk.serving.api.limits import BodySizeLimitMiddleware
 from citedesk.serving.api.routes import answer as answer_routes
 from citedesk.serving.api.routes import audit_pages
+from citedesk.serving.api.routes import guidance as guidance_routes
 from citedesk.serving.api.routes import health as health_routes
 from citedesk.serving.api.routes import metrics as metrics_routes
 from citedesk.serving.api.routes import voice as voice_routes
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app.include_router(answer_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(health_routes.router)
+    app.include_router(guidance_routes.router)
     if container.metrics is not None:
         app.include_router(metrics_routes.router)
     audit_pages.install(app)  # the audit JSON routes, the /audit page and the 401/403 handler

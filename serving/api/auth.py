@@ -30,8 +30,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from citedesk.serving.db.engine import Base, Database
 
-SCOPES = ("answer", "sync", "audit-read", "audit-write")
-"""Every scope a key can carry."""
+SCOPES = ("answer", "sync", "audit-read", "audit-write", "admin")
+"""Every scope a key can carry (``admin``: publish the workspace guidance)."""
 
 KEY_PREFIX = "cdk"
 COOKIE = "citedesk_key"

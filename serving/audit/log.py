@@ -26,7 +26,7 @@ from citedesk.core.errors import IndexUnavailableError
 from citedesk.core.types import Hit
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse
 from citedesk.serving.audit.filters import AuditFilter, _conditions, iso
-from citedesk.serving.audit.models import AuditAnswer, AuditCitation, Mark
+from citedesk.serving.audit.models import AuditAnswer, AuditCitation, DraftAdoption, Mark
 from citedesk.serving.audit.redaction import Redactor
 from citedesk.serving.audit.reports import AuditReports
 from citedesk.serving.db.engine import Database
@@ -141,7 +141,7 @@ class AuditLog(AuditReports):
             self._purge_lock.release()
 
     def purge(self, *, now: float | None = None, older_than_days: int | None = None) -> int:
-        """Delete answers (and their citations and marks) older than the retention period.
+        """Delete answers (and their citations and marks) and draft adoption records older than the retention period.
 
         Args:
             now: epoch seconds (default: the clock).
@@ -157,6 +157,7 @@ class AuditLog(AuditReports):
         with self.db.session() as s:
             old = select(AuditAnswer.id).where(AuditAnswer.created_at < cutoff)
             s.execute(delete(AuditCitation).where(AuditCitation.answer_id.in_(old)))
+            s.execute(delete(DraftAdoption).where(DraftAdoption.replied_at < cutoff))
             return s.execute(delete(AuditAnswer).where(AuditAnswer.created_at < cutoff)).rowcount or 0
 
     # -- reviewing ----------------------------------------------------------------------------------

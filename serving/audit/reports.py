@@ -1,4 +1,5 @@
-"""What support managers read: CSV export, escalation rate, answers by article, changed articles, content gaps."""
+"""What support managers read: CSV export, escalation rate, answers by article, changed articles, content gaps,
+draft adoption (what agents did with chat drafts)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,40 @@ from sqlalchemy.orm import selectinload
 from citedesk.core.errors import CitedeskError
 from citedesk.core.types import Decision
 from citedesk.serving.audit.filters import AuditFilter, _conditions, _csv_cell, iso
-from citedesk.serving.audit.models import CSV_COLUMNS, GAP_REASONS, AuditAnswer, AuditCitation
+from citedesk.serving.audit.models import (
+    ADOPTION_CSV_COLUMNS,
+    CSV_COLUMNS,
+    DRAFT_OUTCOMES,
+    GAP_REASONS,
+    SIMILARITY_KIND,
+    AdoptionOutcome,
+    AuditAnswer,
+    AuditCitation,
+    DraftAdoption,
+)
 
-__all__ = ["AuditReports"]
+__all__ = ["ANSWER_EXISTED", "HELP_CENTER_LACKS", "AuditReports"]
+
+ANSWER_EXISTED = "answer_existed"
+"""An escalated conversation a teammate resolved with a reply linking a help-center article."""
+HELP_CENTER_LACKS = "help_center_lacks"
+"""An escalated conversation a teammate resolved without linking any article."""
+
+
+def _gap(links: list | None) -> str:
+    return ANSWER_EXISTED if links else HELP_CENTER_LACKS
+
+
+def _adoption_counts(rows: list) -> dict:
+    """``{"drafts", "sent_as_is", "edited", "not_used", "adoption_rate", "sent_as_is_rate", "mean_similarity"}``
+    of answer-draft adoption rows; rates are shares of ``drafts`` (None when there are none)."""
+    n = len(rows)
+    out = {"drafts": n, **{o.value: sum(1 for r in rows if r.outcome == o.value) for o in DRAFT_OUTCOMES}}
+    out["adoption_rate"] = round((out["sent_as_is"] + out["edited"]) / n, 4) if n else None
+    out["sent_as_is_rate"] = round(out["sent_as_is"] / n, 4) if n else None
+    sims = [r.similarity for r in rows if r.similarity is not None]
+    out["mean_similarity"] = round(sum(sims) / len(sims), 4) if sims else None
+    return out
 
 
 class AuditReports:
@@ -133,8 +165,11 @@ class AuditReports:
 
         Returns:
             ``[{"size", "question" (the group's first), "questions": [{"id", "question", "created_at",
-            "reason"}] (up to 20), "reasons": {reason: n}, "closest_articles": [title], "last_asked"}]``,
-            biggest group first.
+            "reason", "human_reply"}] (up to 20), "reasons": {reason: n}, "closest_articles": [title], "last_asked",
+            "answer_existed", "help_center_lacks"}]``, biggest group first. ``human_reply`` is None until a
+            teammate answers the escalated conversation (chat drafts), then ``{"gap": "answer_existed"`` (the
+            reply linked a help-center article: the answer existed but we escalated) or ``"help_center_lacks"``,
+            ``"links"}``; the group counts them.
 
         Raises:
             CitedeskError: no embedder configured.
@@ -167,16 +202,125 @@ class AuditReports:
                     continue
             leaders.append(i)
             members.append([i])
+        replied = self.human_replies([r.id for r in rows])
         groups = []
         for lead, idx in zip(leaders, members, strict=True):
             titles = Counter(h.get("title") for k in idx for h in (rows[k].hits or [])[:3] if h.get("title"))
             groups.append({
                 "size": len(idx), "question": rows[lead].question,
                 "questions": [{"id": rows[k].id, "question": rows[k].question,
-                               "created_at": iso(rows[k].created_at), "reason": rows[k].reason} for k in idx[:20]],
+                               "created_at": iso(rows[k].created_at), "reason": rows[k].reason,
+                               "human_reply": replied.get(rows[k].id)} for k in idx[:20]],
+                ANSWER_EXISTED: sum(1 for k in idx if replied.get(rows[k].id, {}).get("gap") == ANSWER_EXISTED),
+                HELP_CENTER_LACKS: sum(1 for k in idx
+                                       if replied.get(rows[k].id, {}).get("gap") == HELP_CENTER_LACKS),
                 "reasons": dict(Counter(rows[k].reason for k in idx).most_common()),
                 "closest_articles": [t for t, _ in titles.most_common(3)],
                 "last_asked": iso(max(rows[k].created_at for k in idx))})
         groups.sort(key=lambda g: g["last_asked"], reverse=True)
         groups.sort(key=lambda g: g["size"], reverse=True)  # stable: equal sizes stay most recent first
         return groups
+
+    # -- draft adoption -------------------------------------------------------------------------------
+    def _adoption_rows(self, flt: AuditFilter) -> list[DraftAdoption]:
+        """Adoption rows the filter covers: workspace, ``since`` / ``until`` (on the reply's time), reason,
+        conversation id, ``article`` (substring of a cited article id); ``channel=voice`` matches none."""
+        D = DraftAdoption
+        cond = []
+        if flt.workspace:
+            cond.append(D.workspace == flt.workspace)
+        if flt.since is not None:
+            cond.append(D.replied_at >= flt.since)
+        if flt.until is not None:
+            cond.append(D.replied_at < flt.until)
+        if flt.reason:
+            cond.append(D.reason == flt.reason)
+        if flt.conversation_id:
+            cond.append(D.conversation_id == flt.conversation_id)
+        if flt.channel and flt.channel != "chat":
+            return []
+        with self.db.session() as s:
+            rows = list(s.scalars(select(D).where(*cond).order_by(D.replied_at.desc(), D.key)))
+        if flt.article:
+            rows = [r for r in rows if any(flt.article in str(a.get("article_id", "")) for a in r.articles or [])]
+        return rows
+
+    def draft_adoption(self, flt: AuditFilter = AuditFilter(), *, limit: int = 50) -> dict:
+        """What agents did with chat drafts, and what became of escalations a teammate answered.
+
+        Returns:
+            ``{**counts, "similarity_kind", "by_article": [{"article_id", "title", **counts}],
+            "by_topic": [{"topic", **counts}], "by_team": [{"team_id", **counts}], "by_day": [{"date",
+            **counts}], "escalations": {"answered", "answer_existed", "help_center_lacks", "items": [{"answer_id",
+            "conversation_id", "reason", "question", "links", "gap", "replied_at"}]}}`` where counts are
+            ``drafts`` (answer drafts a teammate replied after), ``sent_as_is``, ``edited``, ``not_used``,
+            ``adoption_rate`` ((as is + edited) ÷ drafts), ``sent_as_is_rate`` and ``mean_similarity`` (kind
+            ``word_indel_similarity``). Groups are largest first (articles and topics: up to ``limit``), days
+            oldest first (UTC), escalation items newest first (up to ``limit``). A draft counts once per article
+            it cites and once per topic (conversation tag; ``(untagged)`` without one).
+        """
+        rows = self._adoption_rows(flt)
+        drafts = [r for r in rows if r.outcome in {o.value for o in DRAFT_OUTCOMES}]
+        esc = [r for r in rows if r.outcome == AdoptionOutcome.ESCALATION_ANSWERED.value]
+        by_article: dict[str, list] = {}
+        titles: dict[str, str] = {}
+        by_topic: dict[str, list] = {}
+        by_team: dict[str, list] = {}
+        by_day: dict[str, list] = {}
+        for r in drafts:
+            for a in {a.get("article_id"): a for a in r.articles or []}.values():
+                by_article.setdefault(a.get("article_id"), []).append(r)
+                titles.setdefault(a.get("article_id"), a.get("title") or "")
+            for t in r.topics or ["(untagged)"]:
+                by_topic.setdefault(t, []).append(r)
+            by_team.setdefault(r.team_id or "(unassigned)", []).append(r)
+            by_day.setdefault(iso(r.replied_at)[:10], []).append(r)
+
+        def groups(d: dict[str, list], name: str) -> list[dict]:
+            items = [{name: k, **_adoption_counts(v)} for k, v in d.items()]
+            return sorted(items, key=lambda g: (-g["drafts"], g[name]))[:limit]
+
+        questions: dict[str, str] = {}
+        ids = [r.answer_id for r in esc[:limit] if r.answer_id]
+        if ids:
+            with self.db.session() as s:
+                questions = dict(s.execute(select(AuditAnswer.id, AuditAnswer.question)
+                                           .where(AuditAnswer.id.in_(ids))).all())
+        return {
+            **_adoption_counts(drafts), "similarity_kind": SIMILARITY_KIND,
+            "by_article": [dict(g, title=titles.get(g["article_id"], "")) for g in groups(by_article, "article_id")],
+            "by_topic": groups(by_topic, "topic"), "by_team": groups(by_team, "team_id"),
+            "by_day": [{"date": d, **_adoption_counts(v)} for d, v in sorted(by_day.items())],
+            "escalations": {
+                "answered": len(esc), ANSWER_EXISTED: sum(1 for r in esc if r.reply_links),
+                HELP_CENTER_LACKS: sum(1 for r in esc if not r.reply_links),
+                "items": [{"answer_id": r.answer_id, "conversation_id": r.conversation_id, "reason": r.reason,
+                           "question": questions.get(r.answer_id or ""), "links": list(r.reply_links or []),
+                           "gap": _gap(r.reply_links), "replied_at": iso(r.replied_at)} for r in esc[:limit]]},
+        }
+
+    def export_adoption_csv(self, flt: AuditFilter = AuditFilter()) -> str:
+        """CSV (header + one row per draft a teammate replied after, newest first) of
+        :data:`~citedesk.serving.audit.models.ADOPTION_CSV_COLUMNS`; spreadsheet-safe cells."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(ADOPTION_CSV_COLUMNS)
+        for r in self._adoption_rows(flt):
+            arts = " ".join(str(a.get("article_id")) for a in r.articles or [])
+            w.writerow([_csv_cell(v) for v in (
+                r.key, iso(r.replied_at), r.conversation_id, r.answer_id, r.decision, r.reason, r.outcome,
+                r.similarity, r.similarity_kind, r.retained, r.retained_kind, arts, " ".join(r.topics or []),
+                r.team_id, r.admin_id, r.admin_name, " ".join(r.reply_links or []), r.note_part_id,
+                r.reply_part_id)])
+        return buf.getvalue()
+
+    def human_replies(self, answer_ids: list[str]) -> dict[str, dict]:
+        """For escalated answers a teammate then answered: answer id → ``{"gap": answer_existed |
+        help_center_lacks, "links": [help-center URLs the reply linked]}``."""
+        if not answer_ids:
+            return {}
+        D = DraftAdoption
+        with self.db.session() as s:
+            rows = s.execute(select(D.answer_id, D.reply_links).where(
+                D.answer_id.in_(answer_ids), D.outcome == AdoptionOutcome.ESCALATION_ANSWERED.value)).all()
+        return {a: {"gap": _gap(links), "links": list(links or [])} for a, links in rows}

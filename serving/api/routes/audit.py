@@ -270,3 +270,20 @@ def report_content_gaps(_: Reader, audit: Audit, flt: Filter) -> list[dict]:
         return audit.content_gaps(flt)
     except CitedeskError as exc:
         raise HTTPException(503, str(exc)) from exc
+
+
+@api.get("/reports/draft-adoption")
+def report_draft_adoption(_: Reader, audit: Audit, flt: Filter,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict:
+    """Chat drafts: sent as is / edited / not used (with the reply's word_indel_similarity), by article cited,
+    topic (conversation tag), agent team and day; escalations a teammate answered, with or without an article."""
+    return audit.draft_adoption(flt, limit=limit)
+
+
+@api.get("/reports/draft-adoption.csv", response_class=Response,
+         responses={200: {"content": {"text/csv": {}}, "description": "one row per draft a teammate replied after"}})
+def export_draft_adoption(_: Reader, audit: Audit, flt: Filter) -> Response:
+    """CSV export of draft adoption (newest reply first)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(audit.export_adoption_csv(flt), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="citedesk-draft-adoption-{stamp}.csv"'})

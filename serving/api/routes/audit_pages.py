@@ -89,7 +89,7 @@ def audit_reports(request: Request, who: Reader, audit: Audit, flt: PageFilter) 
     p = request.query_params
     return _render(request, "audit_reports.html", who=who, rate=audit.escalation_rate(flt),
                    by_article=audit.answers_by_article(flt, limit=25), changed=audit.changed_articles(flt),
-                   gaps=gaps, gaps_error=gaps_error, f={k: p.get(k, "") for k in ("since", "until", "channel")},
+                   gaps=gaps, gaps_error=gaps_error, adoption=audit.draft_adoption(flt, limit=25), f={k: p.get(k, "") for k in ("since", "until", "channel")},
                    query=_query(request))
 
 

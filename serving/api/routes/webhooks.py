@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from citedesk.serving.channels.intercom.webhooks import (
+    ADMIN_REPLY_TOPICS,
     ARTICLE_TOPICS,
     CONVERSATION_TOPICS,
     PING_TOPIC,
@@ -77,7 +78,7 @@ async def intercom_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"detail": f"not an Intercom notification: {exc}"}, status_code=400)
     if notification.topic == PING_TOPIC:
         return JSONResponse(WebhookAck(status="pong", id=notification.id, topic=PING_TOPIC).model_dump())
-    if notification.topic not in CONVERSATION_TOPICS | ARTICLE_TOPICS:
+    if notification.topic not in CONVERSATION_TOPICS | ADMIN_REPLY_TOPICS | ARTICLE_TOPICS:
         return JSONResponse(WebhookAck(status="ignored", id=notification.id, topic=notification.topic).model_dump())
     try:
         status = await worker.accept(notification, raw)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from citedesk.config.settings import IntercomSettings
 from citedesk.core.errors import CitedeskError, ConfigError
 from citedesk.core.types import Decision
+from citedesk.serving.audit.models import AdoptionOutcome, DraftAdoption
+from citedesk.serving.channels.intercom.adoption import (
+    RETAINED_KIND,
+    SIMILARITY_KIND,
+    compare,
+    help_center_links,
+    replies_to_drafts,
+)
 from citedesk.serving.channels.intercom.conversations import IntercomConversations
 from citedesk.serving.channels.intercom.notes import draft_ref, format_customer_reply, format_note
 from citedesk.serving.channels.intercom.qualify import build_request, qualification_failure
@@ -52,6 +61,7 @@ from citedesk.serving.channels.intercom.store import (
     DeliveryStore,
 )
 from citedesk.serving.channels.intercom.webhooks import (
+    ADMIN_REPLY_TOPICS,
     ARTICLE_TOPICS,
     CONVERSATION_TOPICS,
     Conversation,
@@ -225,6 +235,8 @@ class WebhookWorker:
             notification = parse_notification(payload.encode("utf-8"))
             if notification.topic in CONVERSATION_TOPICS:
                 status, outcome = await self._conversation(notification, connector)
+            elif notification.topic in ADMIN_REPLY_TOPICS:
+                status, outcome = await self._admin_reply(notification, connector)
             elif notification.topic in ARTICLE_TOPICS:
                 status, outcome = await self._article(notification, connector)
             else:
@@ -312,8 +324,11 @@ class WebhookWorker:
             part_id = await anyio.to_thread.run_sync(
                 lambda: talk.reply(conversation.id, admin_id=self.admin_id, body=body,
                                         message_type=message_type))
-            await anyio.to_thread.run_sync(self.store.posted, key, part_id, message_type, response.decision.value,
-                                           response.reason)
+            cited = list({c.article_id: {"article_id": c.article_id, "title": c.title, "url": c.url}
+                          for c in response.citations}.values())
+            await anyio.to_thread.run_sync(lambda: self.store.posted(
+                key, part_id, message_type, response.decision.value, response.reason, answer=response.answer,
+                citations=cited, answer_id=response.audit_id))
             if escalate:
                 await self._escalate(talk, conversation)
             return DeliveryStatus.DONE, f"{message_type}: {response.decision.value} ({response.reason}) for part {target.part_id}"
@@ -346,6 +361,63 @@ class WebhookWorker:
         except CitedeskError as exc:
             log.warning("conversation %s: escalation tag/assign failed: %s", conversation.id, exc)
 
+    # -- draft adoption --------------------------------------------------------------------------
+    def _is_teammate(self, m: ConversationMessage) -> bool:
+        """A human teammate wrote it: an admin other than the one authoring citedesk's notes, not an AI agent."""
+        return m.author_type == "admin" and m.author_id != self.admin_id and not m.from_ai_agent
+
+    async def _admin_reply(self, n: Notification, connector: Any) -> tuple[str, str]:
+        """``conversation.admin.replied``: record what the teammate did with each draft the reply answers.
+
+        The thread is fetched fresh (HTML bodies with their links; every reply so far), so a redelivered or
+        out-of-order notification finds the same pairs; a draft's outcome is written once (keyed by the draft).
+        """
+        conversation_id = n.item_id
+        if conversation_id is None:
+            return DeliveryStatus.SKIPPED, "no_conversation_id"
+        drafts = [d for d in await anyio.to_thread.run_sync(self.store.posted_drafts, conversation_id)
+                  if d.message_type == "note" and d.decision]  # reply-mode answers went to the customer directly
+        if not drafts:
+            return DeliveryStatus.SKIPPED, "no_draft"
+        async with self._hold(f"conversation:{conversation_id}"):
+            talk = IntercomConversations(connector.api)
+            conversation = await anyio.to_thread.run_sync(talk.fetch_conversation, conversation_id)
+            matches = replies_to_drafts(conversation, {d.part_id: d.key for d in drafts}, self._is_teammate)
+            done = await anyio.to_thread.run_sync(self.store.adopted_keys, [m.draft_key for m in matches])
+            by_key = {d.key: d for d in drafts}
+            team = _id(n.item.get("team_assignee_id")) or conversation.team_assignee_id
+            topics = sorted(name for tid, name in conversation.tags.items()
+                            if name and tid != self.config.escalation_tag_id)
+            outcomes = []
+            for m in matches:
+                if m.draft_key in done:
+                    continue
+                row = self._adoption(by_key[m.draft_key], m.reply, team, topics)
+                if await anyio.to_thread.run_sync(self.store.record_adoption, row):
+                    outcomes.append(f"{row.outcome} (part {m.reply.part_id})")
+            if not outcomes:
+                return DeliveryStatus.DONE, "adoption: no new reply to a draft"
+            return DeliveryStatus.DONE, "adoption: " + ", ".join(outcomes)
+
+    def _adoption(self, draft: Any, reply: ConversationMessage, team: str, topics: list[str]) -> DraftAdoption:
+        text = self.html_to_text(reply.body)
+        links = help_center_links(reply.body, self.config.help_center_domains)
+        scores: dict[str, Any] = {}
+        if draft.decision == Decision.ESCALATE.value:
+            outcome = AdoptionOutcome.ESCALATION_ANSWERED
+        else:
+            c = compare(draft.answer or "", text, as_is_min=self.config.adoption_as_is_min,
+                        edited_min=self.config.adoption_edited_min)
+            outcome = c.outcome
+            scores = {"similarity": c.similarity, "similarity_kind": SIMILARITY_KIND, "retained": c.retained,
+                      "retained_kind": RETAINED_KIND}
+        return DraftAdoption(
+            key=draft.key, workspace=self.workspace, conversation_id=draft.conversation_id, answer_id=draft.answer_id,
+            decision=draft.decision, reason=draft.reason or "", outcome=outcome.value, articles=draft.citations or [],
+            topics=topics, team_id=team, admin_id=reply.author_id, admin_name=reply.author_name[:200],
+            reply_links=links, note_part_id=draft.note_part_id, reply_part_id=reply.part_id,
+            replied_at=float(reply.created_at or time.time()), recorded_at=time.time(), **scores)
+
     # -- articles --------------------------------------------------------------------------------
     async def _article(self, n: Notification, connector: Any) -> tuple[str, str]:
         article_id = n.item_id
@@ -364,3 +436,7 @@ class WebhookWorker:
                 raise RuntimeError("; ".join(f"{f.article_id}/{f.locale}: {f.error}" for f in report.failed))
             return DeliveryStatus.DONE, (f"synced article {article_id}: added={report.added} updated={report.updated} "
                             f"deleted={report.deleted} unchanged={report.unchanged}")
+
+
+def _id(value: Any) -> str:
+    return "" if value in (None, "", 0) else str(value)

@@ -36,7 +36,8 @@ def qualification_failure(conversation: Conversation, config: IntercomDraftSetti
 
 def build_request(conversation: Conversation, target: ConversationMessage, history_turns: int,
                   html_to_text: Callable[[str], str]) -> AnswerRequest:
-    """The :class:`AnswerRequest` for the latest customer message: HTML stripped, earlier turns as history.
+    """The :class:`AnswerRequest` for the latest customer message: HTML stripped, earlier turns as history, the
+    conversation's tags (names and ids), custom attributes and priority for the workspace guidance rules.
 
     Args:
         conversation: the thread, fetched fresh.
@@ -58,5 +59,9 @@ def build_request(conversation: Conversation, target: ConversationMessage, histo
             text = html_to_text(m.body)[:MAX_TURN_CHARS].strip()
             if text:
                 history.append(Turn(role="user" if m.from_customer else "agent", text=text))
+    attributes = dict(list(conversation.custom_attributes.items())[:49])
+    if conversation.priority:
+        attributes.setdefault("priority", conversation.priority)
+    tags = sorted(conversation.tag_names | conversation.tag_ids)[:50]
     return AnswerRequest(question=question, history=history, channel=Channel.CHAT,
-                         conversation_id=conversation.id[:200])
+                         conversation_id=conversation.id[:200], tags=[t[:200] for t in tags], attributes=attributes)

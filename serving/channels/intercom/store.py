@@ -7,10 +7,11 @@ from enum import StrEnum
 import time
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, Text, func, select, update
+from sqlalchemy import JSON, Float, Integer, String, Text, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from citedesk.serving.audit.models import DraftAdoption
 from citedesk.serving.channels.intercom.webhooks import Notification
 from citedesk.serving.db.engine import Base, Database
 
@@ -79,6 +80,9 @@ class ConversationDraft(Base):
     reason: Mapped[str | None] = mapped_column(String(40))
     claimed_at: Mapped[float] = mapped_column(Float)
     posted_at: Mapped[float | None] = mapped_column(Float)
+    answer: Mapped[str | None] = mapped_column(Text)  # revision 0006: the drafted answer ("" on escalation)
+    citations: Mapped[list | None] = mapped_column(JSON)  # revision 0006: [{article_id, title, url}]
+    answer_id: Mapped[str | None] = mapped_column(String(32))  # revision 0006: its audit record
 
 
 class DeliveryStore:
@@ -178,13 +182,39 @@ class DeliveryStore:
             return "busy"
 
     def posted(self, key: str, note_part_id: str, message_type: str, decision: str | None,
-                reason: str | None) -> None:
-        """Mark the draft for ``key`` posted as part ``note_part_id``."""
+               reason: str | None, *, answer: str | None = None, citations: list[dict] | None = None,
+               answer_id: str | None = None) -> None:
+        """Mark the draft for ``key`` posted as part ``note_part_id`` (with the draft's text, citations and
+        audit record id when known, for draft adoption)."""
         with self.db.session() as s:
             row = s.get(ConversationDraft, key)
             if row is not None:
                 row.status, row.note_part_id, row.message_type = DraftStatus.POSTED, note_part_id, message_type
                 row.decision, row.reason, row.posted_at = decision, reason, time.time()
+                row.answer, row.citations, row.answer_id = answer, citations, answer_id
+
+    def posted_drafts(self, conversation_id: str) -> list[ConversationDraft]:
+        """Posted drafts of a conversation (detached rows), oldest first."""
+        with self.db.session() as s:
+            return list(s.scalars(select(ConversationDraft).where(
+                ConversationDraft.conversation_id == conversation_id, ConversationDraft.status == DraftStatus.POSTED)
+                .order_by(ConversationDraft.posted_at)))
+
+    def adopted_keys(self, keys: list[str]) -> set[str]:
+        """Which of these draft keys already have an adoption record."""
+        if not keys:
+            return set()
+        with self.db.session() as s:
+            return set(s.scalars(select(DraftAdoption.key).where(DraftAdoption.key.in_(keys))))
+
+    def record_adoption(self, row: DraftAdoption) -> bool:
+        """Insert an adoption record: False when one exists for the draft already (a redelivery, a race)."""
+        try:
+            with self.db.session() as s:
+                s.add(row)
+            return True
+        except IntegrityError:
+            return False
 
     def release(self, key: str) -> None:
         """Drop an unposted claim (the message will not be drafted, e.g. it had no text)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ADMIN_REPLY_TOPICS",
     "ARTICLE_TOPICS",
     "CONVERSATION_TOPICS",
     "CUSTOMER_AUTHOR_TYPES",
@@ -48,6 +49,8 @@ SIGNATURE_HEADER = "X-Hub-Signature"
 PING_TOPIC = "ping"
 CONVERSATION_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied"})
 """Topics whose ``item`` is a conversation that a customer just wrote in."""
+ADMIN_REPLY_TOPICS = frozenset({"conversation.admin.replied"})
+"""Topics whose ``item`` is a conversation an agent (admin) just replied in (draft adoption)."""
 ARTICLE_TOPICS = frozenset({
     "article.created", "article.updated", "article.published", "article.unpublished", "article.deleted",
 })
@@ -173,8 +176,10 @@ class ConversationMessage:
         part_type: Intercom ``part_type`` (``comment``, ``note``, ``open``, …; ``source`` for the source).
         author_type: ``user`` / ``lead`` / ``contact`` (customer), ``admin``, ``bot``, ``team``.
         author_id: author id, ``""`` when unknown.
-        body: HTML body as Intercom gives it (``""`` when empty).
+        body: HTML body as Intercom gives it (``""`` when empty; plain text in webhook payloads of API 2.15+).
         created_at: epoch seconds.
+        author_name: the author's display name (``""`` when unknown).
+        from_ai_agent: ``author.from_ai_agent`` (Intercom's own AI agent wrote it, not a teammate).
     """
 
     part_id: str
@@ -183,6 +188,8 @@ class ConversationMessage:
     author_id: str
     body: str
     created_at: int
+    author_name: str = ""
+    from_ai_agent: bool = False
 
     @property
     def from_customer(self) -> bool:
@@ -205,11 +212,13 @@ class Conversation:
     Attributes:
         id: conversation id.
         messages: source message then parts, oldest first (``created_at`` order, stable).
-        tag_ids / tag_names: tags applied to the conversation.
+        tag_ids / tag_names: tags applied to the conversation; ``tags`` maps their ids to names.
         team_assignee_id / admin_assignee_id: current assignees (``""`` when unassigned).
         channel: ``channel.current`` (or ``initial``), e.g. ``messenger`` / ``email``; else
             ``source.type``; ``""`` when unknown.
         state: ``open`` / ``closed`` / ``snoozed``.
+        priority: ``none`` / ``low`` / ``medium`` / ``high`` / ``urgent`` (``""`` when absent).
+        custom_attributes: the conversation's custom attributes (scalars only: str, int, float, bool).
     """
 
     id: str
@@ -220,6 +229,9 @@ class Conversation:
     admin_assignee_id: str = ""
     channel: str = ""
     state: str = ""
+    priority: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    custom_attributes: dict[str, str | int | float | bool] = field(default_factory=dict)
 
     def latest_customer_message(self) -> ConversationMessage | None:
         """The newest message written by the customer, ``None`` when there is none."""
@@ -253,7 +265,8 @@ def parse_conversation(item: dict[str, Any]) -> Conversation:
         messages.append(ConversationMessage(
             part_id=f"source:{source.get('id') or item['id']}", part_type="source",
             author_type=str(author.get("type") or ""), author_id=str(author.get("id") or ""),
-            body=str(source.get("body") or ""), created_at=_int(item.get("created_at"))))
+            body=str(source.get("body") or ""), created_at=_int(item.get("created_at")),
+            author_name=str(author.get("name") or "")))
     parts_obj = item.get("conversation_parts")
     parts = parts_obj.get("conversation_parts") if isinstance(parts_obj, dict) else None
     if parts_obj is not None and not isinstance(parts, list):
@@ -265,7 +278,8 @@ def parse_conversation(item: dict[str, Any]) -> Conversation:
         messages.append(ConversationMessage(
             part_id=str(part["id"]), part_type=str(part.get("part_type") or ""),
             author_type=str(author.get("type") or ""), author_id=str(author.get("id") or ""),
-            body=str(part.get("body") or ""), created_at=_int(part.get("created_at"))))
+            body=str(part.get("body") or ""), created_at=_int(part.get("created_at")),
+            author_name=str(author.get("name") or ""), from_ai_agent=author.get("from_ai_agent") is True))
     messages.sort(key=lambda m: (m.part_type != "source", m.created_at))  # stable: keeps API order on ties
     tags_obj = item.get("tags")
     tags = tags_obj.get("tags") if isinstance(tags_obj, dict) else []
@@ -275,15 +289,19 @@ def parse_conversation(item: dict[str, Any]) -> Conversation:
     channel_obj = item.get("channel") if isinstance(item.get("channel"), dict) else {}
     channel = channel_obj.get("current") or channel_obj.get("initial") or \
         (source.get("type") if isinstance(source, dict) else "") or ""
+    attrs = item.get("custom_attributes") if isinstance(item.get("custom_attributes"), dict) else {}
     return Conversation(
         id=str(item["id"]),
         messages=messages,
         tag_ids=frozenset(str(t["id"]) for t in tag_list if t.get("id") not in (None, "")),
         tag_names=frozenset(str(t["name"]) for t in tag_list if t.get("name")),
+        tags={str(t["id"]): str(t.get("name") or "") for t in tag_list if t.get("id") not in (None, "")},
         team_assignee_id=_id(item.get("team_assignee_id")),
         admin_assignee_id=_id(item.get("admin_assignee_id")),
         channel=str(channel),
         state=str(item.get("state") or ""),
+        priority=str(item.get("priority") or ""),
+        custom_attributes={str(k): v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))},
     )
 
 
