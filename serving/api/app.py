@@ -14,6 +14,7 @@ from citedesk.core.errors import GeneratorUnavailableError, IndexUnavailableErro
 from citedesk.serving.api.limits import BodySizeLimitMiddleware
 from citedesk.serving.api.routes import answer as answer_routes
 from citedesk.serving.api.routes import audit_pages
+from citedesk.serving.api.routes import chat_completions as chat_completions_routes
 from citedesk.serving.api.routes import health as health_routes
 from citedesk.serving.api.routes import voice as voice_routes
 from citedesk.serving.api.routes.webhooks import router as webhooks_router
@@ -34,7 +35,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
         warm_up: load models at startup (otherwise on first request).
 
     Returns:
-        The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``GET /healthz``,
+        The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``POST /v1/chat/completions``
+        and ``GET /v1/models`` (OpenAI-compatible), ``GET /healthz``,
         OpenAPI at ``/docs`` and ``/openapi.json``.
     """
     container = container or Container(settings)
@@ -78,6 +80,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     app.include_router(answer_routes.router)
     app.include_router(voice_routes.router)
+    if settings.chat_completions.enabled:
+        app.include_router(chat_completions_routes.router)  # errors in OpenAI's shape, whatever raised them
     app.include_router(health_routes.router)
     audit_pages.install(app)  # the audit JSON routes, the /audit page and the 401/403 handler
     return app
