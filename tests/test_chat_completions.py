@@ -218,3 +218,102 @@ def test_rate_limit_and_unreachable_index_are_openai_errors(aws_container, tmp_p
                 sdk.chat.completions.create(model="citedesk-chat", messages=user, stream=stream)
             assert err.value.status_code == 503 and err.value.code == "service_unavailable"
             assert "index unavailable" in err.value.message
+
+
+# ------------------------------------------------------------------- voice frameworks (optional test extras)
+
+
+def pipecat_llm(api, model: str):
+    from pipecat.services.openai.llm import OpenAILLMService
+
+    base, key, _, _ = api
+    return OpenAILLMService(api_key=key, base_url=f"{base}/v1", settings=OpenAILLMService.Settings(
+        model=model, system_instruction="You are a phone support agent."))
+
+
+def test_pipecat_text_pipeline_speaks_the_grounded_answer(api) -> None:
+    """Pipecat's OpenAI LLM service pointed at citedesk, in a text-only pipeline (no transport, no audio)."""
+    pytest.importorskip("pipecat")
+    import asyncio
+
+    from pipecat.frames.frames import LLMContextFrame, LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.tests.utils import run_test
+
+    context = LLMContext(messages=[{"role": "user", "content": ANSWERABLE}])
+    down, _ = asyncio.run(run_test(pipecat_llm(api, "citedesk-voice"), frames_to_send=[LLMContextFrame(context)]))
+    kinds = [type(f) for f in down]
+    assert LLMFullResponseStartFrame in kinds and LLMFullResponseEndFrame in kinds
+    text = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
+    assert "null attribute" in text and not re.search(r"\[\d", text)
+
+
+def test_pipecat_off_topic_turn_calls_the_transfer_function(api) -> None:
+    pytest.importorskip("pipecat")
+    import asyncio
+
+    from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+    from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+    from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.tests.utils import run_test
+
+    calls = []
+
+    async def transfer(params) -> None:
+        calls.append((params.function_name, dict(params.arguments)))
+        await params.result_callback({"transferred": True})
+
+    llm = pipecat_llm(api, "citedesk-voice")
+    llm.register_function("transfer_to_human", transfer)
+    tool = TRANSFER_TOOL["function"]
+    context = LLMContext(messages=[{"role": "user", "content": OFF_TOPIC}], tools=ToolsSchema(standard_tools=[
+        FunctionSchema(name=tool["name"], description=tool["description"],
+                       properties=tool["parameters"]["properties"], required=tool["parameters"]["required"])]))
+    down, _ = asyncio.run(run_test(llm, frames_to_send=[LLMContextFrame(context)]))
+    assert len(calls) == 1 and calls[0][0] == "transfer_to_human"
+    assert calls[0][1]["reason"] == "low_confidence" and OFF_TOPIC in calls[0][1]["handoff_summary"]
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)) == ""  # nothing said: the human takes over
+
+
+def test_livekit_openai_plugin_streams_answers_and_the_transfer_call(api) -> None:
+    """LiveKit Agents' OpenAI plugin: ``LLM(base_url=...)`` chat streams (text; the transfer tool call)."""
+    pytest.importorskip("livekit.plugins.openai")
+    import asyncio
+
+    from livekit.agents import ChatContext, function_tool
+    from livekit.plugins import openai as lk_openai
+
+    base, key, _, _ = api
+
+    @function_tool
+    async def transfer_to_human(reason: str, handoff_summary: str) -> str:
+        """Hand the caller to a human agent.
+
+        Args:
+            reason: why the assistant could not answer.
+            handoff_summary: what the human needs to know.
+        """
+        return "transferring"
+
+    async def turn(question: str) -> tuple[str, list]:
+        llm = lk_openai.LLM(model="citedesk-voice", base_url=f"{base}/v1", api_key=key)
+        ctx = ChatContext()
+        ctx.add_message(role="user", content=question)
+        text, calls = "", []
+        try:
+            async with llm.chat(chat_ctx=ctx, tools=[transfer_to_human]) as stream:
+                async for chunk in stream:
+                    if chunk.delta:
+                        text += chunk.delta.content or ""
+                        calls += chunk.delta.tool_calls or []
+        finally:
+            await llm.aclose()
+        return text, calls
+
+    text, calls = asyncio.run(turn(ANSWERABLE))
+    assert "null attribute" in text and not re.search(r"\[\d", text) and calls == []
+    text, calls = asyncio.run(turn(OFF_TOPIC))
+    assert text == "" and [c.name for c in calls] == ["transfer_to_human"]
+    args = json.loads(calls[0].arguments)
+    assert args["reason"] == "low_confidence" and OFF_TOPIC in args["handoff_summary"]
