@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from sse_starlette.sse import EventSourceResponse
 
 from citedesk.core.errors import GeneratorUnavailableError, IndexUnavailableError
+from citedesk.serving.answer.schemas import ErrorResponse
 from citedesk.serving.api.auth import Principal, require_scope
 from citedesk.serving.api.deps import Caller, ContainerDep
 from citedesk.serving.channels.chat_completions.schemas import (
@@ -87,6 +88,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "invalid request or unsupported parameter value", 401: "missing or invalid API key",
         403: "the key lacks scope `answer`", 404: "unknown model (profile)", 429: "rate limit of this key exceeded",
         503: "index unavailable"}.items()}
+ERRORS[413] = {"model": ErrorResponse, "description": "request body too large (the API's `detail` shape)"}
 
 AnswerKey = Annotated[Principal, Depends(require_scope("answer"))]
 

@@ -117,7 +117,8 @@ class ChatCompletionsResponder:
         declared = {t.function.name for t in body.tools or () if t.type == "function" and t.function}
         choice = body.tool_choice
         if isinstance(choice, dict):
-            forced = (choice.get("function") or {}).get("name")
+            function = choice.get("function")
+            forced = function.get("name") if isinstance(function, dict) else None
             if forced not in declared:
                 raise ChatCompletionError(400, f"tool_choice names function '{forced}', which is not among tools",
                                           param="tool_choice")
