@@ -9,12 +9,19 @@ runs rounds of N concurrent sessions, alternating:
   ``max_tokens``, temperature 0) straight to the LLM server → TTFT and time to the first complete
   sentence;
 * **citedesk**: ``POST /v1/answer/stream`` with ``channel=voice`` → time to the first ``sentence`` event
-  (client side), plus the server's latency breakdown from ``done``.
+  (client side), plus the server's latency breakdown from ``done``;
+* **chat-completions**: ``POST /v1/chat/completions`` with ``model=citedesk-voice``, ``stream: true`` (what
+  Pipecat, LiveKit or Vapi send) → time to the first content chunk that is answer text (not the handoff
+  sentence of an escalation). The native and chat-completions phases swap order every round.
 
 Added latency = citedesk time to first sentence − the LLM's own time to first sentence for the same
-question in the same round (paired), and also vs the LLM's TTFT. Goal: added p50 < 50 ms at N=8.
+question in the same round (paired), and also vs the LLM's TTFT. Goal: added p50 < 50 ms at N=8. The
+chat-completions path is compared with the native SSE path the same way (paired per question and round;
+goal: added p50 < 20 ms), and by the time each path spends outside the pipeline (client time to first text −
+the pipeline's own ``first_sentence``), which leaves out the pipeline's variance on a busy machine.
 
     python bench/voice_latency.py --sessions 1 8 --rounds 3
+    python bench/voice_latency.py --extractive --sessions 1 4 --rounds 10   # chat completions vs native only
 
 Only questions whose confidence passes the voice threshold are used (the others escalate before the
 LLM is called, so they have nothing to compare). Both phases share the machine: on a small CPU box the
@@ -125,6 +132,43 @@ async def citedesk_session(client: httpx.AsyncClient, base: str, question: str, 
     return out
 
 
+async def chat_session(client: httpx.AsyncClient, base: str, question: str, sid: str) -> dict:
+    """One voice turn through ``/v1/chat/completions`` (profile citedesk-voice, streamed): time to the first
+    answer-text content chunk (ms), and the decision from the ``citedesk`` object of the last chunk."""
+    t0 = time.perf_counter()
+    out: dict = {"ttfc": None, "decision": None, "reason": None, "done": False, "server": {}}
+    body = {"model": "citedesk-voice", "stream": True, "messages": [{"role": "user", "content": question}],
+            "metadata": {"conversation_id": sid}}
+    async with client.stream("POST", f"{base}/v1/chat/completions", json=body) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                out["done"] = True
+                continue
+            chunk = json.loads(data)
+            content = chunk["choices"][0]["delta"].get("content")
+            if content and content.strip() != HANDOFF and out["ttfc"] is None:
+                out["ttfc"] = (time.perf_counter() - t0) * 1000
+            if "citedesk" in chunk:
+                out.update(decision=chunk["citedesk"]["decision"], reason=chunk["citedesk"]["reason"],
+                           server=chunk["citedesk"]["latency_ms"])
+    return out
+
+
+HANDOFF = "I'll connect you with a colleague who can help with that."  # the citedesk-voice profile's default
+
+
+async def warm_caches(base: str, prompts: list[dict]) -> None:
+    """Ask every question once, unmeasured: the answer path's caches (answer units, claim parses by chunk
+    text) then serve both measured paths alike, whichever asks first in a round."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        for i, p in enumerate(prompts):
+            await citedesk_session(client, base, p["question"], f"warm-{i}")
+
+
 def summary(name: str, values: list[float]) -> str:
     return f"{name:<44} n={len(values):>3}  p50={pct(values, 50):8.1f} ms  p95={pct(values, 95):8.1f} ms"
 
@@ -139,63 +183,106 @@ async def flush(client: httpx.AsyncClient, base: str) -> None:
 
 async def run_level(n: int, rounds: int, prompts: list[dict], llm_base: str, api_base: str,
                     max_tokens: int) -> dict:
-    direct, cited, pairs = [], [], []
+    direct, cited, chat, pairs = [], [], [], []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         for r in range(rounds):
             batch = [prompts[(r * n + i) % len(prompts)] for i in range(n)]
             body = lambda p: {"model": "smollm2", "messages": p["messages"], "stream": True,
                               "max_tokens": max_tokens, "temperature": 0.0}
-            await flush(client, llm_base)
-            d = await asyncio.gather(*(direct_session(client, llm_base, body(p)) for p in batch))
-            await flush(client, llm_base)
-            c = await asyncio.gather(*(citedesk_session(client, api_base, p["question"], f"s{r}-{i}")
-                                       for i, p in enumerate(batch)))
+            if llm_base:
+                await flush(client, llm_base)
+                d = await asyncio.gather(*(direct_session(client, llm_base, body(p)) for p in batch))
+            else:  # --extractive: no LLM, only the two citedesk paths
+                d = [{"ttft": None, "ttfs": None} for _ in batch]
+            phases = {}
+            for phase in (("native", "chat") if r % 2 == 0 else ("chat", "native")):  # no order advantage
+                if llm_base:
+                    await flush(client, llm_base)
+                session = citedesk_session if phase == "native" else chat_session
+                phases[phase] = await asyncio.gather(*(session(client, api_base, p["question"], f"{phase}{r}-{i}")
+                                                       for i, p in enumerate(batch)))
             direct += d
-            cited += c
-            pairs += list(zip(d, c, strict=True))
-    return {"direct": direct, "citedesk": cited, "pairs": pairs}
+            cited += phases["native"]
+            chat += phases["chat"]
+            pairs += list(zip(d, phases["native"], phases["chat"], strict=True))
+    return {"direct": direct, "citedesk": cited, "chat": chat, "pairs": pairs}
 
 
 def report(n: int, res: dict) -> dict:
-    d, c, pairs = res["direct"], res["citedesk"], res["pairs"]
+    d, c, chat, pairs = res["direct"], res["citedesk"], res["chat"], res["pairs"]
     ttft = [x["ttft"] for x in d if x["ttft"] is not None]
     d_ttfs = [x["ttfs"] for x in d if x["ttfs"] is not None]
     c_ttfs = [x["ttfs"] for x in c if x["ttfs"] is not None]
-    added_s = [cx["ttfs"] - dx["ttfs"] for dx, cx in pairs if cx["ttfs"] is not None and dx["ttfs"] is not None]
-    added_t = [cx["ttfs"] - dx["ttft"] for dx, cx in pairs if cx["ttfs"] is not None and dx["ttft"] is not None]
+    added_s = [cx["ttfs"] - dx["ttfs"] for dx, cx, _ in pairs if cx["ttfs"] is not None and dx["ttfs"] is not None]
+    added_t = [cx["ttfs"] - dx["ttft"] for dx, cx, _ in pairs if cx["ttfs"] is not None and dx["ttft"] is not None]
+    both = [(cx["ttfs"], hx["ttfc"]) for _, cx, hx in pairs if cx["ttfs"] is not None and hx["ttfc"] is not None]
+    paired_native, paired_chat = [b[0] for b in both], [b[1] for b in both]
+    added_chat = [h - nat for nat, h in both]
+    # time outside the pipeline (request handling before it, event → bytes → client after its first sentence):
+    # client time to first text − the pipeline's own first_sentence, which removes the pipeline's variance
+    outside = [(cx["ttfs"] - cx["server"]["first_sentence"], hx["ttfc"] - hx["server"]["first_sentence"])
+               for _, cx, hx in pairs if cx["ttfs"] is not None and hx["ttfc"] is not None
+               and "first_sentence" in cx["server"] and "first_sentence" in hx["server"]]
+    added_outside = [h - nat for nat, h in outside]
     server = lambda k: [x["server"][k] for x in c if k in x["server"]]
     pre_llm = [x["server"].get("embed", 0) + x["server"].get("retrieve", 0) + x["server"].get("rerank", 0)
                for x in c if x["server"]]
     fillers = sum(1 for x in c if x["filler"] is not None)
-    decisions: dict[str, int] = {}
-    for x in c:
-        key = f'{x["decision"]}/{x["reason"]}'
-        decisions[key] = decisions.get(key, 0) + 1
+
+    def tally(rows: list[dict]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for x in rows:
+            key = f'{x["decision"]}/{x["reason"]}'
+            out[key] = out.get(key, 0) + 1
+        return out
+
     print(f"\n=== {n} concurrent voice session(s): {len(c)} turns ===")
-    print(summary("LLM direct: time to first token", ttft))
-    print(summary("LLM direct: time to first sentence", d_ttfs))
+    if ttft:  # not with --extractive
+        print(summary("LLM direct: time to first token", ttft))
+        print(summary("LLM direct: time to first sentence", d_ttfs))
     print(summary("citedesk: time to first `sentence` (client)", c_ttfs))
     print(summary("citedesk server: embed+retrieve(+rerank)", pre_llm))
-    print(summary("citedesk server: LLM first token (from call)", server("first_token")))
+    if ttft:
+        print(summary("citedesk server: LLM first token (from call)", server("first_token")))
     print(summary("citedesk server: first sentence", server("first_sentence")))
-    print(summary("ADDED (paired): citedesk TTFS − LLM TTFS", added_s))
-    print(summary("ADDED (paired): citedesk TTFS − LLM TTFT", added_t))
-    ratio = pct(c_ttfs, 50) / pct(d_ttfs, 50) if d_ttfs else float("nan")
-    print(f"ratio p50 citedesk TTFS / LLM TTFS = {ratio:.3f};  "
-          f"ratio p50 citedesk TTFS / LLM TTFT = {pct(c_ttfs, 50) / pct(ttft, 50):.3f}")
-    goal = pct(added_s, 50)
-    print(f"goal (added p50 < 50 ms at 8 sessions): added p50 = {goal:.1f} ms → "
-          f"{'met' if goal < 50 else 'NOT met'}{'' if n == 8 else ' (goal is stated for 8 sessions)'}")
+    ratio = goal = float("nan")
+    if ttft:
+        print(summary("ADDED (paired): citedesk TTFS − LLM TTFS", added_s))
+        print(summary("ADDED (paired): citedesk TTFS − LLM TTFT", added_t))
+        ratio = pct(c_ttfs, 50) / pct(d_ttfs, 50) if d_ttfs else float("nan")
+        print(f"ratio p50 citedesk TTFS / LLM TTFS = {ratio:.3f};  "
+              f"ratio p50 citedesk TTFS / LLM TTFT = {pct(c_ttfs, 50) / pct(ttft, 50):.3f}")
+        goal = pct(added_s, 50)
+        print(f"goal (added p50 < 50 ms at 8 sessions): added p50 = {goal:.1f} ms → "
+              f"{'met' if goal < 50 else 'NOT met'}{'' if n == 8 else ' (goal is stated for 8 sessions)'}")
+    print(f"--- chat completions (citedesk-voice, stream) vs native SSE (/v1/answer/stream, voice): "
+          f"{len(both)} paired turns with answer text on both")
+    print(summary("native SSE: time to first `sentence`", paired_native))
+    print(summary("chat completions: time to first content chunk", paired_chat))
+    print(summary("ADDED (paired): chat completions − native", added_chat))
+    print(summary("native: client TTFS − pipeline first_sentence", [o[0] for o in outside]))
+    print(summary("chat: client TTFC − pipeline first_sentence", [o[1] for o in outside]))
+    print(summary("ADDED outside the pipeline (paired)", added_outside))
+    chat_ratio = pct(paired_chat, 50) / pct(paired_native, 50) if paired_native else float("nan")
+    chat_goal = pct(added_chat, 50)
+    print(f"ratio p50 chat completions / native = {chat_ratio:.3f};  goal (added p50 < 20 ms): "
+          f"{chat_goal:.1f} ms → {'met' if chat_goal < 20 else 'NOT met'}")
     cut = sum(1 for x in d if x.get("error"))
-    print(f"fillers sent: {fillers}/{len(c)};  direct LLM streams cut by the server: {cut}/{len(d)};  "
-          f"citedesk decisions: {decisions}")
+    print(f"fillers sent (native): {fillers}/{len(c)};  direct LLM streams cut by the server: {cut}/{len(d)};  "
+          f"chat streams ending in [DONE]: {sum(x['done'] for x in chat)}/{len(chat)}")
+    print(f"decisions: native {tally(c)};  chat completions {tally(chat)}")
     return {"sessions": n, "turns": len(c), "llm_ttft_p50": pct(ttft, 50), "llm_ttft_p95": pct(ttft, 95),
             "llm_ttfs_p50": pct(d_ttfs, 50), "llm_ttfs_p95": pct(d_ttfs, 95),
             "citedesk_ttfs_p50": pct(c_ttfs, 50), "citedesk_ttfs_p95": pct(c_ttfs, 95),
-            "added_vs_llm_ttfs_p50": pct(added_s, 50), "added_vs_llm_ttfs_p95": pct(added_s, 95),
-            "added_vs_llm_ttft_p50": pct(added_t, 50), "pre_llm_p50": pct(pre_llm, 50),
-            "fillers": fillers, "decisions": decisions, "direct_cut": cut}
+            "added_vs_llm_ttfs_p50": goal, "added_vs_llm_ttfs_p95": pct(added_s, 95),
+            "added_vs_llm_ttft_p50": pct(added_t, 50), "pre_llm_p50": pct(pre_llm, 50), "ratio_vs_llm": ratio,
+            "fillers": fillers, "decisions": tally(c), "direct_cut": cut,
+            "chat_pairs": len(both), "paired_native_ttfs_p50": pct(paired_native, 50),
+            "paired_chat_ttfc_p50": pct(paired_chat, 50), "chat_added_p50": chat_goal,
+            "chat_added_p95": pct(added_chat, 95), "chat_ratio_p50": chat_ratio, "chat_decisions": tally(chat),
+            "native_outside_p50": pct([o[0] for o in outside], 50), "chat_outside_p50": pct([o[1] for o in outside], 50),
+            "chat_added_outside_p50": pct(added_outside, 50), "chat_added_outside_p95": pct(added_outside, 95)}
 
 
 def main() -> None:
@@ -207,6 +294,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=96, help="LLM max_tokens (both phases)")
     ap.add_argument("--filler-budget-ms", type=float, default=700)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--extractive", action="store_true",
+                    help="no LLM: citedesk's extractive generator; times only native SSE vs chat completions "
+                         "(the added cost of the chat-completions layer without the LLM's variance)")
     ap.add_argument("--queue-llm-requests", action="store_true",
                     help="start the LLM server with --interrupt_requests False: concurrent requests queue "
                          "instead of cutting the running stream (llama-cpp-python's default cuts it)")
@@ -244,34 +334,40 @@ def main() -> None:
         if not prompts:
             raise SystemExit("no question reaches the LLM")
 
-        gguf = smollm2_gguf()
-        llm_port, api_port = free_port(), free_port()
-        llm_log, api_log = work / "llm.log", work / "api.log"
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2", "--n_threads", "2"]
-        if args.queue_llm_requests:
-            cmd += ["--interrupt_requests", "False"]
-        with llm_log.open("wb") as fh:
-            procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT))
-        llm_base = f"http://127.0.0.1:{llm_port}/v1"
-        wait_http(f"{llm_base}/models", procs[-1], llm_log)
-        env = {**os.environ, "CITEDESK_DATA_DIR": str(work / "data"), "CITEDESK_ANSWER__GENERATOR": "openai",
-               "CITEDESK_LLM__BASE_URL": llm_base, "CITEDESK_LLM__MODEL": "smollm2",
-               "CITEDESK_LLM__MAX_TOKENS": str(args.max_tokens), "CITEDESK_LLM__TIMEOUT": "600",
+        api_port = free_port()
+        env = {**os.environ, "CITEDESK_DATA_DIR": str(work / "data"),
                "CITEDESK_VOICE__FILLER_BUDGET_MS": str(args.filler_budget_ms)}
+        llm_base = None
+        if not args.extractive:
+            gguf = smollm2_gguf()
+            llm_port, llm_log = free_port(), work / "llm.log"
+            cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                   "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2", "--n_threads", "2"]
+            if args.queue_llm_requests:
+                cmd += ["--interrupt_requests", "False"]
+            with llm_log.open("wb") as fh:
+                procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT))
+            llm_base = f"http://127.0.0.1:{llm_port}/v1"
+            wait_http(f"{llm_base}/models", procs[-1], llm_log)
+            env.update({"CITEDESK_ANSWER__GENERATOR": "openai", "CITEDESK_LLM__BASE_URL": llm_base,
+                        "CITEDESK_LLM__MODEL": "smollm2", "CITEDESK_LLM__MAX_TOKENS": str(args.max_tokens),
+                        "CITEDESK_LLM__TIMEOUT": "600"})
+        api_log = work / "api.log"
         with api_log.open("wb") as fh:
             procs.append(subprocess.Popen([sys.executable, "-m", "citedesk.serving.cli", "serve", "--port", str(api_port)],
                                           cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT))
         api_base = f"http://127.0.0.1:{api_port}"
         wait_http(f"{api_base}/healthz", procs[-1], api_log)
-        print(f"LLM server {llm_base} (llama-cpp-python, {gguf.name}, n_threads=2); citedesk {api_base}; "
-              f"cpus={os.cpu_count()}; max_tokens={args.max_tokens}")
+        print(f"LLM server {llm_base or 'none (extractive generator)'}; citedesk {api_base}; "
+              f"cpus={os.cpu_count()}; max_tokens={args.max_tokens}", flush=True)
 
         asyncio.run(run_level(1, 1, prompts, llm_base, api_base, args.max_tokens))  # warm-up, not reported
+        asyncio.run(warm_caches(api_base, prompts))
         results = []
         for n in args.sessions:
             res = asyncio.run(run_level(n, args.rounds, prompts, llm_base, api_base, args.max_tokens))
             results.append(report(n, res))
+            sys.stdout.flush()
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
     finally:

@@ -15,7 +15,7 @@ from typing import Literal
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from citedesk.core.types import GeneratorKind, QdrantEngine
+from citedesk.core.types import Channel, GeneratorKind, QdrantEngine, StreamPolicy, TextStyle
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -272,6 +272,54 @@ class VoiceSettings(Section):
                                                              "random per process)")
 
 
+class ChatProfile(Section):
+    """One ``model`` of ``POST /v1/chat/completions``: which channel answers and how the text is written.
+
+    Attributes:
+        channel: the answer channel (its threshold, its prompt style, its audit label).
+        threshold: minimum confidence (answerable_probability) to answer; None: ``answer.threshold_<channel>``.
+        text: written (with [n] markers), plain (without) or speakable (for TTS).
+        stream: when a streamed completion sends answer text (see :class:`~citedesk.core.types.StreamPolicy`).
+        handoff_message: the assistant message on escalation when the request declares no transfer tool.
+    """
+
+    channel: Channel = Channel.CHAT
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    text: TextStyle = TextStyle.WRITTEN
+    stream: StreamPolicy = StreamPolicy.DECISION
+    handoff_message: str = Field("I'll connect you with a colleague who can help with that.", min_length=1)
+    description: str = ""
+
+
+def default_chat_profiles() -> dict[str, ChatProfile]:
+    """``citedesk-chat`` (written text with markers, sent once the whole answer passed) and ``citedesk-voice``
+    (voice threshold, speakable text streamed sentence by sentence)."""
+    return {
+        "citedesk-chat": ChatProfile(description="chat: written answers with [n] citation markers"),
+        "citedesk-voice": ChatProfile(channel=Channel.VOICE, text=TextStyle.SPEAKABLE, stream=StreamPolicy.SENTENCES,
+                                      description="voice: speakable answers, streamed per sentence"),
+    }
+
+
+class ChatCompletionsSettings(Section):
+    """The OpenAI-compatible endpoint (``POST /v1/chat/completions``, ``GET /v1/models``).
+
+    ``profiles`` given in settings are merged over the defaults (a profile with a default's name replaces it).
+    """
+
+    enabled: bool = True
+    profiles: dict[str, ChatProfile] = Field(default_factory=default_chat_profiles)
+    transfer_tool: str = Field("transfer_to_human", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="function name that, when a request declares it, carries escalations")
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value):
+        if isinstance(value, dict):
+            return {**default_chat_profiles(), **value}
+        return value
+
+
 DEFAULT_REDACT = {
     "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
     "card": r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)",
@@ -328,6 +376,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     metrics: MetricsSettings = MetricsSettings()
     guidance: GuidanceSettings = GuidanceSettings()
+    chat_completions: ChatCompletionsSettings = ChatCompletionsSettings()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -189,6 +189,21 @@ class GeneratorKind(StrEnum):
     OPENAI = "openai"
 
 
+class TextStyle(StrEnum):
+    """How a chat-completions profile writes the answer text (``chat_completions.profiles.<name>.text``)."""
+
+    WRITTEN = "written"      # the checked sentences with their [n] citation markers
+    PLAIN = "plain"          # the same without markers
+    SPEAKABLE = "speakable"  # for a TTS engine: no markers, markdown or URLs; numbers and units said as words
+
+
+class StreamPolicy(StrEnum):
+    """When a streamed chat completion sends answer text (``chat_completions.profiles.<name>.stream``)."""
+
+    SENTENCES = "sentences"  # each sentence as soon as it passed its own claim checks (lowest latency)
+    DECISION = "decision"    # nothing until the whole answer passed (a later escalation never follows text)
+
+
 class Citation(BaseModel):
     """Where a claim of the answer comes from.
 

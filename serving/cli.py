@@ -1,4 +1,4 @@
-"""The ``citedesk`` command line (typer): sync, serve, ask, eval retrieval|answers, calibrate."""
+"""The ``citedesk`` command line (typer): sync, serve, mcp, ask, eval retrieval|answers, calibrate."""
 
 from __future__ import annotations
 
@@ -158,6 +158,31 @@ def webhooks(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     uvicorn.run(web, host=host or s.server.host, port=port or s.server.port, **_log_options(s))
+
+
+class McpTransport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+
+
+@app.command()
+def mcp(
+    transport: Annotated[McpTransport, typer.Option(help="stdio, or streamable HTTP at http://HOST:PORT/mcp")] = McpTransport.stdio,
+    api_key: Annotated[Optional[str], typer.Option(envvar="CITEDESK_API_KEY",
+                                                   help="key with scope answer: its workspace is searched")] = None,
+    host: Annotated[str, typer.Option(help="HTTP transport only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP transport only")] = 8001,
+) -> None:
+    """Run the MCP server: tools `answer` and `search_help_center`, bound to the key's workspace."""
+    from citedesk.serving.channels.mcp.server import run
+
+    c = _container()
+    try:
+        run(c, api_key, transport=transport.value, host=host, port=port)
+    except CitedeskError as exc:
+        _fail(exc)
+    finally:
+        c.index.close()
 
 
 app.command("middleware", hidden=True, help="Old name of `citedesk webhooks` (kept for existing scripts).")(webhooks)

@@ -187,6 +187,13 @@ class Container:
         return VoiceResponder(self.pipeline, v, StateSigner(key))
 
     @cached_property
+    def chat_completions(self):
+        """The OpenAI-compatible endpoint's responder over :attr:`pipeline` (profiles, transfer tool)."""
+        from citedesk.serving.channels.chat_completions.responder import ChatCompletionsResponder
+
+        return ChatCompletionsResponder(self.pipeline, self.settings.chat_completions)
+
+    @cached_property
     def intercom_webhooks(self):
         """Intercom webhook worker (``serving/channels/intercom/drafting.py``) over :attr:`pipeline` and
         :attr:`sync_engine`; ``None`` unless ``intercom.client_secret`` is set and ``intercom.drafts.enabled``."""

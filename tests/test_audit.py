@@ -163,6 +163,9 @@ SIGNED_BY_SENDER = ("/v1/webhooks/",)
 """Routes that authenticate their caller by its own signature (Intercom's HMAC), not by our API keys."""
 
 
+OPENAI_SHAPED = ("/v1/chat/completions", "/v1/models")
+
+
 def test_with_auth_on_every_v1_and_audit_route_refuses_a_missing_key(auth_app) -> None:
     from starlette.websockets import WebSocketDisconnect
 
@@ -175,7 +178,9 @@ def test_with_auth_on_every_v1_and_audit_route_refuses_a_missing_key(auth_app) -
         url = path.replace("{answer_id}", "0" * 32).replace("{marker}", "1")
         for method in ops:
             r = client.request(method.upper(), url)
-            assert r.status_code == 401 and "missing API key" in r.json()["detail"], (method, path, r.text)
+            body = r.json()  # the OpenAI-compatible routes answer in OpenAI's error shape
+            message = body["error"]["message"] if path.startswith(OPENAI_SHAPED) else body["detail"]
+            assert r.status_code == 401 and "missing API key" in message, (method, path, r.text)
             checked.append(path)
     for url in ("/audit", "/audit/reports", f"/audit/answers/{'0' * 32}"):  # the page (not in the schema)
         assert client.get(url).status_code == 401, url

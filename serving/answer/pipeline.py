@@ -133,29 +133,31 @@ class AnswerPipeline:
             judge.warm_up()
 
     async def answer(self, request: AnswerRequest, *, workspace: str | None = None,
-                     exclude_articles: tuple[str, ...] = ()) -> AnswerResponse:
+                     exclude_articles: tuple[str, ...] = (), threshold: float | None = None) -> AnswerResponse:
         """Answer or escalate (blocking variant of :meth:`stream`).
 
         Args:
             request: the question.
             workspace: tenant to search (the caller's API key's); default: the pipeline's.
             exclude_articles: article ids left out of the search (the leave-gold-out eval; not in the API).
+            threshold: minimum confidence to answer; default: the policy's threshold of the request's channel.
 
         Raises:
             IndexUnavailableError: Qdrant unreachable (the API answers 503).
         """
         final = None
-        async for event in self.stream(request, workspace=workspace, exclude_articles=exclude_articles):
+        async for event in self.stream(request, workspace=workspace, exclude_articles=exclude_articles,
+                                       threshold=threshold):
             if event.type == "done":
                 final = event.data["response"]
         assert final is not None
         return final
 
     async def stream(self, request: AnswerRequest, *, workspace: str | None = None,
-                     exclude_articles: tuple[str, ...] = ()) -> AsyncIterator[Event]:
+                     exclude_articles: tuple[str, ...] = (), threshold: float | None = None) -> AsyncIterator[Event]:
         """Yield ``retrieval``, ``sentence``\\*, ``citations``, ``decision``, ``done`` events.
 
-        ``done.data["response"]`` is the full :class:`AnswerResponse`.
+        ``done.data["response"]`` is the full :class:`AnswerResponse`. Arguments as in :meth:`answer`.
         """
         t0 = time.perf_counter()
         latency: dict[str, float] = {}
@@ -227,7 +229,8 @@ class AnswerPipeline:
                 hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
                 latency_ms=latency, signals=decided)
 
-        threshold = self.policy.thresholds.get(request.channel, 0.5)
+        if threshold is None:
+            threshold = self.policy.thresholds.get(request.channel, 0.5)
         if hits and conf >= threshold and self.judges:
             conf = await self._judge(request.question, hits[: self.policy.evidence_chunks], conf, decided)
         if not hits or conf < threshold:

@@ -15,6 +15,7 @@ from citedesk.serving.api.limits import BodySizeLimitMiddleware
 from citedesk.serving.api.routes import answer as answer_routes
 from citedesk.serving.api.routes import audit_pages
 from citedesk.serving.api.routes import guidance as guidance_routes
+from citedesk.serving.api.routes import chat_completions as chat_completions_routes
 from citedesk.serving.api.routes import health as health_routes
 from citedesk.serving.api.routes import metrics as metrics_routes
 from citedesk.serving.api.routes import voice as voice_routes
@@ -37,8 +38,9 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
         warm_up: load models at startup (otherwise on first request).
 
     Returns:
-        The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``GET /healthz``,
-        ``GET /metrics`` (unless ``metrics.enabled`` is false), OpenAPI at ``/docs`` and ``/openapi.json``.
+        The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``POST /v1/chat/completions``
+        and ``GET /v1/models`` (OpenAI-compatible), ``GET /healthz``, ``GET /metrics`` (unless ``metrics.enabled``
+        is false), OpenAPI at ``/docs`` and ``/openapi.json``.
     """
     container = container or Container(settings)
 
@@ -83,6 +85,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     app.include_router(answer_routes.router)
     app.include_router(voice_routes.router)
+    if settings.chat_completions.enabled:
+        app.include_router(chat_completions_routes.router)  # errors in OpenAI's shape, whatever raised them
     app.include_router(health_routes.router)
     app.include_router(guidance_routes.router)
     if container.metrics is not None:

@@ -5,7 +5,7 @@ secret (43 url-safe chars, 256 random bits) is shown once at creation and stored
 ``sha256(salt ‖ secret)`` with a per-key random salt. (The secret is a random 256-bit string, not a
 password, so a fast hash is enough: brute force is hopeless and verifying costs microseconds.)
 
-Scopes: ``answer`` (``/v1/answer*``), ``sync`` (sync and webhook endpoints), ``audit-read`` (``/audit``,
+Scopes: ``answer`` (``/v1/answer*``, ``/v1/chat/completions``, ``/v1/models``), ``sync`` (sync and webhook endpoints), ``audit-read`` (``/audit``,
 ``GET /v1/audit/*``), ``audit-write`` (marks and feedback). Each key also carries a ``workspace``
 (tenant), exposed on the :class:`Principal` a route receives.
 

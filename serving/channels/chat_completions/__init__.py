@@ -1,0 +1,1 @@
+"""OpenAI-compatible chat completions: wire models and the responder over the answer pipeline."""
