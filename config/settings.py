@@ -176,6 +176,19 @@ class FolderSettings(Section):
     base_url: str | None = Field(None, description="url = base_url + relative path (.md→.html)")
 
 
+class SyncSettings(Section):
+    """Syncs run by ``citedesk serve``: handed over by ``citedesk sync`` (``POST /v1/sync``) or scheduled."""
+
+    interval: float = Field(0.0, ge=0.0, description="seconds between scheduled syncs in `citedesk serve`; "
+                                                     "0: none")
+    source: Literal["folder", "intercom"] = Field("folder", description="what a scheduled sync reads "
+                                                                       "(folder: folder.path)")
+    folder_roots: list[Path] = Field(
+        default_factory=lambda: [Path(".")],
+        description="folders (with their subfolders) a sync request may name; relative ones are taken from "
+                    "the server's working directory")
+
+
 class DatabaseSettings(Section):
     """Relational store for audit log, webhook idempotency and API keys."""
 
@@ -265,6 +278,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     intercom: IntercomSettings = IntercomSettings()
     folder: FolderSettings = FolderSettings()
+    sync: SyncSettings = SyncSettings()
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()

@@ -15,6 +15,11 @@ Strategy (LlamaIndex-style upsert-and-delete, with the index itself as the docst
 A crash at any point leaves docs that step 2 detects as incomplete (mixed versions or a wrong point
 count) and rewrites on the next run; the sync cursor (``sync_state.json``) is written only after all
 writes returned.
+
+Readers in the same process (a sync run inside ``citedesk serve``) never see a half-written article: each
+article's upsert-then-delete runs under the write side of ``doc_lock`` and searches take its read side (see
+:class:`~citedesk.retrieval.search.Retriever`), so a search sees an article's old chunks or its new ones,
+never a mix.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,15 +194,23 @@ class SyncEngine:
         state_dir: where ``sync_state.json`` (cursor and last report per workspace/source) is kept.
         embed_batch_chunks: chunks accumulated across articles before one embedding call.
         write_batch: points per upsert request.
+        doc_lock: a reader-writer lock shared with the retriever (``write_lock()`` / ``read_lock()`` context
+            managers, e.g. ``fasteners.ReaderWriterLock``); each article's writes hold its write side, so
+            searches in this process see whole articles. None: no locking (a sync alone in its process).
     """
 
     def __init__(self, index: QdrantIndex, pipeline: IngestPipeline, *, state_dir: Path | None = None,
-                 embed_batch_chunks: int = 256, write_batch: int = 64) -> None:
+                 embed_batch_chunks: int = 256, write_batch: int = 64, doc_lock=None) -> None:
         self.index = index
         self.pipeline = pipeline
         self.state_dir = state_dir
         self.embed_batch_chunks = embed_batch_chunks
         self.write_batch = write_batch
+        self.doc_lock = doc_lock
+
+    def _writing(self):
+        """The write side of ``doc_lock`` (a no-op without one)."""
+        return self.doc_lock.write_lock() if self.doc_lock is not None else nullcontext()
 
     def warm_up(self) -> None:
         """Load the embedding model and make sure the collection exists."""
@@ -276,7 +290,8 @@ class SyncEngine:
         manifest = self.index.manifest(workspace, source)
         keys = [k for k, v in manifest.items() if v.article_id == article_id]
         for key in keys:
-            self.index.delete_doc(workspace, key)
+            with self._writing():
+                self.index.delete_doc(workspace, key)
         return len(keys)
 
     # -- internals ------------------------------------------------------------------------------
@@ -285,7 +300,8 @@ class SyncEngine:
         """Delete the docs of ``manifest`` not in ``keep`` (deleted or unpublished at the source)."""
         for key, state in manifest.items():
             if key not in keep:
-                self.index.delete_doc(workspace, key)
+                with self._writing():
+                    self.index.delete_doc(workspace, key)
                 report.deleted += 1
                 report.chunks_deleted_docs += state.points
 
@@ -307,7 +323,8 @@ class SyncEngine:
             return None
         if state is not None and state.is_complete(doc.version):
             if state.updated_at != article.updated_at:
-                self.index.set_doc_fields(article.workspace, article.doc_key, {"updated_at": article.updated_at})
+                with self._writing():
+                    self.index.set_doc_fields(article.workspace, article.doc_key, {"updated_at": article.updated_at})
             report.unchanged += 1
             return None
         return doc
@@ -327,9 +344,10 @@ class SyncEngine:
             return
         report.embeddings_computed += sum(len(p) for p in per_doc)
         for doc, points in zip(docs, per_doc):
-            for start in range(0, len(points), self.write_batch):
-                self.index.upsert(points[start:start + self.write_batch])
-            self.index.delete_doc(doc.article.workspace, doc.article.doc_key, keep_version=doc.version)
+            with self._writing():  # the article's new chunks replace the old ones as a unit for readers
+                for start in range(0, len(points), self.write_batch):
+                    self.index.upsert(points[start:start + self.write_batch])
+                self.index.delete_doc(doc.article.workspace, doc.article.doc_key, keep_version=doc.version)
             report.chunks_written += len(points)
             if doc.is_new:
                 report.added += 1

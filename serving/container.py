@@ -86,12 +86,27 @@ class Container:
         return BM25SparseEncoder()
 
     @cached_property
+    def doc_lock(self):
+        """Reader-writer lock: the sync engine writes each article under it, searches read under it, so an
+        answer never sees an article half-replaced by a sync running in this process."""
+        import fasteners
+
+        return fasteners.ReaderWriterLock()
+
+    @cached_property
     def sync_engine(self) -> SyncEngine:
         c = self.settings.chunking
         pipeline = IngestPipeline(self.embedder, Chunker(c.chunk_size, c.chunk_overlap), self.sparse,
                                   max_chars=c.max_article_chars)
         return SyncEngine(self.index, pipeline, state_dir=self.settings.data_dir,
-                          write_batch=self.settings.qdrant.write_batch)
+                          write_batch=self.settings.qdrant.write_batch, doc_lock=self.doc_lock)
+
+    @cached_property
+    def sync_runner(self):
+        """Sync jobs inside the serving process (``POST /v1/sync``, ``sync.interval``), one at a time."""
+        from citedesk.serving.sync_jobs import SyncJobRunner
+
+        return SyncJobRunner(lambda: self.sync_engine, location=self.index.location)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -100,7 +115,7 @@ class Container:
             if r.rerank_model else None
         return Retriever(self.index, self.embedder, self.sparse, reranker=reranker, mode=r.mode,
                          prefetch_k=r.prefetch_k, rerank_k=r.rerank_k,
-                         fusion_weights=(r.dense_weight, r.sparse_weight))
+                         fusion_weights=(r.dense_weight, r.sparse_weight), doc_lock=self.doc_lock)
 
     @cached_property
     def generator(self):
@@ -175,15 +190,15 @@ class Container:
                                workspace=i.workspace or self.settings.workspace)
         return worker, answerer, url
 
-    def folder_connector(self, path=None):
-        """Folder connector from settings (``path`` overrides ``folder.path``)."""
+    def folder_connector(self, path=None, *, workspace: str | None = None):
+        """Folder connector from settings (``path`` overrides ``folder.path``, ``workspace`` the settings')."""
         from citedesk.connectors.folder import FolderConnector
 
         f = self.settings.folder
         root = path or f.path
         if root is None:
             raise ConfigError("no folder given (CITEDESK_FOLDER__PATH or --path)")
-        return FolderConnector(root, workspace=self.settings.workspace, base_url=f.base_url)
+        return FolderConnector(root, workspace=workspace or self.settings.workspace, base_url=f.base_url)
 
     def intercom_connector(self):
         """Intercom connector from settings."""
