@@ -50,6 +50,12 @@ class EmbeddingSettings(Section):
     model: str = Field(DEFAULT_EMBEDDING_MODEL,
                        description="package:<module>, a local path, a hub name, or hash:<dim> (test embedder)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
+        "auto", description="auto: torch where an NVIDIA driver is present (fp16 on CUDA), else onnx; onnx: an "
+                            "fp32 ONNX export (same vectors as torch) run by onnxruntime, cached under "
+                            "<data_dir>/onnx; onnx-int8: its int8 quantization (faster, re-embeds); openvino: "
+                            "sentence-transformers' backend (needs optimum-intel)")
+    fp16: bool = Field(True, description="half precision on CUDA (torch backend)")
     batch_size: int = Field(64, ge=1)
     max_seq_length: int | None = Field(None, description="tokens; None keeps the model's own")
 

@@ -79,7 +79,22 @@ class Container:
             from citedesk.retrieval.embedding.hashing import HashEmbedder
 
             return HashEmbedder(int(e.model.split(":", 1)[1]))
-        return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length)
+        backend = e.backend
+        if backend == "auto":
+            from pathlib import Path
+
+            from citedesk.retrieval.embedding.dense import nvidia_driver_present, resolve_model_path
+
+            gpu = e.device.startswith("cuda") or (e.device == "auto" and nvidia_driver_present())
+            local = Path(resolve_model_path(e.model)).is_dir()  # the export needs the model's files
+            backend = "torch" if gpu or e.device == "mps" or not local else "onnx"
+        if backend in ("onnx", "onnx-int8"):
+            from citedesk.retrieval.embedding.onnx import OnnxEmbedder
+
+            return OnnxEmbedder(e.model, cache_dir=self.settings.data_dir / "onnx", quantize=backend == "onnx-int8",
+                                batch_size=e.batch_size, max_seq_length=e.max_seq_length)
+        return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length,
+                                backend=backend, fp16=e.fp16)
 
     @cached_property
     def sparse(self) -> BM25SparseEncoder:
