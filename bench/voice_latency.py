@@ -207,6 +207,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=96, help="LLM max_tokens (both phases)")
     ap.add_argument("--filler-budget-ms", type=float, default=700)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--llm-gpu-layers", type=int, default=0, help="llama.cpp --n_gpu_layers (a CUDA build: -1 = all)")
+    ap.add_argument("--llm-threads", type=int, default=2, help="llama.cpp --n_threads")
     ap.add_argument("--queue-llm-requests", action="store_true",
                     help="start the LLM server with --interrupt_requests False: concurrent requests queue "
                          "instead of cutting the running stream (llama-cpp-python's default cuts it)")
@@ -248,7 +250,8 @@ def main() -> None:
         llm_port, api_port = free_port(), free_port()
         llm_log, api_log = work / "llm.log", work / "api.log"
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2", "--n_threads", "2"]
+               "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2",
+               "--n_threads", str(args.llm_threads), "--n_gpu_layers", str(args.llm_gpu_layers)]
         if args.queue_llm_requests:
             cmd += ["--interrupt_requests", "False"]
         with llm_log.open("wb") as fh:
@@ -264,7 +267,7 @@ def main() -> None:
                                           cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT))
         api_base = f"http://127.0.0.1:{api_port}"
         wait_http(f"{api_base}/healthz", procs[-1], api_log)
-        print(f"LLM server {llm_base} (llama-cpp-python, {gguf.name}, n_threads=2); citedesk {api_base}; "
+        print(f"LLM server {llm_base} (llama-cpp-python, {gguf.name}, n_threads={args.llm_threads}, n_gpu_layers={args.llm_gpu_layers}); citedesk {api_base}; "
               f"cpus={os.cpu_count()}; max_tokens={args.max_tokens}")
 
         asyncio.run(run_level(1, 1, prompts, llm_base, api_base, args.max_tokens))  # warm-up, not reported

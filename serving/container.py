@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from citedesk.config.settings import Settings
 from citedesk.core.errors import ConfigError
 from citedesk.core.types import Channel, GeneratorKind
-from citedesk.ingest.chunk import Chunker
-from citedesk.ingest.clean import to_clean_text
-from citedesk.ingest.sync import IngestPipeline, SyncEngine
 from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.search import Retriever
@@ -20,9 +18,14 @@ from citedesk.retrieval.store import QdrantIndex
 from citedesk.serving.answer.generators import ExtractiveGenerator, OpenAIGenerator
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
 
+if TYPE_CHECKING:  # ingest (bs4, markdown-it, llama-index) loads only for a sync: `citedesk ask` starts faster
+    from citedesk.ingest.sync import SyncEngine
+
 
 def html_to_text(body: str) -> str:
     """Plain text of an HTML body (a conversation part), cleaned as ingest cleans articles."""
+    from citedesk.ingest.clean import to_clean_text
+
     return to_clean_text(body, "html")
 
 
@@ -109,7 +112,10 @@ class Container:
         return fasteners.ReaderWriterLock()
 
     @cached_property
-    def sync_engine(self) -> SyncEngine:
+    def sync_engine(self) -> "SyncEngine":
+        from citedesk.ingest.chunk import Chunker
+        from citedesk.ingest.sync import IngestPipeline, SyncEngine
+
         c = self.settings.chunking
         pipeline = IngestPipeline(self.embedder, Chunker(c.chunk_size, c.chunk_overlap), self.sparse,
                                   max_chars=c.max_article_chars)
