@@ -28,9 +28,10 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,10 +208,11 @@ class SyncEngine:
         self.embed_batch_chunks = embed_batch_chunks
         self.write_batch = write_batch
         self.doc_lock = doc_lock
+        self._own_lock = threading.RLock()  # without doc_lock: still one writer at a time (the sync's writer thread)
 
     def _writing(self):
-        """The write side of ``doc_lock`` (a no-op without one)."""
-        return self.doc_lock.write_lock() if self.doc_lock is not None else nullcontext()
+        """The write side of ``doc_lock`` (without one, a lock of this engine's own)."""
+        return self.doc_lock.write_lock() if self.doc_lock is not None else self._own_lock
 
     def warm_up(self) -> None:
         """Load the embedding model and make sure the collection exists."""
@@ -234,6 +236,7 @@ class SyncEngine:
         seen: set[str] = set()
         max_updated = 0
         pending: list[PreparedDoc] = []
+        writer = _Writer()  # a batch's writes overlap the next batch's cleaning, chunking and embedding
         try:
             if progress is not None:
                 total = getattr(connector, "total_hint", None)
@@ -253,13 +256,16 @@ class SyncEngine:
                 if doc is not None:
                     pending.append(doc)
                     if sum(len(d.chunks) for d in pending) >= self.embed_batch_chunks:
-                        self._flush(pending, report, progress)
+                        self._flush(pending, report, progress, writer)
                         pending = []
                 else:
                     self._tick(progress)
         except ConnectorError as exc:
             report.listing_error = str(exc)
             log.error("listing failed, no deletion this run: %s", exc)
+        finally:
+            writer.close()  # waits for the batch in flight
+        writer.drain()  # raises its error, if any
         self._flush(pending, report, progress)
         if report.listing_error is None:
             self._delete_missing(connector.workspace, manifest, seen, report)
@@ -329,7 +335,10 @@ class SyncEngine:
             return None
         return doc
 
-    def _flush(self, docs: list[PreparedDoc], report: SyncReport, progress: ProgressHook | None) -> None:
+    def _flush(self, docs: list[PreparedDoc], report: SyncReport, progress: ProgressHook | None,
+                writer: "_Writer | None" = None) -> None:
+        """Embed ``docs`` and write them: in ``writer``'s thread when given (after its previous batch is written),
+        else here."""
         if not docs:
             return
         try:
@@ -343,6 +352,13 @@ class SyncEngine:
             self._tick(progress, len(docs))
             return
         report.embeddings_computed += sum(len(p) for p in per_doc)
+        if writer is not None:
+            writer.submit(self._write, docs, per_doc, report, progress)
+        else:
+            self._write(docs, per_doc, report, progress)
+
+    def _write(self, docs: list[PreparedDoc], per_doc: list[list[ChunkPoint]], report: SyncReport,
+               progress: ProgressHook | None) -> None:
         for doc, points in zip(docs, per_doc):
             with self._writing():  # the article's new chunks replace the old ones as a unit for readers
                 for start in range(0, len(points), self.write_batch):
@@ -367,3 +383,28 @@ class SyncEngine:
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, path)
 
+
+
+class _Writer:
+    """One background thread writing embedded batches, at most one batch behind the caller.
+
+    ``submit`` first waits for the previous batch (re-raising its error, e.g. IndexUnavailableError), so the order
+    of writes, and what a crash can leave behind, are those of a synchronous sync; ``close`` waits for the last.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-write")
+        self._last: Future | None = None
+
+    def drain(self) -> None:
+        """Wait for the batch in flight; raise its error."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
+
+    def submit(self, fn, *args) -> None:
+        self.drain()
+        self._last = self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
