@@ -149,7 +149,7 @@ def main() -> None:
           f"device {results['device']}, batch {args.batch_size}")
     print(f"{'pipeline':<28}{'seconds':>9}{'chunks':>8}{'articles/s':>12}{'chunks/s':>10}")
     print(f"{'citedesk sync':<28}{cd['seconds']:>9.2f}{cd['chunks']:>8}{cd['articles_per_s']:>12.2f}{cd['chunks_per_s']:>10.2f}")
-    print(f"{'raw SentenceTransformer':<28}{raw['seconds']:>9.2f}{raw['sentences']:>8}{'-':>12}{raw['sentences_per_s']:>10.2f}")
+    print(f"{'raw encode (' + args.backend + ')':<28}{raw['seconds']:>9.2f}{raw['sentences']:>8}{'-':>12}{raw['sentences_per_s']:>10.2f}")
     if "llamaindex" in results:
         li = results["llamaindex"]
         print(f"{'LlamaIndex IngestionPipeline':<28}{li['seconds']:>9.2f}{li['chunks']:>8}{li['articles_per_s']:>12.2f}"
