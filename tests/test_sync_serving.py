@@ -157,3 +157,23 @@ def test_sync_route_needs_the_sync_scope(tmp_path, embedder) -> None:
 def test_remote_sync_reports_a_server_that_is_gone() -> None:
     with pytest.raises(RemoteSyncError, match="unreachable"):
         remote_sync(f"http://127.0.0.1:{free_port()}", path="/nowhere")
+
+
+@pytest.mark.timeout(300)
+def test_sync_interval_runs_a_scheduled_sync_at_startup(tmp_path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("# Refunds\n\nRefunds take five business days to reach your card.\n")
+    c = make_container(tmp_path / "data", embedding={"model": "hash:64"}, folder={"path": str(docs)},
+                       sync={"interval": 3600})
+    with TestClient(create_app(c.settings, container=c, warm_up=False)) as client:
+        deadline = time.monotonic() + 240
+        while True:
+            r = client.get("/v1/sync")
+            if r.status_code == 200 and not r.json()["running"]:
+                break
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.2)
+        assert r.json()["report"]["added"] == 1 and r.json()["error"] is None
+        assert c.index.count("default") >= 1
+    c.index.close()
