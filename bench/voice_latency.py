@@ -297,6 +297,8 @@ def main() -> None:
     ap.add_argument("--extractive", action="store_true",
                     help="no LLM: citedesk's extractive generator; times only native SSE vs chat completions "
                          "(the added cost of the chat-completions layer without the LLM's variance)")
+    ap.add_argument("--llm-gpu-layers", type=int, default=0, help="llama.cpp --n_gpu_layers (a CUDA build: -1 = all)")
+    ap.add_argument("--llm-threads", type=int, default=2, help="llama.cpp --n_threads")
     ap.add_argument("--queue-llm-requests", action="store_true",
                     help="start the LLM server with --interrupt_requests False: concurrent requests queue "
                          "instead of cutting the running stream (llama-cpp-python's default cuts it)")
@@ -342,7 +344,8 @@ def main() -> None:
             gguf = smollm2_gguf()
             llm_port, llm_log = free_port(), work / "llm.log"
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                   "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2", "--n_threads", "2"]
+                   "--port", str(llm_port), "--n_ctx", "4096", "--model_alias", "smollm2",
+                   "--n_threads", str(args.llm_threads), "--n_gpu_layers", str(args.llm_gpu_layers)]
             if args.queue_llm_requests:
                 cmd += ["--interrupt_requests", "False"]
             with llm_log.open("wb") as fh:

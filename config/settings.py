@@ -68,6 +68,12 @@ class EmbeddingSettings(Section):
     model: str = Field(DEFAULT_EMBEDDING_MODEL,
                        description="package:<module>, a local path, a hub name, or hash:<dim> (test embedder)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
+        "auto", description="auto: torch where an NVIDIA driver is present (fp16 on CUDA), else onnx; onnx: an "
+                            "fp32 ONNX export (same vectors as torch) run by onnxruntime, cached under "
+                            "<data_dir>/onnx; onnx-int8: its int8 quantization (faster, re-embeds); openvino: "
+                            "sentence-transformers' backend (needs optimum-intel)")
+    fp16: bool = Field(True, description="half precision on CUDA (torch backend)")
     batch_size: int = Field(64, ge=1)
     max_seq_length: int | None = Field(None, description="tokens; None keeps the model's own")
 
@@ -210,6 +216,19 @@ class FolderSettings(Section):
     path: Path | None = None
     workspace: str = "default"
     base_url: str | None = Field(None, description="url = base_url + relative path (.md→.html)")
+
+
+class SyncSettings(Section):
+    """Syncs run by ``citedesk serve``: handed over by ``citedesk sync`` (``POST /v1/sync``) or scheduled."""
+
+    interval: float = Field(0.0, ge=0.0, description="seconds between scheduled syncs in `citedesk serve`; "
+                                                     "0: none")
+    source: Literal["folder", "intercom"] = Field("folder", description="what a scheduled sync reads "
+                                                                       "(folder: folder.path)")
+    folder_roots: list[Path] = Field(
+        default_factory=lambda: [Path(".")],
+        description="folders (with their subfolders) a sync request may name; relative ones are taken from "
+                    "the server's working directory")
 
 
 class DatabaseSettings(Section):
@@ -368,6 +387,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     intercom: IntercomSettings = IntercomSettings()
     folder: FolderSettings = FolderSettings()
+    sync: SyncSettings = SyncSettings()
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()

@@ -15,6 +15,11 @@ Strategy (LlamaIndex-style upsert-and-delete, with the index itself as the docst
 A crash at any point leaves docs that step 2 detects as incomplete (mixed versions or a wrong point
 count) and rewrites on the next run; the sync cursor (``sync_state.json``) is written only after all
 writes returned.
+
+Readers in the same process (a sync run inside ``citedesk serve``) never see a half-written article: each
+article's upsert-then-delete runs under the write side of ``doc_lock`` and searches take its read side (see
+:class:`~citedesk.retrieval.search.Retriever`), so a search sees an article's old chunks or its new ones,
+never a mix.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,17 +198,26 @@ class SyncEngine:
         on_report: called with ``(report, scope)`` after each :meth:`sync` (scope ``full``), :meth:`sync_article`
             and :meth:`delete_article` (``article``), e.g. to count runs and articles in metrics; its exceptions
             are logged, never raised.
+        doc_lock: a reader-writer lock shared with the retriever (``write_lock()`` / ``read_lock()`` context
+            managers, e.g. ``fasteners.ReaderWriterLock``); each article's writes hold its write side, so
+            searches in this process see whole articles. None: no locking (a sync alone in its process).
     """
 
     def __init__(self, index: QdrantIndex, pipeline: IngestPipeline, *, state_dir: Path | None = None,
                  embed_batch_chunks: int = 256, write_batch: int = 64,
-                 on_report: Callable[[SyncReport, str], object] | None = None) -> None:
+                 on_report: Callable[[SyncReport, str], object] | None = None, doc_lock=None) -> None:
         self.index = index
         self.pipeline = pipeline
         self.state_dir = state_dir
         self.embed_batch_chunks = embed_batch_chunks
         self.write_batch = write_batch
         self.on_report = on_report
+        self.doc_lock = doc_lock
+        self._own_lock = threading.RLock()  # without doc_lock: still one writer at a time (the sync's writer thread)
+
+    def _writing(self):
+        """The write side of ``doc_lock`` (without one, a lock of this engine's own)."""
+        return self.doc_lock.write_lock() if self.doc_lock is not None else self._own_lock
 
     def warm_up(self) -> None:
         """Load the embedding model and make sure the collection exists."""
@@ -225,6 +241,7 @@ class SyncEngine:
         seen: set[str] = set()
         max_updated = 0
         pending: list[PreparedDoc] = []
+        writer = _Writer()  # a batch's writes overlap the next batch's cleaning, chunking and embedding
         try:
             if progress is not None:
                 total = getattr(connector, "total_hint", None)
@@ -244,13 +261,16 @@ class SyncEngine:
                 if doc is not None:
                     pending.append(doc)
                     if sum(len(d.chunks) for d in pending) >= self.embed_batch_chunks:
-                        self._flush(pending, report, progress)
+                        self._flush(pending, report, progress, writer)
                         pending = []
                 else:
                     self._tick(progress)
         except ConnectorError as exc:
             report.listing_error = str(exc)
             log.error("listing failed, no deletion this run: %s", exc)
+        finally:
+            writer.close()  # waits for the batch in flight
+        writer.drain()  # raises its error, if any
         self._flush(pending, report, progress)
         if report.listing_error is None:
             self._delete_missing(connector.workspace, manifest, seen, report)
@@ -285,7 +305,8 @@ class SyncEngine:
         manifest = self.index.manifest(workspace, source)
         keys = [k for k, v in manifest.items() if v.article_id == article_id]
         for key in keys:
-            self.index.delete_doc(workspace, key)
+            with self._writing():
+                self.index.delete_doc(workspace, key)
         if keys:
             self.index.optimize()
         self._report(SyncReport(workspace=workspace, source=source, deleted=len(keys)), "article")
@@ -305,7 +326,8 @@ class SyncEngine:
         """Delete the docs of ``manifest`` not in ``keep`` (deleted or unpublished at the source)."""
         for key, state in manifest.items():
             if key not in keep:
-                self.index.delete_doc(workspace, key)
+                with self._writing():
+                    self.index.delete_doc(workspace, key)
                 report.deleted += 1
                 report.chunks_deleted_docs += state.points
 
@@ -332,12 +354,16 @@ class SyncEngine:
             return None
         if state is not None and state.is_complete(doc.version):
             if state.updated_at != article.updated_at:
-                self.index.set_doc_fields(article.workspace, article.doc_key, {"updated_at": article.updated_at})
+                with self._writing():
+                    self.index.set_doc_fields(article.workspace, article.doc_key, {"updated_at": article.updated_at})
             report.unchanged += 1
             return None
         return doc
 
-    def _flush(self, docs: list[PreparedDoc], report: SyncReport, progress: ProgressHook | None) -> None:
+    def _flush(self, docs: list[PreparedDoc], report: SyncReport, progress: ProgressHook | None,
+                writer: "_Writer | None" = None) -> None:
+        """Embed ``docs`` and write them: in ``writer``'s thread when given (after its previous batch is written),
+        else here."""
         if not docs:
             return
         try:
@@ -351,10 +377,18 @@ class SyncEngine:
             self._tick(progress, len(docs))
             return
         report.embeddings_computed += sum(len(p) for p in per_doc)
+        if writer is not None:
+            writer.submit(self._write, docs, per_doc, report, progress)
+        else:
+            self._write(docs, per_doc, report, progress)
+
+    def _write(self, docs: list[PreparedDoc], per_doc: list[list[ChunkPoint]], report: SyncReport,
+               progress: ProgressHook | None) -> None:
         for doc, points in zip(docs, per_doc):
-            for start in range(0, len(points), self.write_batch):
-                self.index.upsert(points[start:start + self.write_batch])
-            self.index.delete_doc(doc.article.workspace, doc.article.doc_key, keep_version=doc.version)
+            with self._writing():  # the article's new chunks replace the old ones as a unit for readers
+                for start in range(0, len(points), self.write_batch):
+                    self.index.upsert(points[start:start + self.write_batch])
+                self.index.delete_doc(doc.article.workspace, doc.article.doc_key, keep_version=doc.version)
             report.chunks_written += len(points)
             if doc.is_new:
                 report.added += 1
@@ -374,3 +408,28 @@ class SyncEngine:
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, path)
 
+
+
+class _Writer:
+    """One background thread writing embedded batches, at most one batch behind the caller.
+
+    ``submit`` first waits for the previous batch (re-raising its error, e.g. IndexUnavailableError), so the order
+    of writes, and what a crash can leave behind, are those of a synchronous sync; ``close`` waits for the last.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-write")
+        self._last: Future | None = None
+
+    def drain(self) -> None:
+        """Wait for the batch in flight; raise its error."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
+
+    def submit(self, fn, *args) -> None:
+        self.drain()
+        self._last = self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

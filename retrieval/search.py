@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,12 +43,15 @@ class Retriever:
         rerank_k: fused candidates rescored by the reranker.
         fusion_weights: (dense, sparse) weights of Qdrant's weighted RRF in hybrid mode, both > 0; a
             larger weight gives that ranking more say (fused scores stay of kind ``rrf``).
+        doc_lock: the reader-writer lock the sync engine writes articles under (``read_lock()`` context
+            manager); each search holds its read side, so it never sees an article half-replaced.
     """
 
     def __init__(self, index: QdrantIndex, embedder, sparse: BM25SparseEncoder, *, reranker=None,
                  mode: Mode = "hybrid", prefetch_k: int = 40, rerank_k: int = 20,
-                 fusion_weights: tuple[float, float] = (1.0, 1.0)) -> None:
+                 fusion_weights: tuple[float, float] = (1.0, 1.0), doc_lock=None) -> None:
         self.index = index
+        self.doc_lock = doc_lock
         self.embedder = embedder
         self.sparse = sparse
         self.reranker = reranker
@@ -77,9 +81,10 @@ class Retriever:
         timings["embed"] = time.perf_counter() - t
         use_rerank = rerank and self.reranker is not None
         t = time.perf_counter()
-        hits = self.index.search(flt, dense=dense, sparse=sparse,
-                                 limit=max(top_k, self.rerank_k) if use_rerank else top_k,
-                                 prefetch_k=self.prefetch_k, fusion_weights=self.fusion_weights)
+        with self.doc_lock.read_lock() if self.doc_lock is not None else nullcontext():
+            hits = self.index.search(flt, dense=dense, sparse=sparse,
+                                     limit=max(top_k, self.rerank_k) if use_rerank else top_k,
+                                     prefetch_k=self.prefetch_k, fusion_weights=self.fusion_weights)
         timings["retrieve"] = time.perf_counter() - t
         if use_rerank and hits:
             t = time.perf_counter()

@@ -66,20 +66,73 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+ApiKeyOption = Annotated[Optional[str], typer.Option(
+    "--api-key", envvar="CITEDESK_API_KEY", help="bearer key for a server with auth on (env CITEDESK_API_KEY)")]
+
+
+def _server_for(url: Optional[str]) -> Optional[str]:
+    """``url``, else the URL of a live ``citedesk serve`` on this data_dir (see serving/discovery.py), else None."""
+    if url:
+        return url.rstrip("/")
+    from citedesk.serving.discovery import find_server
+
+    return find_server(State.settings.data_dir)
+
+
+def _sync_progress(as_json: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("[bold]sync[/bold] {task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json)
+
+
 @app.command()
 def sync(
     source: Annotated[Source, typer.Option(help="where articles come from")] = Source.folder,
     path: Annotated[Optional[Path], typer.Option(help="folder of articles (source=folder)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    url: Annotated[Optional[str], typer.Option(
+        help="run the sync in the citedesk server at this URL (default: the server running on this data_dir, "
+             "if any; otherwise the sync runs here)")] = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Sync articles into the index: new and changed ones are embedded, removed ones deleted."""
+    """Sync articles into the index: new and changed ones are embedded, removed ones deleted.
+
+    When `citedesk serve` runs on the same data (or with --url) the job runs inside that server, which keeps
+    answering meanwhile; the progress bar follows it here."""
+    server = _server_for(url)
+    if server is not None:
+        summary = _remote_sync(server, source, path, as_json, api_key)
+    else:
+        summary = _local_sync(source, path, as_json)
+    _print_sync_report(summary, as_json)
+
+
+def _remote_sync(server: str, source: Source, path: Optional[Path], as_json: bool, api_key: Optional[str]) -> dict:
+    from citedesk.serving.remote_sync import RemoteSyncError, remote_sync
+
+    if not as_json:
+        console.print(f"handing the sync to the citedesk server at {server}")
+    with _sync_progress(as_json) as progress:
+        task = progress.add_task(f"{source.value} → {server}", total=None)
+
+        def on_event(e: dict) -> None:
+            if e["event"] == "total":
+                progress.update(task, total=e["n"])
+            elif e["event"] == "advance":
+                progress.advance(task, e["n"])
+
+        try:
+            return remote_sync(server, source=source.value, api_key=api_key, on_event=on_event,
+                               path=str(path.resolve()) if path is not None and source == Source.folder else None)
+        except RemoteSyncError as exc:
+            _fail(exc)
+
+
+def _local_sync(source: Source, path: Optional[Path], as_json: bool) -> dict:
     c = _container()
     try:
         connector = c.folder_connector(path) if source == Source.folder else c.intercom_connector()
         engine = c.sync_engine
-        with Progress(SpinnerColumn(), TextColumn("[bold]sync[/bold] {task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                      disable=as_json) as progress:
+        with _sync_progress(as_json) as progress:
             task = progress.add_task(f"{connector.name} → {c.index.location}", total=None)
 
             def hook(event: str, n: int) -> None:
@@ -88,28 +141,31 @@ def sync(
                 else:
                     progress.advance(task, n)
 
-            report = engine.sync(connector, progress=hook)
+            return engine.sync(connector, progress=hook).summary()
     except CitedeskError as exc:
         _fail(exc)
     finally:
         c.index.close()
-    summary = report.summary()
+
+
+def _print_sync_report(summary: dict, as_json: bool) -> None:
+    """Print a sync report (``SyncReport.summary()``, local or from a server); exit 1 unless it is ok."""
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        table = Table(title=f"sync report: {report.source} / {report.workspace}")
+        table = Table(title=f"sync report: {summary['source']} / {summary['workspace']}")
         for col in ("added", "updated", "deleted", "unchanged", "failed", "chunks", "seconds", "articles/s",
                     "chunks/s"):
             table.add_column(col, justify="right")
-        table.add_row(str(report.added), str(report.updated), str(report.deleted), str(report.unchanged),
-                      str(len(report.failed)), str(report.chunks_written), f"{report.seconds:.1f}",
-                      f"{report.articles_per_s:.1f}", f"{report.chunks_per_s:.1f}")
+        table.add_row(*(str(summary[k]) for k in ("added", "updated", "deleted", "unchanged")),
+                      str(len(summary["failed"])), str(summary["chunks_written"]), f"{summary['seconds']:.1f}",
+                      f"{summary['articles_per_s']:.1f}", f"{summary['chunks_per_s']:.1f}")
         out.print(table)
-        for f in report.failed[:20]:
-            out.print(escape(f"failed {f.article_id} ({f.locale}): {f.error}"), style="yellow")
-    if report.listing_error:
-        console.print(escape(f"listing failed, nothing deleted: {report.listing_error}"), style="red")
-    if not report.ok:
+        for f in summary["failed"][:20]:
+            out.print(escape(f"failed {f['article_id']} ({f['locale']}): {f['error']}"), style="yellow")
+    if summary["listing_error"]:
+        console.print(escape(f"listing failed, nothing deleted: {summary['listing_error']}"), style="red")
+    if not summary["ok"]:
         raise typer.Exit(1)
 
 
@@ -134,7 +190,9 @@ def serve(
     from citedesk.serving.api.app import create_app
 
     s = State.settings
-    uvicorn.run(create_app(s), host=host or s.server.host, port=port or s.server.port, **_log_options(s))
+    s = s.model_copy(update={"server": s.server.model_copy(update={"host": host or s.server.host,
+                                                                   "port": port or s.server.port})})
+    uvicorn.run(create_app(s), host=s.server.host, port=s.server.port, **_log_options(s))
 
 
 @app.command()
@@ -218,17 +276,27 @@ def ask(
     channel: Annotated[Channel, typer.Option()] = Channel.CHAT,
     locale: Annotated[Optional[str], typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    url: Annotated[Optional[str], typer.Option(
+        help="ask the citedesk server at this URL (default: the server running on this data_dir, if any; "
+             "otherwise the index is opened here)")] = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Answer one question from the index (prints answer, citations, confidence)."""
     from citedesk.serving.answer.schemas import AnswerRequest
 
-    c = _container()
+    request = AnswerRequest(question=question, channel=channel, locale=locale)
+    server = _server_for(url)
     try:
-        resp = asyncio.run(c.pipeline.answer(AnswerRequest(question=question, channel=channel, locale=locale)))
+        if server is not None:
+            resp = asyncio.run(_remote_answer(server, request, api_key))
+        else:
+            c = _container()
+            try:
+                resp = asyncio.run(c.pipeline.answer(request))
+            finally:
+                c.index.close()
     except CitedeskError as exc:
         _fail(exc)
-    finally:
-        c.index.close()
     if as_json:
         out.print_json(resp.model_dump_json())
         return
@@ -244,6 +312,16 @@ def ask(
         out.print(escape(f"      “{_whole_sentences(cit.quote)}”"))
     if resp.handoff_summary:
         out.print(escape(f"handoff: {resp.handoff_summary}"))
+
+
+async def _remote_answer(server: str, request, api_key: Optional[str]):
+    from citedesk.serving.channels.intercom.remote import RemoteAnswerClient
+
+    client = RemoteAnswerClient(server, api_key=api_key)
+    try:
+        return await client.answer(request)
+    finally:
+        await client.aclose()
 
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality (see README: Evaluation).", no_args_is_help=True)

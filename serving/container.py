@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from citedesk.config.settings import Settings
 from citedesk.core.errors import ConfigError
 from citedesk.core.types import Channel, GeneratorKind
-from citedesk.ingest.chunk import Chunker
-from citedesk.ingest.clean import to_clean_text
-from citedesk.ingest.sync import IngestPipeline, SyncEngine
 from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.search import Retriever
@@ -20,9 +18,14 @@ from citedesk.retrieval.store import ClusterParams, QdrantIndex
 from citedesk.serving.answer.generators import ExtractiveGenerator, OpenAIGenerator
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
 
+if TYPE_CHECKING:  # ingest (bs4, markdown-it, llama-index) loads only for a sync: `citedesk ask` starts faster
+    from citedesk.ingest.sync import SyncEngine
+
 
 def html_to_text(body: str) -> str:
     """Plain text of an HTML body (a conversation part), cleaned as ingest cleans articles."""
+    from citedesk.ingest.clean import to_clean_text
+
     return to_clean_text(body, "html")
 
 
@@ -92,20 +95,53 @@ class Container:
             from citedesk.retrieval.embedding.hashing import HashEmbedder
 
             return HashEmbedder(int(e.model.split(":", 1)[1]))
-        return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length)
+        backend = e.backend
+        if backend == "auto":
+            from pathlib import Path
+
+            from citedesk.retrieval.embedding.dense import nvidia_driver_present, resolve_model_path
+
+            gpu = e.device.startswith("cuda") or (e.device == "auto" and nvidia_driver_present())
+            local = Path(resolve_model_path(e.model)).is_dir()  # the export needs the model's files
+            backend = "torch" if gpu or e.device == "mps" or not local else "onnx"
+        if backend in ("onnx", "onnx-int8"):
+            from citedesk.retrieval.embedding.onnx import OnnxEmbedder
+
+            return OnnxEmbedder(e.model, cache_dir=self.settings.data_dir / "onnx", quantize=backend == "onnx-int8",
+                                batch_size=e.batch_size, max_seq_length=e.max_seq_length)
+        return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length,
+                                backend=backend, fp16=e.fp16)
 
     @cached_property
     def sparse(self) -> BM25SparseEncoder:
         return BM25SparseEncoder()
 
     @cached_property
-    def sync_engine(self) -> SyncEngine:
+    def doc_lock(self):
+        """Reader-writer lock: the sync engine writes each article under it, searches read under it, so an
+        answer never sees an article half-replaced by a sync running in this process."""
+        import fasteners
+
+        return fasteners.ReaderWriterLock()
+
+    @cached_property
+    def sync_engine(self) -> "SyncEngine":
+        from citedesk.ingest.chunk import Chunker
+        from citedesk.ingest.sync import IngestPipeline, SyncEngine
+
         c = self.settings.chunking
         pipeline = IngestPipeline(self.embedder, Chunker(c.chunk_size, c.chunk_overlap), self.sparse,
                                   max_chars=c.max_article_chars)
         return SyncEngine(self.index, pipeline, state_dir=self.settings.data_dir,
-                          write_batch=self.settings.qdrant.write_batch,
+                          write_batch=self.settings.qdrant.write_batch, doc_lock=self.doc_lock,
                           on_report=self.metrics.observe_sync if self.metrics is not None else None)
+
+    @cached_property
+    def sync_runner(self):
+        """Sync jobs inside the serving process (``POST /v1/sync``, ``sync.interval``), one at a time."""
+        from citedesk.serving.sync_jobs import SyncJobRunner
+
+        return SyncJobRunner(lambda: self.sync_engine, location=self.index.location)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -114,7 +150,7 @@ class Container:
             if r.rerank_model else None
         return Retriever(self.index, self.embedder, self.sparse, reranker=reranker, mode=r.mode,
                          prefetch_k=r.prefetch_k, rerank_k=r.rerank_k,
-                         fusion_weights=(r.dense_weight, r.sparse_weight))
+                         fusion_weights=(r.dense_weight, r.sparse_weight), doc_lock=self.doc_lock)
 
     @cached_property
     def generator(self):
@@ -231,15 +267,15 @@ class Container:
                                workspace=i.workspace or self.settings.workspace, metrics=self.metrics)
         return worker, answerer, url
 
-    def folder_connector(self, path=None):
-        """Folder connector from settings (``path`` overrides ``folder.path``)."""
+    def folder_connector(self, path=None, *, workspace: str | None = None):
+        """Folder connector from settings (``path`` overrides ``folder.path``, ``workspace`` the settings')."""
         from citedesk.connectors.folder import FolderConnector
 
         f = self.settings.folder
         root = path or f.path
         if root is None:
             raise ConfigError("no folder given (CITEDESK_FOLDER__PATH or --path)")
-        return FolderConnector(root, workspace=self.settings.workspace, base_url=f.base_url)
+        return FolderConnector(root, workspace=workspace or self.settings.workspace, base_url=f.base_url)
 
     def intercom_connector(self):
         """Intercom connector from settings."""

@@ -74,11 +74,13 @@ def test_cross_encoder_judge_caps_the_confidence(aws_container) -> None:
 
 @pytest.mark.slow
 def test_llm_judge_reads_p_yes_from_the_real_server(aws_container, llm_server) -> None:
-    judge = LLMAnswerabilityJudge(OpenAIGenerator(llm_server, model="smollm2", timeout=120))
+    def judge() -> LLMAnswerabilityJudge:  # one per event loop (the HTTP client belongs to the loop it began on)
+        return LLMAnswerabilityJudge(OpenAIGenerator(llm_server, model="smollm2", timeout=120))
+
     hits = aws_container.retriever.retrieve(QUESTION, SearchFilter(workspace="default"), top_k=4).hits
-    direct = asyncio.run(judge.probability(QUESTION, hits))
+    direct = asyncio.run(judge().probability(QUESTION, hits))
     assert 0.0 <= direct <= 1.0
-    r = ask(pipeline_with(aws_container, [judge], timeout=120))
+    r = ask(pipeline_with(aws_container, [judge()], timeout=120))
     p = r.signals["judges"]["llm"]
     assert isinstance(p, float) and 0.0 <= p <= 1.0, r.signals
     assert r.confidence <= p + 1e-4

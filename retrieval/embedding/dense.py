@@ -42,6 +42,11 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def nvidia_driver_present() -> bool:
+    """True when an NVIDIA driver is loaded (checked without importing torch, which takes seconds)."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
 def pick_device(device: str) -> str:
     """Resolve ``"auto"`` to ``cuda`` when a GPU is visible, else ``mps`` or ``cpu``."""
     if device != "auto":
@@ -91,20 +96,35 @@ class SentenceEmbedder(_LazyModel):
     Args:
         model: see :func:`resolve_model_path`.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``.
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass (``encode`` sorts texts by length, so each batch pads little).
         max_seq_length: tokens; longer inputs are truncated by the model. None keeps the default.
+        backend: sentence-transformers' ``backend`` (``torch``; ``onnx`` / ``openvino`` need its optimum extras —
+            the onnxruntime path without them is :class:`~citedesk.retrieval.embedding.onnx.OnnxEmbedder`).
+        fp16: half precision when the model runs on CUDA (torch backend).
     """
 
     def __init__(self, model: str, *, device: str = "auto", batch_size: int = 64,
-                 max_seq_length: int | None = None) -> None:
+                 max_seq_length: int | None = None, backend: str = "torch", fp16: bool = True) -> None:
         super().__init__(model, device)
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.backend = backend
+        self.fp16 = fp16
+        if backend != "torch":
+            self.model_name = f"{model}#{backend}"  # other vectors: the sync re-embeds
 
     def _load(self, path: str, device: str):
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(path, device=device)
+        try:
+            model = SentenceTransformer(path, device=device, backend=self.backend)
+        except ImportError as exc:
+            from citedesk.core.errors import ConfigError
+
+            raise ConfigError(f"embedding.backend={self.backend} needs sentence-transformers' extra for it "
+                              f"({exc}); use backend onnx (onnxruntime, no extra) or torch") from exc
+        if self.backend == "torch" and self.fp16 and device.startswith("cuda"):
+            model.half()
         if self.max_seq_length:
             model.max_seq_length = self.max_seq_length
         log.info("embedding model %s loaded on %s (dim %d)", path, device, model.get_embedding_dimension())

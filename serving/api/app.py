@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from citedesk.config.settings import Settings
-from citedesk.core.errors import GeneratorUnavailableError, IndexUnavailableError
+from citedesk.core.errors import CitedeskError, GeneratorUnavailableError, IndexUnavailableError
 from citedesk.serving.api.limits import BodySizeLimitMiddleware
 from citedesk.serving.api.routes import answer as answer_routes
 from citedesk.serving.api.routes import audit_pages
@@ -18,11 +19,14 @@ from citedesk.serving.api.routes import guidance as guidance_routes
 from citedesk.serving.api.routes import chat_completions as chat_completions_routes
 from citedesk.serving.api.routes import health as health_routes
 from citedesk.serving.api.routes import metrics as metrics_routes
+from citedesk.serving.api.routes import sync as sync_routes
 from citedesk.serving.api.routes import voice as voice_routes
 from citedesk.serving.api.routes.webhooks import router as webhooks_router
 from citedesk.serving.channels.voice.state import VoiceStateError
 from citedesk.serving.container import Container
 from citedesk.serving.observability.logs import RequestMiddleware
+from citedesk.serving.discovery import announce, server_url, withdraw
+from citedesk.serving.sync_jobs import SyncBusyError
 
 __all__ = ["create_app"]
 
@@ -39,10 +43,26 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
 
     Returns:
         The FastAPI app: ``POST /v1/answer``, ``POST /v1/answer/stream`` (SSE), ``POST /v1/chat/completions``
-        and ``GET /v1/models`` (OpenAI-compatible), ``GET /healthz``, ``GET /metrics`` (unless ``metrics.enabled``
-        is false), OpenAPI at ``/docs`` and ``/openapi.json``.
+        and ``GET /v1/models`` (OpenAI-compatible), ``POST /v1/sync`` (NDJSON progress), ``GET /healthz``,
+        ``GET /metrics`` (unless ``metrics.enabled`` is false), OpenAPI at ``/docs`` and ``/openapi.json``. While
+        it runs, ``<data_dir>/server.json`` tells ``citedesk sync`` / ``ask`` on the same data where to hand work.
     """
     container = container or Container(settings)
+
+    async def scheduled_syncs(interval: float) -> None:
+        """``sync.interval``: a sync at startup, then one every ``interval`` s (skipped while one runs)."""
+        while True:
+            try:
+                connector = (container.folder_connector() if settings.sync.source == "folder"
+                             else container.intercom_connector())
+                job = container.sync_runner.start(connector)
+                await anyio.to_thread.run_sync(lambda: [*job.follow()], abandon_on_cancel=True)
+                log.info("scheduled sync %s: %s", job.job_id, job.error or job.report)
+            except SyncBusyError as exc:
+                log.info("scheduled sync skipped: %s", exc)
+            except CitedeskError as exc:
+                log.error("scheduled sync not started: %s", exc)
+            await anyio.sleep(interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -50,7 +70,13 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
             await anyio.to_thread.run_sync(container.pipeline.warm_up)
         if webhooks is not None:
             await webhooks.start()
+        announce(settings.data_dir, server_url(settings.server.host, settings.server.port))
+        schedule = (asyncio.create_task(scheduled_syncs(settings.sync.interval))
+                    if settings.sync.interval > 0 else None)
         yield
+        if schedule is not None:
+            schedule.cancel()
+        withdraw(settings.data_dir)
         if webhooks is not None:
             await webhooks.stop()
         close = getattr(container.generator, "aclose", None)
@@ -91,5 +117,6 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     app.include_router(guidance_routes.router)
     if container.metrics is not None:
         app.include_router(metrics_routes.router)
+    app.include_router(sync_routes.router)
     audit_pages.install(app)  # the audit JSON routes, the /audit page and the 401/403 handler
     return app
