@@ -208,26 +208,38 @@ def is_table_row(line: str) -> bool:
     return line.count("|") >= 1 and len(_cells(line)) >= 2
 
 
+def _is_data_row(cells: list[str]) -> bool:
+    """A row whose cells start with digits is data, not a header ("db.t2.small | 16 | 16")."""
+    return any(c[:1].isdigit() for c in cells)
+
+
 def table_header_before(text: str, offset: int) -> str:
     """The header row of the table that ``offset`` falls inside, when that header lies before ``offset``.
 
     Used for a chunk that starts in the middle of a table (its rows would otherwise be read without their
-    column names). Returns "" when the line at ``offset`` is not a table row or no table row precedes it.
+    column names). The walk back goes over the table's rows and over group labels between them (a line without
+    cells between two rows, as tables with spanning group rows render: "db.t2 – Burstable classes"). Returns ""
+    when the line at ``offset`` is not a table row, or the table's first row is data (no header to carry).
     """
     line_end = text.find("\n", offset)
     if not is_table_row(text[offset: line_end if line_end >= 0 else len(text)]):
         return ""
-    header = ""
+    first = ""
     pos = text.rfind("\n", 0, offset)
     while pos > 0:
         prev_start = text.rfind("\n", 0, pos) + 1
         line = text[prev_start:pos]
-        if not is_table_row(line):
+        if is_table_row(line):
+            if not _TABLE_SEP.match(line):
+                first = line.strip()
+        elif not line.strip() or _HEADING.match(line):
             break
-        if not _TABLE_SEP.match(line):
-            header = line.strip()
+        else:  # a group label: part of the table only when a row sits right above it
+            above = text[text.rfind("\n", 0, max(prev_start - 1, 0)) + 1: max(prev_start - 1, 0)]
+            if not is_table_row(above):
+                break
         pos = prev_start - 1
-    return header
+    return "" if not first or _is_data_row(_cells(first)) else first
 
 
 def answer_units(text: str, *, table_header: str = "", max_list_chars: int = 800) -> list[AnswerUnit]:
@@ -257,6 +269,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
     units: list[AnswerUnit] = []
     i = 0
     prev_sentence: Span | None = None
+    last_table: tuple[int, list[str], str] | None = None  # (span index after it, its header cells, header line)
     while i < len(spans):
         s = spans[i]
         if _HEADING.match(s.text) or _TABLE_SEP.match(s.text):
@@ -270,14 +283,20 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 if not _TABLE_SEP.match(spans[j].text):
                     rows.append(spans[j])
                 j += 1
-            carried = table_header and not text[: spans[i].start].strip()  # the chunk starts inside this table
-            header = _cells(table_header) if carried else _cells(rows[0].text)
+            header_line = rows[0].text
+            carried = bool(table_header) and not text[: spans[i].start].strip()  # the chunk starts inside it
+            if not carried and last_table is not None and i - last_table[0] <= 1 and _is_data_row(_cells(header_line)):
+                carried, header_line = True, last_table[2]  # the same table after a group label line
+            elif carried:
+                header_line = table_header
+            header = _cells(header_line)
             if carried:
                 body = rows
-            elif any(c[:1].isdigit() for c in header):  # a data row (the header is in another chunk): no header
+            elif _is_data_row(header):  # a data row (the header is in another chunk): no header
                 header, body = [], rows
             else:
                 body = rows[1:]
+            last_table = (j, header, header_line) if header else None
             for row in body:
                 cells = _cells(row.text)
                 if header:
@@ -286,7 +305,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                     said = "; ".join(parts)
                 else:
                     said = " | ".join(c for c in cells if c)
-                context = (table_header if carried else rows[0].text) if header else ""
+                context = header_line if header else ""
                 units.append(AnswerUnit("table_row", said, row.start, row.end, context=context))
             if len(rows) == 1 and header and not carried:
                 units.append(AnswerUnit("sentence", rows[0].text, rows[0].start, rows[0].end))

@@ -78,6 +78,22 @@ def test_a_chunk_that_starts_inside_a_table_reads_its_rows_with_the_carried_head
         "Name: A; Size: 1", "Name: B; Size: 2"]
 
 
+def test_group_label_lines_stay_inside_their_table() -> None:
+    # a table whose spanning group rows render as lines without cells (RDS storage by instance class)
+    text = ("Instance Class | MariaDB | Oracle\n--- | --- | ---\ndb.m5 – Standard classes\ndb.m5.large | 64 | 64\n"
+            "db.t2 – Burstable classes\ndb.t2.medium | 32 | 16\ndb.t2.small | 16 | 16")
+    assert table_header_before(text, text.index("db.t2.small")) == "Instance Class | MariaDB | Oracle"
+    rows = {u.text for u in answer_units(text) if u.kind == "table_row"}
+    assert "Instance Class: db.t2.medium; MariaDB: 32; Oracle: 16" in rows  # after a label: the same header
+    chunk = text[text.index("db.t2.medium"):]
+    carried = [u.text for u in answer_units(chunk, table_header=table_header_before(text, text.index("db.t2.medium")))
+               if u.kind == "table_row"]
+    assert carried == ["Instance Class: db.t2.medium; MariaDB: 32; Oracle: 16",
+                       "Instance Class: db.t2.small; MariaDB: 16; Oracle: 16"]
+    headless = "Intro.\n\ndb.t2.large | 64 | 32\ndb.t2.medium | 32 | 16"
+    assert table_header_before(headless, headless.index("db.t2.medium")) == ""  # first row is data: no header
+
+
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
     units = answer_units(STEPS)
     items = [u for u in units if u.kind == "list_item"]
