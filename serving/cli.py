@@ -569,7 +569,7 @@ def calibrate(
         console.print("no --write file (nor --config): thresholds not saved")
         return
     write_thresholds(target, {ch: p["threshold"] for ch, p in picks.items()})
-    console.print(f"wrote [answer] threshold_chat / threshold_voice to {target}")
+    console.print(escape(f"wrote [answer] threshold_chat / threshold_voice to {target}"))
 
 
 keys_app = typer.Typer(help="Scoped API keys (answer, sync, audit-read, audit-write, admin), enforced when auth.enabled.",
