@@ -13,7 +13,7 @@ __all__ = ["RemoteSyncError", "remote_sync"]
 
 
 class RemoteSyncError(CitedeskError):
-    """The server refused the sync (401/403 key, 409 one already running, 422 bad folder), could not be reached,
+    """The server refused the sync (401/403 key, 409 one already running or nothing to sync, 403/404 bad folder), could not be reached,
     or the job failed there. ``status`` is the HTTP status (None: no answer, or the job's own failure)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

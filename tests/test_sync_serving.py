@@ -149,7 +149,7 @@ def test_sync_route_needs_the_sync_scope(tmp_path, embedder) -> None:
         r = client.post("/v1/sync", json={}, headers={"Authorization": f"Bearer {answer_key}"})
         assert r.status_code == 403 and "lacks scope 'sync'" in r.json()["detail"]
         r = client.post("/v1/sync", json={}, headers={"Authorization": f"Bearer {sync_key}"})
-        assert r.status_code == 422 and "no folder" in r.json()["detail"]
+        assert r.status_code == 409 and "no folder" in r.json()["detail"]
         assert client.get("/v1/sync", headers={"Authorization": f"Bearer {sync_key}"}).status_code == 404
     c.index.close()
 

@@ -60,7 +60,8 @@ class EscalationRule(BaseModel):
     keywords: list[Term] = Field(default_factory=list, max_length=100)
     asks_for_human: bool = False
     tags: list[Term] = Field(default_factory=list, max_length=50)
-    attributes: dict[Term, Scalar] = Field(default_factory=dict, max_length=20)
+    attributes: dict[Term, Scalar] = Field(default_factory=dict, max_length=20,
+                                           json_schema_extra={"additionalProperties": False})  # keys: Term only
 
     @model_validator(mode="after")
     def _has_a_condition(self) -> "EscalationRule":

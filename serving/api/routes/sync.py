@@ -46,8 +46,11 @@ def allowed_folder(path: Path, roots: list[Path]) -> bool:
 @router.post("/v1/sync", response_class=StreamingResponse,
              responses={200: {"content": {NDJSON: {}}, "description": "one JSON event per line: started, total, "
                                                                       "advance*, then done (with the report) or error"},
-                        409: {"model": ErrorResponse, "description": "a sync is already running"},
-                        422: {"model": ErrorResponse, "description": "no such folder, or outside sync.folder_roots"}})
+                        403: {"model": ErrorResponse, "description": "the folder is outside sync.folder_roots, or the "
+                                                                     "source syncs another workspace"},
+                        404: {"model": ErrorResponse, "description": "no such folder on the server"},
+                        409: {"model": ErrorResponse, "description": "a sync is already running, or the server has "
+                                                                     "no folder / source configured"}})
 def start_sync(body: SyncRequest, c: ContainerDep, caller: Syncer) -> StreamingResponse:
     """Start a sync in the server (one at a time) and stream its progress; answers keep being served meanwhile,
     and every article's new chunks replace its old ones as a unit.
@@ -58,11 +61,11 @@ def start_sync(body: SyncRequest, c: ContainerDep, caller: Syncer) -> StreamingR
         if body.source == "folder":
             folder = Path(body.path) if body.path else s.folder.path
             if folder is None:
-                raise HTTPException(422, "no folder: send a path or set folder.path on the server")
+                raise HTTPException(409, "no folder: send a path or set folder.path on the server")
             if not folder.is_dir():
-                raise HTTPException(422, f"no such folder on the server: {folder}")
+                raise HTTPException(404, f"no such folder on the server: {folder}")
             if body.path and not allowed_folder(folder, s.sync.folder_roots):
-                raise HTTPException(422, f"{folder} is outside sync.folder_roots "
+                raise HTTPException(403, f"{folder} is outside sync.folder_roots "
                                          f"({', '.join(str(r) for r in s.sync.folder_roots)})")
             connector = c.folder_connector(folder, workspace=caller.workspace)
         else:
@@ -73,8 +76,8 @@ def start_sync(body: SyncRequest, c: ContainerDep, caller: Syncer) -> StreamingR
         job = c.sync_runner.start(connector)
     except SyncBusyError as exc:
         raise HTTPException(409, str(exc)) from None
-    except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from None
+    except ConfigError as exc:  # the server is not set up for this source: a state of the server, not the request
+        raise HTTPException(409, str(exc)) from None
     return StreamingResponse((json.dumps(e) + "\n" for e in job.follow()), media_type=NDJSON)
 
 
