@@ -60,6 +60,20 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
+def _pair_probabilities(model, pairs: list[tuple[str, str]], batch_size: int, label: int) -> np.ndarray:
+    """A CrossEncoder's probability of ``label`` for each pair: float64 (n,); a sigmoid for a one-output model,
+    else a softmax over its labels."""
+    import torch
+
+    logits = model.predict(pairs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
+                           activation_fn=torch.nn.Identity())
+    logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
+    if logits.shape[1] == 1:
+        return 1.0 / (1.0 + np.exp(-logits[:, 0]))
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True))[:, label]
+
+
 class _LazyModel:
     """A model loaded once, on first use or ``warm_up()``, thread-safely; subclasses implement ``_load``."""
 
@@ -288,16 +302,7 @@ class EntailmentModel(_LazyModel):
         self.warm_up()
         if not pairs:
             return np.zeros((0,), dtype=np.float32)
-        import torch
-
-        logits = self._model.predict(list(pairs), batch_size=self.batch_size, convert_to_numpy=True,
-                                     show_progress_bar=False, activation_fn=torch.nn.Identity())
-        logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
-        if logits.shape[1] == 1:
-            probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        else:
-            z = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = (z / z.sum(axis=1, keepdims=True))[:, self._label]
+        probs = _pair_probabilities(self._model, list(pairs), self.batch_size, self._label)
         return probs.astype(np.float32)
 
 
@@ -363,14 +368,4 @@ class AnswerabilityModel(_LazyModel):
         pairs = [(question, p) for p in passages[: self.max_passages]]
         if not pairs:
             return 0.0
-        import torch
-
-        logits = self._model.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True,
-                                     show_progress_bar=False, activation_fn=torch.nn.Identity())
-        logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
-        if logits.shape[1] == 1:
-            probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        else:
-            z = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = (z / z.sum(axis=1, keepdims=True))[:, 1]
-        return float(probs.max())
+        return float(_pair_probabilities(self._model, pairs, self.batch_size, 1).max())
