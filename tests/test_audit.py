@@ -79,6 +79,22 @@ def test_migration_creates_exactly_the_declared_audit_and_key_tables(tmp_path) -
     assert mine <= names
 
 
+def test_the_first_requests_arriving_together_migrate_once(tmp_path) -> None:
+    # a server's first answers open the database from several worker threads at the same moment; Alembic's
+    # proxies are process-wide, so unserialised upgrades broke each other (seen with 4 clients and a sync)
+    from concurrent.futures import ThreadPoolExecutor
+
+    dbs = [Database(f"sqlite:///{tmp_path / 'shared.db'}")] * 4 + [Database(f"sqlite:///{tmp_path / f'{i}.db'}")
+                                                                   for i in range(4)]
+
+    def open_session(db: Database) -> int:
+        with db.session() as session:
+            return len(session.execute(AuditAnswer.__table__.select()).all())
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(open_session, dbs)) == [0] * 8
+
+
 def test_redaction_rule_replaces_personal_data_and_keeps_product_numbers() -> None:
     r = Redactor(DEFAULT_REDACT)
     text, n = r("I'm jane.doe+x@example.co.uk, call +1 (555) 123-4567 or 020 7946 0958; card 4111 1111 1111 1111")

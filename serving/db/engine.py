@@ -38,6 +38,10 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir) / 'citedesk.db').resolve()}"
 
 
+_MIGRATE_LOCK = threading.Lock()
+"""Serialises Alembic upgrades in this process (see :meth:`Database.migrate`)."""
+
+
 class Database:
     """Engine + sessions for one database URL (cheap constructor; connects on first use).
 
@@ -80,19 +84,27 @@ class Database:
         return create_engine(self.url, pool_pre_ping=True)
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest Alembic revision (idempotent, once per process)."""
+        """Upgrade the schema to the newest Alembic revision (idempotent, once per process, thread-safe).
+
+        Alembic's ``context`` and ``op`` are module-level proxies, so two upgrades running at once in one process
+        (the first requests of a server arriving together, each opening the database) would break each other:
+        upgrades are serialised by one process-wide lock.
+        """
         if self._migrated:
             return
         from alembic import command
         from alembic.config import Config
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        self._migrated = True
+        with _MIGRATE_LOCK:
+            if self._migrated:
+                return
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            self._migrated = True
 
     @contextmanager
     def session(self) -> Iterator[Session]:
