@@ -132,6 +132,17 @@ class Record:
     sparse: SparseVector | None = None
 
 
+def scrolled_record(point, with_vectors: bool) -> Record:
+    """A scrolled point of either SDK (``id``, ``payload``, ``vector`` as ``{name: vector}``) as a :class:`Record`;
+    the named dense and sparse vectors are read only when ``with_vectors``."""
+    rec = Record(id=str(point.id), payload=dict(point.payload or {}))
+    if with_vectors and isinstance(point.vector, dict):
+        rec.dense = point.vector.get(DENSE)
+        sv = point.vector.get(SPARSE)
+        rec.sparse = SparseVector(list(sv.indices), list(sv.values)) if sv is not None else None
+    return rec
+
+
 class Engine(Protocol):
     """One collection in one Qdrant engine. Every method raises on failure; the front turns any error into
     :class:`~citedesk.core.errors.IndexUnavailableError`."""

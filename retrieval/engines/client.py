@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from citedesk.retrieval.embedding.sparse import SparseVector
-from citedesk.retrieval.engines.base import DENSE, SPARSE, ChunkPoint, CollectionSpec, PointFilter, Record, VectorQuery
+from citedesk.retrieval.engines.base import (DENSE, SPARSE, ChunkPoint, CollectionSpec, PointFilter,
+                                             Record, VectorQuery, scrolled_record)
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,7 @@ class ClientEngine:
         points, nxt = self.client.scroll(self.collection, scroll_filter=self._filter(flt), limit=limit,
                                          offset=offset, with_payload=list(fields) if not isinstance(fields, bool)
                                          else fields, with_vectors=with_vectors)
-        out = []
-        for p in points:
-            rec = Record(id=str(p.id), payload=p.payload or {})
-            if with_vectors and isinstance(p.vector, dict):
-                rec.dense = p.vector.get(DENSE)
-                sv = p.vector.get(SPARSE)
-                rec.sparse = SparseVector(list(sv.indices), list(sv.values)) if sv is not None else None
-            out.append(rec)
-        return out, (str(nxt) if nxt is not None else None)
+        return [scrolled_record(p, with_vectors) for p in points], (str(nxt) if nxt is not None else None)
 
     def query(self, q: VectorQuery) -> list[Record]:
         """Raises :class:`WeightedRrfRejected` when a server refuses a weighted RRF query (HTTP 400)."""

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from citedesk.retrieval.embedding.sparse import SparseVector
-from citedesk.retrieval.engines.base import DENSE, SPARSE, ChunkPoint, CollectionSpec, PointFilter, Record, VectorQuery
+from citedesk.retrieval.engines.base import (DENSE, SPARSE, ChunkPoint, CollectionSpec, PointFilter,
+                                             Record, VectorQuery, scrolled_record)
 
 RRF_K = 2
 """RRF rank constant: Qdrant's default (server and qdrant-client's local mode), so fused scores agree."""
@@ -137,15 +138,7 @@ class EdgeEngine:
         points, nxt = self._shard().scroll(self.qe.ScrollRequest(
             offset=offset, limit=limit, filter=self._filter(flt),
             with_payload=fields if isinstance(fields, bool) else list(fields), with_vector=with_vectors))
-        out = []
-        for p in points:
-            rec = Record(id=str(p.id), payload=dict(p.payload or {}))
-            if with_vectors and isinstance(p.vector, dict):
-                rec.dense = p.vector.get(DENSE)
-                sv = p.vector.get(SPARSE)
-                rec.sparse = SparseVector(list(sv.indices), list(sv.values)) if sv is not None else None
-            out.append(rec)
-        return out, (str(nxt) if nxt is not None else None)
+        return [scrolled_record(p, with_vectors) for p in points], (str(nxt) if nxt is not None else None)
 
     def query(self, q: VectorQuery) -> list[Record]:
         qe = self.qe
