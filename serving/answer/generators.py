@@ -95,8 +95,15 @@ class ExtractiveGenerator:
             self.sparse = BM25SparseEncoder()
         return self.sparse
 
-    def rank(self, question: str, evidence: list[Hit]) -> list[tuple[UnitMatch, dict[str, float], float]]:
+    def rank(self, question: str, evidence: list[Hit], *,
+             weights: dict[str, float] | None = None) -> list[tuple[UnitMatch, dict[str, float], float]]:
         """Candidate units with their features and score, best first.
+
+        Args:
+            question: as asked.
+            evidence: the hits given to the generator, in marker order.
+            weights: the question's term weights (:func:`~citedesk.retrieval.answerability.term_weights`) when the
+                caller has them already; computed otherwise.
 
         Returns:
             ``(match, features, score)``: the unit and its lexical match, :func:`~citedesk.retrieval.selection.
@@ -107,7 +114,7 @@ class ExtractiveGenerator:
         from citedesk.retrieval.selection import defined_term, unit_features
 
         sparse = self._sparse()
-        weights = term_weights(question, sparse)
+        weights = term_weights(question, sparse) if weights is None else weights
         matches = [m for m in match_units(question, evidence, sparse, max_hits=len(evidence), weights=weights)
                    if 3 <= len(m.unit.text.split()) <= 150][: self.candidates]
         if not matches:
@@ -133,14 +140,13 @@ class ExtractiveGenerator:
         """
         from citedesk.retrieval.answerability import match_units, term_weights
 
-        ranked = self.rank(question, evidence)
-        if not ranked:
-            return []
         sparse = self._sparse()
         weights = term_weights(question, sparse)
+        ranked = self.rank(question, evidence, weights=weights)
+        if not ranked:
+            return []
         matches = [m for m, _, _ in ranked]
         scores = [score for _, _, score in ranked]
-        order = list(range(len(ranked)))
         best = matches[0]
         if ranked[0][1]["cosine"] < self.min_cosine:
             return []
@@ -180,9 +186,9 @@ class ExtractiveGenerator:
                 picked.insert(0, dataclasses.replace(best, unit=dataclasses.replace(
                     best.unit, kind="sentence", text=prev.text, start=prev.start, end=prev.end, context="")))
         covered = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
-        for j in order[1:6]:
+        for j in range(1, min(6, len(ranked))):
             m = matches[j]
-            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[order[0]] - 0.1:
+            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1:
                 break
             terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
             adds = {t for t in weights if t in terms and t not in covered}
