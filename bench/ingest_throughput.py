@@ -91,7 +91,7 @@ def main() -> None:
         c = Container(Settings(data_dir=Path(tmp), embedding={"model": model, "device": args.device,
                                                               "batch_size": args.batch_size, "backend": args.backend}))
         emb = c.embedder
-        emb.warm_up()
+        c.sync_engine.warm_up()  # model, splitter, tokenizer, parsers: loading is outside every timing
         results["device"] = emb.device
         emb.embed(["warm up"] * 4)
         encode_s = [0.0]

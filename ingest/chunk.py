@@ -138,6 +138,15 @@ class Chunker:
         self._splitter: Any = None
         self._tokenize: Callable[[str], list[int]] | None = None
 
+    def warm_up(self) -> None:
+        """Load the splitter, its tokenizer and its sentence model (llama-index, tiktoken and NLTK's punkt: about
+        5 s of imports and file loads on a cold process), so the first :meth:`split` is as fast as the rest."""
+        from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+
+        self._ensure()
+        split_by_sentence_tokenizer()("One sentence. Another sentence.")  # loads punkt (what long sections use)
+        self.split("# Warm up\n\nOne sentence. Another sentence.")
+
     def _ensure(self) -> None:
         if self._splitter is not None:
             return

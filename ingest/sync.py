@@ -147,6 +147,15 @@ class IngestPipeline:
                f"{self.chunker.chunk_overlap}|{self.max_chars}")
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
+    def warm_up(self) -> None:
+        """Load the embedding model, the chunker's splitter and tokenizer, and the cleaner's parsers."""
+        warm = getattr(self.embedder, "warm_up", None)
+        if warm is not None:
+            warm()
+        self.chunker.warm_up()
+        to_clean_text("<p>warm up</p>", "html")
+        to_clean_text("warm up", "markdown")
+
     def clean(self, article: Article) -> str:
         """The article's clean text (markdown-ish, at most ``max_chars`` characters), as it is chunked."""
         return to_clean_text(article.body, article.body_format, max_chars=self.max_chars)
@@ -213,6 +222,7 @@ class SyncEngine:
         self.write_batch = write_batch
         self.on_report = on_report
         self.doc_lock = doc_lock
+        self._warm = False
         self._own_lock = threading.RLock()  # without doc_lock: still one writer at a time (the sync's writer thread)
 
     def _writing(self):
@@ -220,7 +230,11 @@ class SyncEngine:
         return self.doc_lock.write_lock() if self.doc_lock is not None else self._own_lock
 
     def warm_up(self) -> None:
-        """Load the embedding model and make sure the collection exists."""
+        """Load the pipeline's models and parsers (:meth:`IngestPipeline.warm_up`, once) and make sure the
+        collection exists."""
+        if not self._warm:
+            self.pipeline.warm_up()
+            self._warm = True
         self.index.ensure_collection(self.pipeline.embedder.dim)
 
     # -- public ---------------------------------------------------------------------------------

@@ -34,6 +34,15 @@ def test_onnx_export_matches_torch_and_int8_stays_close(tmp_path, embedder) -> N
     exports = list(tmp_path.rglob("model.onnx"))
     assert len(exports) == 1
 
+    runs: list[tuple[int, int]] = []
+    bucketed = OnnxEmbedder(DEFAULT_EMBEDDING_MODEL, cache_dir=tmp_path, batch_size=64, batch_tokens=512)
+    bucketed.warm_up()
+    run = bucketed._run
+    bucketed._run = lambda enc: (runs.append((len(enc), max(len(e.ids) for e in enc))), run(enc))[1]
+    assert np.allclose(bucketed.embed(texts()), got, atol=1e-5), "batching must not change a text's vector"
+    assert all(n * width <= 512 or n == 1 for n, width in runs), runs
+    assert min(w for _, w in runs) < 32 < max(w for _, w in runs), "short texts are not padded to the longest"
+
     int8 = OnnxEmbedder(DEFAULT_EMBEDDING_MODEL, cache_dir=tmp_path, quantize=True)
     q = int8.embed(texts())
     assert (q * ref).sum(1)[:-1].min() > 0.98  # real texts (the empty string drifts most: 0.97)

@@ -108,14 +108,19 @@ class OnnxEmbedder:
         model: the ``embedding.model`` setting (resolved to a local folder; a hub name must be in the local cache).
         cache_dir: where exports are kept (``<data_dir>/onnx``).
         quantize: run the int8 export (changes ``model_name``: its vectors differ slightly from torch's).
-        batch_size: texts per run; texts are sorted by length so each batch pads little.
+        batch_size: at most this many texts per run (texts are sorted by token count).
+        max_padding: a batch's padded size (texts × longest) is at most this multiple of its real tokens.
+        batch_tokens: a batch's padded size is at most this many tokens (one text longer than that runs alone).
         max_seq_length: tokens (default: the model's ``sentence_bert_config.json`` value, else 512).
         threads: onnxruntime intra-op threads (None: its default, all cores).
     """
 
     def __init__(self, model: str, *, cache_dir: Path, quantize: bool = False, batch_size: int = 64,
-                 max_seq_length: int | None = None, threads: int | None = None) -> None:
+                 max_seq_length: int | None = None, threads: int | None = None, max_padding: float = 1.3,
+                 batch_tokens: int = 2048) -> None:
         self.setting = model
+        self.batch_tokens = batch_tokens
+        self.max_padding = max_padding
         self.model_name = model + ("#onnx-int8" if quantize else "")
         self.cache_dir = Path(cache_dir)
         self.quantize = quantize
@@ -152,7 +157,7 @@ class OnnxEmbedder:
         self._cls = bool(pooling.is_file() and json.loads(pooling.read_text()).get("pooling_mode_cls_token"))
         tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tok.enable_truncation(max_length=int(max_len))
-        tok.enable_padding()
+        tok.no_padding()  # tokenizer.json may pad to a fixed length; batches are padded in _run
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
@@ -169,10 +174,14 @@ class OnnxEmbedder:
         self.warm_up()
         return self._dim
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        enc = self._tokenizer.encode_batch(texts)
-        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
+    def _run(self, enc: list) -> np.ndarray:
+        """Run one batch of tokenized texts (padded here to the batch's longest): float32 (n, dim), L2-normalised."""
+        width = max(len(e.ids) for e in enc)
+        ids = np.zeros((len(enc), width), dtype=np.int64)
+        mask = np.zeros((len(enc), width), dtype=np.int64)
+        for r, e in enumerate(enc):
+            ids[r, : len(e.ids)] = e.ids
+            mask[r, : len(e.ids)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = self._session.run(["last_hidden_state"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
         if self._cls:
@@ -183,13 +192,29 @@ class OnnxEmbedder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed texts: float32 (n, dim), L2-normalised. Batches are formed from length-sorted texts."""
+        """Embed texts: float32 (n, dim), L2-normalised.
+
+        Texts are tokenized once and sorted by token count; a batch ends at ``batch_size`` texts, at
+        ``batch_tokens`` padded tokens, or where padding to its longest text would run more than ``max_padding``
+        times its real tokens. Texts of mixed lengths (answer units: 5 to 250 tokens) are so not padded to the
+        longest of them, and small batches run faster per token on a CPU (measured on 2 cores: 2,048 padded
+        tokens per run ≈ 1.15× the texts/s of 64 × 256).
+        """
         self.warm_up()
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+        if not texts:
+            return out
+        enc = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(enc[i].ids), reverse=True)
+        batch: list[int] = []
+        for i in order:
+            padded = len(enc[batch[0]].ids) * (len(batch) + 1) if batch else 0
+            if batch and (len(batch) >= self.batch_size or padded > self.batch_tokens or
+                          padded > self.max_padding * (sum(len(enc[j].ids) for j in batch) + len(enc[i].ids))):
+                out[batch] = self._run([enc[j] for j in batch])
+                batch = []
+            batch.append(i)
+        out[batch] = self._run([enc[j] for j in batch])
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
