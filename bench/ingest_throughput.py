@@ -16,6 +16,9 @@ same embedding model, device and batch size; model loading is excluded from ever
     python bench/ingest_throughput.py --docs data/aws-docs --limit 300 --device cuda   # GPU machine
 
 Prints a table, the ratios, and optionally ``--json`` results. Peak RSS is the process's (all three).
+
+Measured 2026-11-26 on 2 CPU cores, ``--limit 100 --backend onnx``: sync 3.13 articles/s, 0.92× raw encode (5.3 %
+of its time outside encode), 1.15× LlamaIndex's articles/s (LlamaIndex 0.67× raw encode: both are encode-bound).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ and size runs in a child process of its own, so its peak memory (model included)
 
     python bench/query_latency.py --sizes 3000,25000,250000 --clients 1,8,32 --requests 64
 
+Measured 2026-11-26 on 2 CPU cores (p50, 1/8/32 clients): edge hybrid retrieve ÷ LlamaIndex query 0.34/0.26/0.08 at
+3k points, 0.13/0.14/0.04 at 25k, 0.02/0.02/0.00 at 250k; extractive answer − retrieve 203–233 ms at 1 client.
+``bench/capacity.py`` turns the ``--json`` outputs into points per GB and expected p50 at 1M/10M points.
+
 Prints p50/p95 (ms) per operation and clients, build seconds, bytes per point (RSS growth, folder size), peak RSS,
 and the ratios citedesk ÷ LlamaIndex and edge ÷ local mode. Engines above ``--local-max`` / ``--llamaindex-max``
 points are skipped (local mode scans every point and writes slowly).
