@@ -16,6 +16,13 @@ the shipped weights use, pairwise reached 0.71–0.73). Too few questions to fit
 stay, and in 17 of the 19 answers hand-labelled wrong or partial the answering unit was in the evidence: the
 ranking, not retrieval, is what a reader model (a fine-tuned cross-encoder) would have to fix.
 
+Tried 2026-11-26 (branch ``issue-11-ce``: ``bench/train_reader.py``, ``bench/reader_eval.py``): a cross-encoder
+fine-tuned from the shipped MiniLM weights on 25,247 corpus pairs (titles, headings and table rows as pseudo-queries
+→ their section's first unit; hard negatives from the page and its BM25 neighbours; dev gold pages excluded), 459
+steps (0.59 epoch, 27 min on one core). On these candidates: reader alone 0.269; replacing ``cosine`` 0.750; shipped
++ w·reader with w picked by grouped 5-fold CV 0.769 (w = 0 in all 25 folds); as an answerability signal
+(leave-gold-out, 120 cases) AUROC 0.533 against the confidence's 0.841; 0.9 s per answer on one core. Not shipped.
+
     python bench/selection_fit.py --data-dir <index of data/aws-docs> --csv data/aws-docs-qa-dev.csv [--dump f.json]
 """
 
