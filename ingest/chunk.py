@@ -140,12 +140,10 @@ class Chunker:
 
     def warm_up(self) -> None:
         """Load the splitter, its tokenizer and its sentence model (llama-index, tiktoken and NLTK's punkt: about
-        5 s of imports and file loads on a cold process), so the first :meth:`split` is as fast as the rest."""
-        from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+        5 s of imports and file loads on a cold process), so the first :meth:`split` is as fast as the rest.
 
-        self._ensure()
-        split_by_sentence_tokenizer()("One sentence. Another sentence.")  # loads punkt (what long sections use)
-        self.split("# Warm up\n\nOne sentence. Another sentence.")
+        Splits one section longer than ``chunk_size``: the path that loads punkt lazily."""
+        self.split(" ".join(["One sentence."] * self.chunk_size))
 
     def _ensure(self) -> None:
         if self._splitter is not None:

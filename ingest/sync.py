@@ -127,7 +127,7 @@ class IngestPipeline:
     """clean → chunk → embed (dense + BM25) for articles.
 
     Args:
-        embedder: object with ``embed(list[str]) -> float32 (n, dim)`` and ``model_name``.
+        embedder: object with ``embed(list[str]) -> float32 (n, dim)``, ``model_name`` and ``warm_up()``.
         chunker: heading-aware chunker.
         sparse: BM25 encoder.
         max_chars: clean-text cap per article (characters); longer articles are truncated.
@@ -149,9 +149,7 @@ class IngestPipeline:
 
     def warm_up(self) -> None:
         """Load the embedding model, the chunker's splitter and tokenizer, and the cleaner's parsers."""
-        warm = getattr(self.embedder, "warm_up", None)
-        if warm is not None:
-            warm()
+        self.embedder.warm_up()
         self.chunker.warm_up()
         to_clean_text("<p>warm up</p>", "html")
         to_clean_text("warm up", "markdown")

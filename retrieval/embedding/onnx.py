@@ -205,15 +205,18 @@ class OnnxEmbedder:
         if not texts:
             return out
         enc = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i].ids), reverse=True)
+        lengths = [len(e.ids) for e in enc]
         batch: list[int] = []
-        for i in order:
-            padded = len(enc[batch[0]].ids) * (len(batch) + 1) if batch else 0
-            if batch and (len(batch) >= self.batch_size or padded > self.batch_tokens or
-                          padded > self.max_padding * (sum(len(enc[j].ids) for j in batch) + len(enc[i].ids))):
-                out[batch] = self._run([enc[j] for j in batch])
-                batch = []
+        real = 0  # tokens of the batch's texts, unpadded
+        for i in sorted(range(len(texts)), key=lengths.__getitem__, reverse=True):
+            if batch:
+                padded = lengths[batch[0]] * (len(batch) + 1)  # the batch with text i, padded to its longest
+                if (len(batch) >= self.batch_size or padded > self.batch_tokens
+                        or padded > self.max_padding * (real + lengths[i])):
+                    out[batch] = self._run([enc[j] for j in batch])
+                    batch, real = [], 0
             batch.append(i)
+            real += lengths[i]
         out[batch] = self._run([enc[j] for j in batch])
         return out
 
