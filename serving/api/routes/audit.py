@@ -197,6 +197,13 @@ api = APIRouter(prefix="/v1/audit", tags=["audit"], responses={
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such recorded answer (or citation)"}}
 
 
+def csv_download(body: str, name: str) -> Response:
+    """A CSV attachment named ``<name>-<UTC time YYYYmmdd-HHMMSS>.csv``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'})
+
+
 @api.get("/answers", response_model=AnswerPage)
 def list_answers(_: Reader, audit: Audit, flt: Filter,
                  limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
@@ -210,9 +217,7 @@ def list_answers(_: Reader, audit: Audit, flt: Filter,
          responses={200: {"content": {"text/csv": {}}, "description": "one row per answer"}})
 def export_answers(_: Reader, audit: Audit, flt: Filter) -> Response:
     """CSV export of the recorded answers matching the filters (newest first)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Response(audit.export_csv(flt), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="citedesk-audit-{stamp}.csv"'})
+    return csv_download(audit.export_csv(flt), "citedesk-audit")
 
 
 @api.get("/answers/{answer_id}", responses=NOT_FOUND)
@@ -284,6 +289,4 @@ def report_draft_adoption(_: Reader, audit: Audit, flt: Filter,
          responses={200: {"content": {"text/csv": {}}, "description": "one row per draft a teammate replied after"}})
 def export_draft_adoption(_: Reader, audit: Audit, flt: Filter) -> Response:
     """CSV export of draft adoption (newest reply first)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Response(audit.export_adoption_csv(flt), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="citedesk-draft-adoption-{stamp}.csv"'})
+    return csv_download(audit.export_adoption_csv(flt), "citedesk-draft-adoption")
