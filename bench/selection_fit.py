@@ -23,6 +23,13 @@ steps (0.59 epoch, 27 min on one core). On these candidates: reader alone 0.269;
 + w·reader with w picked by grouped 5-fold CV 0.769 (w = 0 in all 25 folds); as an answerability signal
 (leave-gold-out, 120 cases) AUROC 0.533 against the confidence's 0.841; 0.9 s per answer on one core. Not shipped.
 
+Tried 2026-11-26, a second reader: query likelihood (UPR: each unit scored by the mean log-probability of the
+question's tokens after ``Passage: <unit>``, under SmolLM2-135M-Instruct run in process by llama.cpp; the
+``--dump`` rows carry the question and unit text for this). Alone 37 of 52 (0.712, against the shipped 40); shipped
++ w·(per-question z-score) with w picked by grouped 5-fold CV 0.738 ± 0.023; reciprocal-rank fusion of the two
+orders 38–41 of 52 depending on its two constants (no fold-free choice); either top-1 answers on 42 of 52. About
+0.45 s per unit on 2 cores (10 s per answer). Not shipped.
+
     python bench/selection_fit.py --data-dir <index of data/aws-docs> --csv data/aws-docs-qa-dev.csv [--dump f.json]
 """
 
@@ -60,7 +67,7 @@ def collect(data_dir: Path, csv_path: Path, min_recall: float) -> list[dict]:
             evidence = hits[: c.settings.answer.evidence_chunks]
             for m, f, _ in gen.rank(case.question, evidence):
                 said = f"{m.unit.context} {m.unit.text}".strip()
-                rows.append({"q": qi, "features": f,
+                rows.append({"q": qi, "features": f, "question": case.question, "unit": said,
                              "label": int(reference_recall(said, case.reference) >= min_recall)})
     finally:
         c.index.close()

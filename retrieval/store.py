@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,6 +343,21 @@ class QdrantIndex:
     def set_point_fields(self, point_ids: Sequence[str], fields: dict) -> None:
         """Overwrite payload fields on the given points (repair and test tooling)."""
         self._call("set_payload", self.engine.set_payload, None, fields, list(point_ids))
+
+    def chunk_texts(self, workspace: str | None = None, *, page: int = 512) -> Iterator[tuple[str, str]]:
+        """``(text, table_header)`` of every chunk of a workspace (None: of all workspaces), in no particular order
+        (scrolls payloads, no vectors; an empty iterator when there is no collection)."""
+        if not self._call("collection_exists", self.engine.exists):
+            return
+        flt = self._filter(SearchFilter(workspace=workspace)) if workspace is not None else None
+        offset = None
+        while True:
+            points, offset = self._call("scroll", self.engine.scroll, flt, limit=page, offset=offset,
+                                        fields=["text", "table_header"])
+            for p in points:
+                yield p.payload.get("text") or "", p.payload.get("table_header") or ""
+            if offset is None:
+                return
 
     def doc_points(self, workspace: str, doc_key: str) -> list[dict]:
         """Payloads of one doc's points, ordered by chunk_index (for tests and the audit view)."""

@@ -141,7 +141,20 @@ class Container:
         """Sync jobs inside the serving process (``POST /v1/sync``, ``sync.interval``), one at a time."""
         from citedesk.serving.sync_jobs import SyncJobRunner
 
-        return SyncJobRunner(lambda: self.sync_engine, location=self.index.location)
+        warmer = self.unit_warmer
+        return SyncJobRunner(lambda: self.sync_engine, location=self.index.location,
+                             on_success=warmer.start if warmer is not None else None)
+
+    @cached_property
+    def unit_warmer(self):
+        """Background warm-up of the extractive generator's unit vector cache (``answer.unit_cache_warm``), or None
+        (no warm-up, no cache, or an LLM generator)."""
+        from citedesk.serving.answer.unit_warm import UnitCacheWarmer
+
+        a = self.settings.answer
+        if not (a.unit_cache_warm and a.unit_cache_entries) or a.generator != GeneratorKind.EXTRACTIVE:
+            return None
+        return UnitCacheWarmer(self.generator, self.index)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -161,7 +174,12 @@ class Container:
             return OpenAIGenerator(llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(),
                                    timeout=llm.timeout, max_tokens=llm.max_tokens,
                                    temperature=llm.temperature, max_retries=llm.max_retries)
-        return ExtractiveGenerator(self.embedder, self.sparse, max_sentences=a.max_sentences)
+        units = self.embedder
+        if a.unit_cache_entries:
+            from citedesk.retrieval.embedding.cache import CachedEmbedder
+
+            units = CachedEmbedder(self.embedder, a.unit_cache_entries)
+        return ExtractiveGenerator(units, self.sparse, max_sentences=a.max_sentences)
 
     @cached_property
     def pipeline(self) -> AnswerPipeline:

@@ -105,11 +105,14 @@ class SyncJobRunner:
     Args:
         engine: ``() -> SyncEngine`` (built lazily: the server may never sync).
         location: human-readable index location, reported in the ``started`` event.
+        on_success: called after a job that finished without error (e.g. the unit vector cache warm-up).
     """
 
-    def __init__(self, engine: Callable[[], object], location: str = "") -> None:
+    def __init__(self, engine: Callable[[], object], location: str = "",
+                 on_success: Callable[[], None] | None = None) -> None:
         self._engine = engine
         self.location = location
+        self.on_success = on_success
         self._lock = threading.Lock()
         self.current: SyncJob | None = None
 
@@ -151,4 +154,6 @@ class SyncJobRunner:
             job.finish(error=f"{type(exc).__name__}: {exc}")
             return
         log.info("sync job %s: %s", job.job_id, report.summary())
+        if self.on_success is not None:
+            self.on_success()  # before the job ends: a follower that saw it end sees what it started
         job.finish(report=report.summary())

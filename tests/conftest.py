@@ -39,7 +39,12 @@ def free_port() -> int:
 
 
 def make_container(data_dir: Path, embedder: SentenceEmbedder | None = None, **overrides) -> Container:
-    """A container on ``data_dir`` (local Qdrant inside), sharing an already loaded embedder."""
+    """A container on ``data_dir`` (local Qdrant inside), sharing an already loaded embedder.
+
+    Its servers do not warm the unit vector cache in the background (``answer.unit_cache_warm``), so a test's
+    timing does not share the CPU with that warm-up; ``tests/test_unit_cache.py`` turns it on.
+    """
+    overrides["answer"] = {"unit_cache_warm": False, **overrides.get("answer", {})}
     settings = Settings(data_dir=data_dir, **overrides)
     c = Container(settings)
     if embedder is not None:

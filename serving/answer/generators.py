@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
@@ -17,6 +17,7 @@ from citedesk.core.types import GeneratorKind, Hit, Turn
 from citedesk.serving.answer.guidance import guidance_prompt
 
 if TYPE_CHECKING:
+    from citedesk.core.text import AnswerUnit
     from citedesk.retrieval.answerability import UnitMatch
 
 SYSTEM_PROMPT = """You are a customer-support assistant. Answer ONLY from the numbered sources the user \
@@ -116,11 +117,11 @@ class ExtractiveGenerator:
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
         matches = [m for m in match_units(question, evidence, sparse, max_hits=len(evidence), weights=weights)
-                   if 3 <= len(m.unit.text.split()) <= 150][: self.candidates]
+                   if _candidate(m.unit)][: self.candidates]
         if not matches:
             return []
         q = self.embedder.embed_query(question)
-        sims = self.embedder.embed([f"{m.unit.context} {m.unit.text}".strip() for m in matches]) @ q
+        sims = self.embedder.embed([unit_text(m.unit) for m in matches]) @ q
         qtype = question_type(question)
         term = defined_term(question)
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
@@ -131,6 +132,27 @@ class ExtractiveGenerator:
             out.append((m, f, self.selection.score(f)))
         out.sort(key=lambda c: -c[2])
         return out
+
+    def prefill_units(self, chunks: Iterable[tuple[str, str]], *, batch_size: int = 256) -> int:
+        """Embed the candidate answer units of ``chunks`` ahead of the questions, into the unit vector cache.
+
+        Args:
+            chunks: ``(text, table_header)`` of chunks (the payload fields; e.g.
+                :meth:`citedesk.retrieval.store.QdrantIndex.chunk_texts`).
+            batch_size: texts per embedding call.
+
+        Returns:
+            Units embedded (0 when the embedder has no cache, i.e. ``answer.unit_cache_entries = 0``). Stops when
+            the cache is full.
+        """
+        prefill = getattr(self.embedder, "prefill", None)
+        if prefill is None:
+            return 0
+        from citedesk.core.text import answer_units
+
+        texts = (unit_text(u) for text, header in chunks for u in answer_units(text, table_header=header)
+                 if _candidate(u))
+        return prefill(texts, batch_size=batch_size)
 
     def select(self, question: str, evidence: list[Hit]) -> list[tuple[int, int, int, str]]:
         """Pick the answer: list of (evidence index 0-based, start, end, text said) in answer order.
@@ -211,6 +233,16 @@ class ExtractiveGenerator:
             if not said.rstrip().endswith((".", "!", "?")):
                 said = said.rstrip(" ;,:") + "."
             yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
+
+
+def _candidate(unit: AnswerUnit) -> bool:
+    """Whether a unit can answer at all: 3 to 150 words."""
+    return 3 <= len(unit.text.split()) <= 150
+
+
+def unit_text(unit: AnswerUnit) -> str:
+    """What is embedded for an answer unit: its context (table header, list lead-in) and its text."""
+    return f"{unit.context} {unit.text}".strip()
 
 
 _REFERS_FORWARD = re.compile(r"\bthe following\b[^.]*[.:]?\s*$|:\s*$", re.IGNORECASE)

@@ -68,6 +68,8 @@ def create_app(settings: Settings, *, container: Container | None = None, warm_u
     async def lifespan(app: FastAPI):
         if warm_up:
             await anyio.to_thread.run_sync(container.pipeline.warm_up)
+            if container.unit_warmer is not None:
+                container.unit_warmer.start()  # answer-unit vectors of every chunk, in the background
         if webhooks is not None:
             await webhooks.start()
         announce(settings.data_dir, server_url(settings.server.host, settings.server.port))
