@@ -21,6 +21,8 @@ and size runs in a child process of its own, so its peak memory (model included)
 
 Measured 2026-11-26 on 2 CPU cores (p50, 1/8/32 clients): edge hybrid retrieve ÷ LlamaIndex query 0.34/0.26/0.08 at
 3k points, 0.13/0.14/0.04 at 25k, 0.02/0.02/0.00 at 250k; extractive answer − retrieve 203–233 ms at 1 client.
+Later that day, with ``hnsw_ef`` 512: answer − retrieve at 1 client 201 ms without the unit vector cache and 21 ms
+with it warmed at 3k points (205 → 22 ms at 25k, 186 → 26 ms at 250k; warm-up 20,949 distinct units, 175–223 s).
 ``bench/capacity.py`` turns the ``--json`` outputs into points per GB and expected p50 at 1M/10M points.
 
 Prints p50/p95 (ms) per operation and clients, build seconds, bytes per point (RSS growth, folder size), peak RSS,
