@@ -16,7 +16,8 @@ searched one at a time:
 Measured 2026-11-26 on 2 CPU cores (dense recall@10 by source chunk, dense p50): 25,000 points — ef 64 0.979
 1.7 ms, 128 0.995 2.1 ms, 256 1.000 2.8 ms, 512 1.000 3.8 ms, exact 6.0 ms; 250,000 points (under load) — 64 0.832,
 128 0.916 2.1 ms, 256 0.958 2.2 ms, 512 0.989 3.9 ms, 1024 1.000 6.0 ms, exact 39.1 ms. Hybrid top 5 by point id
-is 0.98–0.99 even where dense search is exact (3,000 points: full scan): RRF ties between copies and equal ranks.
+is 0.98–0.99 even where dense search is exact (3,000 points: full scan): RRF ties (two points with swapped dense
+and sparse ranks score the same) are broken either way.
 Default ``qdrant.hnsw_ef`` = 512.
 """
 
