@@ -66,7 +66,9 @@ class ExtractiveGenerator:
     most ``max_sentences`` sentences in all).
 
     Args:
-        embedder: ``embed(list[str]) -> float32 (n, dim)`` L2-normalised, ``embed_query``.
+        embedder: ``embed(list[str]) -> float32 (n, dim)`` L2-normalised, ``embed_query``; the container hands a
+            :class:`~citedesk.retrieval.embedding.cache.CachedEmbedder` (``answer.unit_cache_entries``), which
+            :meth:`prefill_units` can warm.
         sparse: the BM25 encoder (term matching).
         max_sentences: sentences in an answer.
         min_cosine: units less similar to the question than this are never used.
