@@ -52,7 +52,8 @@ def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13) -> l
             query = retrieval_query(AnswerRequest(question=conv.question, history=conv.history), c.sparse)
             hits = c.retriever.retrieve(query, SearchFilter(conv.collection), top_k=c.settings.retrieval.top_k).hits
             rows.append({"group": f"m{conv.conversation_id}", "setting": "mtrag", "question": conv.question,
-                         "label": int(conv.answerable), **signals(query, hits, c.sparse).as_dict()})
+                         "label": int(conv.answerable),
+                         **signals(query, hits, c.sparse, embedder=c.embedder).as_dict()})
     finally:
         c.index.close()
     return rows
