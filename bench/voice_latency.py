@@ -338,7 +338,9 @@ def main() -> None:
 
         api_port = free_port()
         env = {**os.environ, "CITEDESK_DATA_DIR": str(work / "data"),
-               "CITEDESK_VOICE__FILLER_BUDGET_MS": str(args.filler_budget_ms)}
+               "CITEDESK_VOICE__FILLER_BUDGET_MS": str(args.filler_budget_ms),
+               # --extractive: no background unit-vector warm-up competing with the timed rounds for the CPU
+               "CITEDESK_ANSWER__UNIT_CACHE_WARM": "false"}
         llm_base = None
         if not args.extractive:
             gguf = smollm2_gguf()
