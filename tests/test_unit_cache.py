@@ -12,6 +12,8 @@ from citedesk.serving.answer.schemas import AnswerRequest
 
 from .conftest import make_container, qa_rows
 
+pytestmark = pytest.mark.slow
+
 
 class Counting:
     """The real embedder, counting the texts it is asked to embed."""
@@ -125,6 +127,17 @@ def test_warm_up_stops_when_the_cache_is_full(tmp_path, embedder, small_kb) -> N
     assert make_container(tmp_path / "off", embedder, answer={"unit_cache_warm": False}).unit_warmer is None
 
 
+def test_healthz_says_when_there_is_no_unit_cache(tmp_path, embedder) -> None:
+    from fastapi.testclient import TestClient
+
+    from citedesk.serving.api.app import create_app
+
+    c = make_container(tmp_path, embedder, answer={"unit_cache_entries": 0})
+    with TestClient(create_app(c.settings, container=c, warm_up=False)) as client:
+        body = client.get("/healthz").json()
+    assert body["unit_cache"] is None and body["generator"] == "extractive"
+
+
 def test_server_warms_at_start_and_after_each_sync_it_runs(small_kb) -> None:
     from fastapi.testclient import TestClient
 
@@ -135,6 +148,9 @@ def test_server_warms_at_start_and_after_each_sync_it_runs(small_kb) -> None:
         assert client.get("/healthz").status_code == 200
         c.unit_warmer.join()
         assert c.unit_warmer.passes == 1 and c.unit_warmer.embedded == len(distinct_unit_texts(c))
+        status = client.get("/healthz").json()["unit_cache"]
+        assert status == {"entries": c.unit_warmer.embedded, "capacity": c.settings.answer.unit_cache_entries,
+                          "warming": False, "warm_passes": 1}
         job = c.sync_runner.start(connector)
         events = [*job.follow(poll_s=0.1)]
         assert events[-1]["event"] == "done" and job.error is None, events[-1]

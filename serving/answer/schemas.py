@@ -112,6 +112,15 @@ class VoiceOut(BaseModel):
     state: VoiceState | None = None
 
 
+class UnitCacheStatus(BaseModel):
+    """The extractive generator's answer-unit vector cache (``answer.unit_cache_entries``)."""
+
+    entries: int = Field(description="unit vectors cached")
+    capacity: int = Field(description="unit vectors it can hold")
+    warming: bool = Field(description="a warm-up pass is running (answers share the CPU with it)")
+    warm_passes: int = Field(description="warm-up passes finished since the server started")
+
+
 class HealthResponse(BaseModel):
     """Liveness and dependency state."""
 
@@ -121,6 +130,8 @@ class HealthResponse(BaseModel):
     generator: str
     points: int | None = Field(None, description="points of the default workspace (a Qdrant server may "
                                                  "answer with its estimate)")
+    unit_cache: UnitCacheStatus | None = Field(None, description="the unit vector cache of extractive answers; "
+                                                                 "null when there is none")
 
 
 class ErrorResponse(BaseModel):

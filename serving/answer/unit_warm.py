@@ -39,6 +39,12 @@ class UnitCacheWarmer:
         self._thread: threading.Thread | None = None
         self._again = False
 
+    @property
+    def running(self) -> bool:
+        """A pass is running (or queued behind the running one)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def run(self) -> int:
         """One pass, in the calling thread: every chunk of every workspace. Returns units embedded.
 

@@ -1,4 +1,5 @@
-"""``GET /healthz``: is the index reachable, which generator answers, how many points."""
+"""``GET /healthz``: is the index reachable, which generator answers, how many points, how warm the unit vector
+cache is."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from citedesk.core.errors import IndexUnavailableError
-from citedesk.serving.answer.schemas import HealthResponse
+from citedesk.serving.answer.schemas import HealthResponse, UnitCacheStatus
 from citedesk.serving.api.deps import ContainerDep
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["ops"])
+
+
+def _unit_cache(c) -> UnitCacheStatus | None:
+    cache, warmer = getattr(c.generator, "embedder", None), c.unit_warmer
+    if not hasattr(cache, "max_entries"):
+        return None
+    return UnitCacheStatus(entries=len(cache), capacity=cache.max_entries,
+                           warming=warmer is not None and warmer.running,
+                           warm_passes=warmer.passes if warmer is not None else 0)
 
 
 @router.get("/healthz", response_model=HealthResponse,
@@ -25,7 +35,7 @@ async def healthz(c: ContainerDep) -> JSONResponse:
         if reachable:
             points = await anyio.to_thread.run_sync(lambda: c.index.count(c.settings.workspace, exact=False))
         body = HealthResponse(status="ok", index=c.index.location, index_reachable=True,
-                              generator=c.generator.name, points=points)
+                              generator=c.generator.name, points=points, unit_cache=_unit_cache(c))
         return JSONResponse(body.model_dump())
     except IndexUnavailableError as exc:
         body = HealthResponse(status=f"degraded: {exc}", index=c.index.location, index_reachable=False,
