@@ -128,7 +128,7 @@ class AnswerSettings(Section):
                                   "75 MB; the 301 bundled pages have 21,000 units); 0: no cache")
     unit_cache_warm: bool = Field(
         True, description="serve: embed every chunk's answer units into the cache in the background at start and "
-                          "after each sync it runs (until the cache is full)")
+                          "after each sync it runs, an Intercom article webhook's included (until the cache is full)")
     max_question_chars: int = Field(2000, ge=10)
     entailment_model: str | None = Field(
         None, description="NLI cross-encoder (hub name, path or package:<module>) run on drafted sentences that "

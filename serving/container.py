@@ -260,7 +260,8 @@ class Container:
             raise ConfigError("Intercom webhooks need an access token (CITEDESK_INTERCOM__TOKEN)")
         return WebhookWorker(self.db, self.intercom_connector, self.pipeline, i, html_to_text=html_to_text,
                              sync_engine=self.sync_engine, workspace=i.workspace or self.settings.workspace,
-                             metrics=self.metrics)
+                             metrics=self.metrics,
+                             on_article_synced=self.unit_warmer.start if self.unit_warmer is not None else None)
 
     def remote_webhooks(self, answer_url: str | None = None, api_key: str | None = None):
         """The standalone receiver's worker (``citedesk webhooks``): drafts through a remote citedesk API, no index.

@@ -330,11 +330,14 @@ def test_article_update_webhook_then_question_cites_the_new_revision(env) -> Non
     api.edit_article(ids["shipping"], body="<p>Standard shipping takes three to five business days within the "
                                            "United States. Express shipping now arrives in one business day.</p>")
     n = api.notification("article.updated", article_id=ids["shipping"])
+    warm_ups: list[int] = []
+    env["mw"].on_article_synced = lambda: warm_ups.append(1)  # the server's unit vector warm-up
 
     assert post(env, n).json()["status"] == "queued"
     wait_idle(env["mw"])
 
     assert env["mw"].delivery(n["id"])["outcome"].startswith(f"synced article {ids['shipping']}: added=0 updated=1")
+    assert warm_ups == [1]
     new_hash = c.index.doc_points(WS, key)[0]["content_hash"]
     assert new_hash != old_hash
     _, note = ask(env, "How fast is express shipping now?")
@@ -347,6 +350,8 @@ def test_article_update_webhook_then_question_cites_the_new_revision(env) -> Non
     wait_idle(env["mw"])
     assert "unchanged=1" in env["mw"].delivery(late["id"])["outcome"]
     assert c.index.doc_points(WS, key)[0]["content_hash"] == new_hash
+    assert warm_ups == [1], "an unchanged article needs no warm-up"
+    env["mw"].on_article_synced = None
 
 
 def test_deleted_article_is_never_cited_afterwards(env) -> None:

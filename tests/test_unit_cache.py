@@ -156,3 +156,11 @@ def test_server_warms_at_start_and_after_each_sync_it_runs(small_kb) -> None:
         assert events[-1]["event"] == "done" and job.error is None, events[-1]
         c.unit_warmer.join()
         assert c.unit_warmer.passes == 2 and c.unit_warmer.embedded == 0, "nothing changed: every unit was cached"
+
+
+def test_intercom_article_webhooks_start_the_warm_up(tmp_path, embedder) -> None:
+    intercom = {"token": "tok", "client_secret": "secret", "admin_id": "1", "base_url": "http://127.0.0.1:9"}
+    on = make_container(tmp_path / "on", embedder, answer={"unit_cache_warm": True}, intercom=intercom)
+    assert on.intercom_webhooks.on_article_synced == on.unit_warmer.start
+    off = make_container(tmp_path / "off", embedder, intercom=intercom)
+    assert off.unit_warmer is None and off.intercom_webhooks.on_article_synced is None

@@ -3,7 +3,7 @@
 An extractive answer embeds the candidate answer units of its evidence (about 900 tokens: about 180 ms of MiniLM
 on 2 CPU cores, most of what an answer adds to retrieval); with their vectors cached it adds about 25 ms
 (``bench/query_latency.py``). ``citedesk serve`` embeds every chunk's units once at start and again after each
-sync it runs (``answer.unit_cache_warm``), in a background thread, so questions about any article get cached
+sync it runs, including an Intercom article webhook's (``answer.unit_cache_warm``), in a background thread, so questions about any article get cached
 units. Texts already cached are skipped (the cache is keyed by text), and the warm-up stops when the cache is full.
 """
 

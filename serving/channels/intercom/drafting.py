@@ -107,6 +107,8 @@ class WebhookWorker:
         workspace: tenant id (part of every draft's ref).
         metrics: a :class:`~citedesk.serving.observability.metrics.Metrics` (queue depth, deliveries, retries),
             or ``None``.
+        on_article_synced: called after an article topic added or updated an article (the server's unit vector
+            cache warm-up, :class:`~citedesk.serving.answer.unit_warm.UnitCacheWarmer`), or ``None``.
 
     Raises:
         ConfigError: ``intercom.admin_id`` is not set.
@@ -114,7 +116,8 @@ class WebhookWorker:
 
     def __init__(self, db: Database, connector_factory: ConnectorFactory, answerer: AnswerService,
                  intercom: IntercomSettings, *, html_to_text: Callable[[str], str], sync_engine: Any = None,
-                 workspace: str = "default", metrics=None) -> None:
+                 workspace: str = "default", metrics=None,
+                 on_article_synced: Callable[[], None] | None = None) -> None:
         if not intercom.admin_id:
             raise ConfigError("the Intercom webhook worker needs intercom.admin_id (the admin authoring notes)")
         self.db = db
@@ -127,6 +130,7 @@ class WebhookWorker:
         self.sync_engine = sync_engine
         self.workspace = workspace
         self.metrics = metrics
+        self.on_article_synced = on_article_synced
         if metrics is not None:
             metrics.queue_depth_from(self.unfinished)
         self._queue: asyncio.Queue[str] | None = None
@@ -434,6 +438,8 @@ class WebhookWorker:
             report = await anyio.to_thread.run_sync(lambda: engine.sync_article(connector, article_id))
             if report.failed:
                 raise RuntimeError("; ".join(f"{f.article_id}/{f.locale}: {f.error}" for f in report.failed))
+            if (report.added or report.updated) and self.on_article_synced is not None:
+                self.on_article_synced()
             return DeliveryStatus.DONE, (f"synced article {article_id}: added={report.added} updated={report.updated} "
                             f"deleted={report.deleted} unchanged={report.unchanged}")
 
