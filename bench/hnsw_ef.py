@@ -34,11 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from query_latency import grow, pct, prepare  # noqa: E402
-
-
-def _source(h) -> tuple[str, int]:
-    return h.article_id.split("~")[0], h.chunk_index
+from query_latency import add_corpus_args, grow, pct, prepare, recall, source_chunk
 
 
 def sweep(data: dict, n: int, efs: list[int], repeats: int) -> dict:
@@ -83,29 +79,20 @@ def sweep(data: dict, n: int, efs: list[int], repeats: int) -> dict:
                             "dense_recall_at_10": 1.0, "dense_source_recall_at_10": 1.0, "hybrid_recall_at_5": 1.0})
         for ef in efs:
             dense, hybrid, td, th = run(ef, False)
-            found = sum(len({h.point_id for h in a} & {h.point_id for h in e}) for a, e in zip(dense, exact_dense))
-            total = sum(len(e) for e in exact_dense)
-            found_src = sum(len({_source(h) for h in a} & {_source(h) for h in e}) for a, e in zip(dense, exact_dense))
-            total_src = sum(len({_source(h) for h in e}) for e in exact_dense)
-            found_h = sum(len({h.point_id for h in a} & {h.point_id for h in e}) for a, e in zip(hybrid, exact_hybrid))
-            total_h = sum(len(e) for e in exact_hybrid)
             out["runs"].append({"ef": ef, "dense_p50_ms": pct(td, 50) * 1e3, "dense_p95_ms": pct(td, 95) * 1e3,
                                 "hybrid_p50_ms": pct(th, 50) * 1e3, "hybrid_p95_ms": pct(th, 95) * 1e3,
-                                "dense_recall_at_10": found / total, "dense_source_recall_at_10": found_src / total_src,
-                                "hybrid_recall_at_5": found_h / total_h})
+                                "dense_recall_at_10": recall(dense, exact_dense),
+                                "dense_source_recall_at_10": recall(dense, exact_dense, source_chunk),
+                                "hybrid_recall_at_5": recall(hybrid, exact_hybrid)})
         c.index.close()
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=Path, default=Path("data/aws-docs"))
-    ap.add_argument("--limit", type=int, default=400, help="articles of the base corpus")
-    ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
-    ap.add_argument("--sizes", default="3000,25000,250000", help="point counts")
+    add_corpus_args(ap)
     ap.add_argument("--ef", default="32,64,128,256,512", help="hnsw_ef values")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the questions per setting (timing)")
-    ap.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="embedded corpus cache")
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args()
     with prepare(args.docs, args.limit, args.csv, args.cache).open("rb") as fh:

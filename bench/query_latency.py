@@ -162,6 +162,28 @@ def grow(points: list, n: int, seed: int = 0) -> list:
     return out
 
 
+def source_chunk(hit) -> tuple[str, int]:
+    """The corpus chunk a (copied, see :func:`grow`) point was made from: (article id, chunk index)."""
+    return hit.article_id.split("~")[0], hit.chunk_index
+
+
+def recall(approx: list[list], exact: list[list], key=lambda h: h.point_id) -> float:
+    """Share of the exact searches' results (by ``key``: point id, or :func:`source_chunk`) the approximate
+    searches found, over all queries (lists of hits per query, in the same order)."""
+    found = sum(len({key(h) for h in a} & {key(h) for h in e}) for a, e in zip(approx, exact))
+    return found / sum(len({key(h) for h in e}) for e in exact)
+
+
+def add_corpus_args(ap: argparse.ArgumentParser) -> None:
+    """The corpus options (``--docs``, ``--limit``, ``--csv``, ``--sizes``, ``--cache``) that :func:`prepare` and
+    :func:`grow` take; shared with ``bench/hnsw_ef.py`` so both read the same cached corpus."""
+    ap.add_argument("--docs", type=Path, default=Path("data/aws-docs"))
+    ap.add_argument("--limit", type=int, default=400, help="articles of the base corpus")
+    ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
+    ap.add_argument("--sizes", default="3000,25000,250000", help="point counts")
+    ap.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="embedded corpus cache")
+
+
 def folder_bytes(path: Path) -> int:
     """Bytes the folder takes on disk (allocated blocks: edge's storage files are sparse, preallocated)."""
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
@@ -219,25 +241,17 @@ def engine_citedesk(kind: str, data: dict, n: int, levels, requests: int, warmup
             out["unit_warm_units"] = c.unit_warmer.run()  # what `citedesk serve` does at start, in the background
             out["unit_warm_s"] = c.unit_warmer.seconds
             out["answer_warm"] = {n_: run_async(answer, questions, n_) for n_ in levels}
-            found = total = found_src = total_src = 0
-
-            def source(h) -> tuple[str, int]:  # the corpus chunk a (copied) point was made from
-                return h.article_id.split("~")[0], h.chunk_index
-
+            approx, exact = [], []
             for dense, _ in qvec[: min(requests, len(data["qdense"]))]:
                 c.index.exact = False
-                approx = c.index.search(flt, dense=dense, limit=10)
+                approx.append(c.index.search(flt, dense=dense, limit=10))
                 c.index.exact = True
-                exact = c.index.search(flt, dense=dense, limit=10)
-                found += len({h.point_id for h in approx} & {h.point_id for h in exact})
-                total += len(exact)
-                found_src += len({source(h) for h in approx} & {source(h) for h in exact})
-                total_src += len({source(h) for h in exact})
+                exact.append(c.index.search(flt, dense=dense, limit=10))
             c.index.exact = False
-            out["dense_recall_at_10"] = found / total
+            out["dense_recall_at_10"] = recall(approx, exact)
             # copies of one chunk differ by noise only, so HNSW may return other copies of the same chunks than
             # exact search: recall of the source chunks says whether it finds the same content
-            out["dense_source_recall_at_10"] = found_src / total_src
+            out["dense_source_recall_at_10"] = recall(approx, exact, source_chunk)
             out["hnsw_ef"] = c.index.hnsw_ef
         c.index.close()
     out["peak_rss_mib"] = peak_rss_mib()
@@ -297,17 +311,13 @@ def child(engine: str, args, n: int) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=Path, default=Path("data/aws-docs"))
-    ap.add_argument("--limit", type=int, default=400, help="articles of the base corpus")
-    ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
-    ap.add_argument("--sizes", default="3000,25000,250000", help="point counts")
+    add_corpus_args(ap)
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
     ap.add_argument("--requests", type=int, default=64, help="requests per level")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--local-max", type=int, default=25_000, help="largest size run on local mode")
     ap.add_argument("--local-requests", type=int, default=16, help="requests per level on local mode (slow)")
     ap.add_argument("--llamaindex-max", type=int, default=250_000, help="largest size run on LlamaIndex")
-    ap.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="embedded corpus cache")
     ap.add_argument("--engine", choices=["edge", "local", "llamaindex"], help="(internal) one run, prints JSON")
     ap.add_argument("--points", type=int, help="(internal) size of that run")
     ap.add_argument("--json", type=Path, default=None, help="write results here")

@@ -25,6 +25,9 @@ class CachedEmbedder:
             ``model_name`` and ``warm_up``.
         max_entries: vectors kept (each ``dim`` float32: 1.5 KB at 384-d; 20,000 ≈ 30 MB).
 
+    Raises:
+        ValueError: ``max_entries`` < 1.
+
     Attributes:
         hits / misses: texts served from the cache / embedded, since construction.
     """
@@ -56,12 +59,7 @@ class CachedEmbedder:
         batch: list[str] = []
 
         def flush() -> int:
-            vectors = self.embedder.embed(batch)
-            with self._lock:
-                for t, v in zip(batch, vectors):
-                    v = v.copy()
-                    v.setflags(write=False)
-                    self._cache[t] = v
+            self._store(batch, self.embedder.embed(batch))
             return len(batch)
 
         for t in dict.fromkeys(texts):
@@ -80,10 +78,15 @@ class CachedEmbedder:
             done += flush()
         return done
 
-    def clear(self) -> None:
-        """Forget every cached vector (the counters stay)."""
+    def _store(self, texts: list[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """Cache one vector per text (read-only copies: an evicted row must not keep its whole batch alive)."""
+        stored = {}
         with self._lock:
-            self._cache.clear()
+            for t, v in zip(texts, vectors):
+                v = stored[t] = v.copy()
+                v.setflags(write=False)
+                self._cache[t] = v
+        return stored
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts, the ones seen before from the cache: float32 (n, dim), L2-normalised.
@@ -93,14 +96,10 @@ class CachedEmbedder:
         with self._lock:
             found = [self._cache.get(t) for t in texts]
         missing = list(dict.fromkeys(t for t, v in zip(texts, found) if v is None))
-        fresh = dict(zip(missing, self.embedder.embed(missing))) if missing else {}
+        fresh = self._store(missing, self.embedder.embed(missing)) if missing else {}
         with self._lock:
             self.misses += len(missing)
             self.hits += len(texts) - sum(v is None for v in found)
-            for t, v in fresh.items():
-                v = fresh[t] = v.copy()  # not a view: an evicted row must not keep its whole batch alive
-                v.setflags(write=False)
-                self._cache[t] = v
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, found)]).astype(np.float32, copy=False)
