@@ -28,7 +28,9 @@ question's tokens after ``Passage: <unit>``, under SmolLM2-135M-Instruct run in 
 ``--dump`` rows carry the question and unit text for this). Alone 37 of 52 (0.712, against the shipped 40); shipped
 + w·(per-question z-score) with w picked by grouped 5-fold CV 0.738 ± 0.023; reciprocal-rank fusion of the two
 orders 38–41 of 52 depending on its two constants (no fold-free choice); either top-1 answers on 42 of 52. About
-0.45 s per unit on 2 cores (10 s per answer). Not shipped.
+0.45 s per unit on 2 cores (10 s per answer). Not shipped as a ranker; shipped as a check instead
+(``answer.reader_model``, ``serving/answer/reader.py``): where the reader's best of the ranking's top 5 is not the
+ranking's best, the answer escalates — those answers were mostly the wrong ones (README, "Reader agreement").
 
     python bench/selection_fit.py --data-dir <index of data/aws-docs> --csv data/aws-docs-qa-dev.csv [--dump f.json]
 """

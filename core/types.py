@@ -133,6 +133,7 @@ class AnswerReason(StrEnum):
     INDEX_UNAVAILABLE = "index_unavailable"
     GUIDANCE_RULE = "guidance_rule"
     GUIDANCE_UNAVAILABLE = "guidance_unavailable"
+    READER_DISAGREEMENT = "reader_disagreement"
 
     @property
     def text(self) -> str:
@@ -158,6 +159,7 @@ _REASON_TEXT = {
     AnswerReason.INDEX_UNAVAILABLE: "the knowledge base could not be searched",
     AnswerReason.GUIDANCE_RULE: "a workspace guidance rule sends this conversation to a human",
     AnswerReason.GUIDANCE_UNAVAILABLE: "the workspace guidance could not be read",
+    AnswerReason.READER_DISAGREEMENT: "a second reading of the articles picked a different sentence as the answer",
 }
 
 _CONTENT_GAPS = frozenset({AnswerReason.NO_EVIDENCE, AnswerReason.LOW_CONFIDENCE, AnswerReason.GENERATOR_DECLINED,

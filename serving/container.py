@@ -186,7 +186,8 @@ class Container:
         a = self.settings.answer
         policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
                               top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks,
-                              entailment_min=a.entailment_min, judge_timeout=a.judge_timeout)
+                              entailment_min=a.entailment_min, judge_timeout=a.judge_timeout,
+                              reader_timeout=a.reader_timeout, reader_channels=frozenset(a.reader_channels))
         entailment = None
         if a.entailment_model:
             from citedesk.retrieval.embedding.dense import EntailmentModel
@@ -195,7 +196,8 @@ class Container:
         return AnswerPipeline(self.retriever, self.generator, self.sparse, policy, workspace=self.settings.workspace,
                               recorder=self.audit.record if self.settings.audit.enabled else None,
                               observer=self.metrics.observe_answer if self.metrics is not None else None,
-                              entailment=entailment, judges=self.judges, guidance=self.guidance)
+                              entailment=entailment, judges=self.judges, guidance=self.guidance,
+                              reader=self.reader)
 
     @cached_property
     def guidance(self):
@@ -229,6 +231,25 @@ class Container:
                 llm.base_url, model=llm.model, api_key=llm.api_key.get_secret_value(), timeout=a.judge_timeout,
                 max_retries=0)))
         return judges
+
+    @cached_property
+    def reader(self):
+        """The reader agreement check (``answer.reader_model``), or None.
+
+        Raises:
+            ConfigError: ``answer.reader_model`` with a generator other than extractive.
+        """
+        a = self.settings.answer
+        if not a.reader_model:
+            return None
+        if a.generator != GeneratorKind.EXTRACTIVE:
+            raise ConfigError("answer.reader_model checks the extractive generator's choice of answer unit; "
+                              "it needs answer.generator=extractive")
+        from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
+        from citedesk.serving.answer.reader import ReaderAgreementCheck
+
+        return ReaderAgreementCheck(self.generator, QueryLikelihoodModel(a.reader_model, threads=a.reader_threads),
+                                    candidates=a.reader_candidates)
 
     @cached_property
     def voice(self):

@@ -468,6 +468,36 @@ def test_detail_page_shows_the_passage_with_the_quote_highlighted(env) -> None:
 
 
 @pytest.mark.slow
+def test_a_reader_disagreement_is_recorded_and_shown_on_the_detail_page(env) -> None:
+    import numpy as np
+
+    from citedesk.serving.answer.reader import ReaderAgreementCheck
+
+    class PrefersTheSecond:  # a reader that picks the ranking's second unit (the check's logic; no model)
+        def warm_up(self) -> None:
+            pass
+
+        def question_logprobs(self, question, passages):
+            return np.array([-3.0, -1.0] + [-5.0] * (len(passages) - 2))
+
+    c, client = env
+    c.pipeline.reader = ReaderAgreementCheck(c.pipeline.generator, PrefersTheSecond())
+    try:
+        body = ask(client, ANSWERABLE, conversation_id="conv-reader")
+    finally:
+        c.pipeline.reader = None
+    assert body["decision"] == "escalate" and body["reason"] == "reader_disagreement"
+    rec = one(client, conversation_id="conv-reader")
+    reader = rec["signals"]["reader"]
+    assert reader["agrees"] is False and reader["scores"][:2] == [-3.0, -1.0]
+    assert reader["ranking_unit"] and reader["reader_unit"] and reader["ranking_unit"] != reader["reader_unit"]
+    doc = client.get(f"/audit/answers/{rec['id']}").text
+    from markupsafe import escape
+
+    assert "Reader check: <b>disagrees</b>" in doc and str(escape(reader["reader_unit"])) in doc
+
+
+@pytest.mark.slow
 def test_recording_failure_never_fails_an_answer(env, caplog) -> None:
     c, client = env
     pipeline = c.pipeline

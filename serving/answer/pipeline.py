@@ -51,6 +51,8 @@ class AnswerPolicy:
             every number in it must appear there too).
         entailment_min: with an entailment model, the probability below which a claim is refused.
         judge_timeout: seconds each answerability judge may take before it counts as unavailable.
+        reader_timeout: seconds the reader check may take before it counts as unavailable.
+        reader_channels: channels whose answers the reader check runs on (when there is one).
     """
 
     thresholds: dict[Channel, float]
@@ -59,6 +61,8 @@ class AnswerPolicy:
     min_support: float = 0.6
     entailment_min: float = 0.5
     judge_timeout: float = 3.0
+    reader_timeout: float = 10.0
+    reader_channels: frozenset[Channel] = frozenset({Channel.CHAT, Channel.VOICE})
 
 
 def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
@@ -106,12 +110,16 @@ class AnswerPipeline:
         guidance: workspace guidance (:class:`~citedesk.serving.answer.guidance_store.GuidanceStore`, its
             ``current(workspace)``): escalation rules checked before retrieval (reason ``guidance_rule``; unreadable
             guidance escalates with ``guidance_unavailable``) and instructions passed to the generator.
+        reader: optional :class:`~citedesk.serving.answer.reader.ReaderAgreementCheck` (extractive generator only),
+            run once the confidence clears the threshold: when the second reader picks another answer unit, the
+            answer escalates with ``reader_disagreement`` (its verdict in ``signals.reader``); a reader that fails
+            or runs past ``reader_timeout`` is recorded as ``unavailable`` and the answer goes on without it.
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
                  confidence: ConfidenceModel | None = None, workspace: str = "default",
                  recorder: Callable[..., object] | None = None, observer: Callable[..., object] | None = None,
-                 entailment=None, judges: Sequence[AnswerabilityJudge] = (), guidance=None) -> None:
+                 entailment=None, judges: Sequence[AnswerabilityJudge] = (), guidance=None, reader=None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.sparse = sparse
@@ -123,14 +131,17 @@ class AnswerPipeline:
         self.entailment = entailment
         self.judges = list(judges)
         self.guidance = guidance
+        self.reader = reader
 
     def warm_up(self) -> None:
-        """Load models (the retriever's, and the entailment model and judges when configured)."""
+        """Load models (the retriever's, and the entailment model, judges and reader when configured)."""
         self.retriever.warm_up()
         if self.entailment is not None:
             self.entailment.warm_up()
         for judge in self.judges:
             judge.warm_up()
+        if self.reader is not None:
+            self.reader.warm_up()
 
     async def answer(self, request: AnswerRequest, *, workspace: str | None = None,
                      exclude_articles: tuple[str, ...] = (), threshold: float | None = None) -> AnswerResponse:
@@ -239,6 +250,11 @@ class AnswerPipeline:
             return
 
         evidence = hits[: self.policy.evidence_chunks]
+        if (self.reader is not None and request.channel in self.policy.reader_channels
+                and not await self._read(request.question, evidence, decided)):
+            async for e in end(finish(Decision.ESCALATE, AnswerReason.READER_DISAGREEMENT)):
+                yield e
+            return
         sentences: list[str] = []
         shown: dict[int, int] = {}  # evidence marker → displayed marker (1..n in order of first citation)
         reason = None
@@ -290,6 +306,19 @@ class AnswerPipeline:
         citations = self._citations(sentences, evidence)
         async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
             yield e
+
+    async def _read(self, question: str, evidence: list[Hit], decided: dict) -> bool:
+        """Run the reader check; False when it disagrees. Its verdict (or ``unavailable``) goes to
+        ``decided["reader"]``."""
+        try:
+            with anyio.fail_after(self.policy.reader_timeout):
+                verdict = await self.reader.check(question, evidence)
+        except Exception as exc:  # a reader that fails or is slow never blocks the answer; it is recorded
+            log.warning("reader check unavailable (%s): answering without it", type(exc).__name__)
+            decided["reader"] = "unavailable"
+            return True
+        decided["reader"] = verdict.as_signal()
+        return verdict.agrees
 
     async def _judge(self, question: str, evidence: list[Hit], conf: float, decided: dict) -> float:
         """Lower ``conf`` to each judge's probability; record each in ``decided["judges"]`` (or ``unavailable``)."""

@@ -169,7 +169,9 @@ async def run_answer_eval(settings, mtrag: Path, *, limit: int, pool: int, chann
                 report = c.sync_engine.sync(PassageConnector(coll, passages))
                 progress(f"indexed {coll}: {report.added} passages, {report.chunks_written} chunks "
                          f"in {report.seconds:.1f}s")
-            pipelines = {coll: AnswerPipeline(c.retriever, c.generator, c.sparse, c.pipeline.policy, workspace=coll)
+            c.pipeline.warm_up()  # the configured judges and reader check, as the service runs them
+            pipelines = {coll: AnswerPipeline(c.retriever, c.generator, c.sparse, c.pipeline.policy, workspace=coll,
+                                              judges=c.judges, reader=c.reader)
                          for coll in per_coll}
             use_llm = judge == JudgeKind.LLM or (judge == JudgeKind.AUTO and s.llm.base_url)
             if use_llm and not s.llm.base_url:
