@@ -161,15 +161,17 @@ def with_list_items(text: str, spans: list[Span], max_items: int = 12, max_chars
 
 _NOT_ANSWER = re.compile(r"^\s*(?:topics\b|related (?:topics|information)\b|for more information\b|see also\b|see\s|"
                          r"to learn more\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
+_POINTER = re.compile(r"^\s*(?:to|for|if)\b[^.;:!?]{0,200},\s*(?:see|refer to)\s", re.IGNORECASE)  # To view X, see Y.
 _DANGLING = re.compile(r"\b(?:at|to|in|on|the|a|an|of|for|with|from|see|and|or)\s*[.:]?\s*$", re.IGNORECASE)
 
 
 def is_answer_text(text: str) -> bool:
-    """False for pieces that are never an answer: see-also, "Topics" and "Tutorial:" lines, questions, fragments
+    """False for pieces that are never an answer: see-also lines ("For more information, see …", "To view …, see
+    …"), "Topics" and "Tutorial:" lines, questions, fragments
     ending in a preposition or article (a link was cut out), and title-like lines (under eight words with no full
     stop, colon, digit or table cell)."""
     s = text.strip()
-    if not s or _NOT_ANSWER.match(s) or s.endswith("?") or _DANGLING.search(s):
+    if not s or _NOT_ANSWER.match(s) or _POINTER.match(s) or s.endswith("?") or _DANGLING.search(s):
         return False
     if len(s.split()) < 8 and not re.search(r"[.:;!\d|]", s):
         return False

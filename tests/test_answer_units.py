@@ -108,9 +108,14 @@ def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
 
 def test_non_answer_text() -> None:
     for text in ("Topics", "For more information, see Foo.", "See also the guide.", "What is a quota?",
-                 "Amazon SageMaker Autopilot problem types"):
+                 "Amazon SageMaker Autopilot problem types",
+                 "To view the list of supported Regions, see Onboard to Amazon SageMaker Studio.",
+                 "For a list of Regions, refer to the endpoints table.", "If you exceed the quota, see Limits."):
         assert not is_answer_text(text), text
-    assert is_answer_text("Multi-model endpoints are not supported on GPU instance types.")
+    for text in ("Multi-model endpoints are not supported on GPU instance types.",
+                 "The maximum is 900 seconds, see the table below for the others.",  # a pointer after an answer
+                 "To create a bucket, open the console and choose Create bucket."):
+        assert is_answer_text(text), text
 
 
 def test_question_types_and_rare_terms() -> None:
