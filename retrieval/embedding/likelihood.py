@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["QueryLikelihoodModel", "resolve_gguf"]
 
-PACKAGE_PREFIX = "package:"
-
 
 def resolve_gguf(model: str) -> Path:
     """The GGUF file a ``answer.reader_model`` setting names.
@@ -39,6 +37,8 @@ def resolve_gguf(model: str) -> Path:
     Raises:
         ValueError: no such file, folder, package, or no ``.gguf`` in it.
     """
+    from citedesk.retrieval.embedding.dense import PACKAGE_PREFIX
+
     if model.startswith(PACKAGE_PREFIX):
         name = model[len(PACKAGE_PREFIX):]
         spec = importlib.util.find_spec(name)
@@ -71,7 +71,8 @@ class QueryLikelihoodModel:
     """
 
     SETTING = "answer.reader_model"
-    PROMPT = "Passage: {passage}\nA question this passage answers:"
+    TAIL = "\nA question this passage answers:"
+    PROMPT = "Passage: {passage}" + TAIL
 
     def __init__(self, model: str, *, n_ctx: int = 512, threads: int | None = None,
                  max_question_tokens: int = 64) -> None:
@@ -130,12 +131,12 @@ class QueryLikelihoodModel:
         out = np.zeros(len(passages))
         if not q:
             return out
+        room = self.n_ctx - len(q) - 1
         with self._lock:
             for i, passage in enumerate(passages):
                 prefix = llm.tokenize(self.PROMPT.format(passage=passage.strip()).encode(), add_bos=True)
-                room = self.n_ctx - len(q) - 1
                 if len(prefix) > room:  # cut the passage, keep the prompt's tail
-                    tail = llm.tokenize(b"\nA question this passage answers:", add_bos=False)
+                    tail = llm.tokenize(self.TAIL.encode(), add_bos=False)
                     prefix = prefix[: room - len(tail)] + tail
                 llm.reset()
                 llm.eval(prefix + q)

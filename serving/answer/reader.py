@@ -32,21 +32,26 @@ class ReaderVerdict:
     """What the reader decided.
 
     Attributes:
-        agrees: the reader's best unit is the ranking's best (True also when there was nothing to choose between).
+        best: index (in ranking order) of the unit the reader scores highest; 0 when there was nothing to choose
+            between.
         units: the units scored, in ranking order (their text as embedded: context and text).
         scores: the reader's score of each unit (kind :data:`SCORE_KIND`).
     """
 
-    agrees: bool
+    best: int = 0
     units: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
 
+    @property
+    def agrees(self) -> bool:
+        """The reader's best unit is the ranking's best."""
+        return self.best == 0
+
     def as_signal(self) -> dict:
         """The audit/``signals`` form: the decision, the two picks (cut to 200 characters) and the scores."""
-        best = max(range(len(self.scores)), key=self.scores.__getitem__) if self.scores else 0
         return {"agrees": self.agrees, "score_kind": SCORE_KIND, "scores": [round(s, 4) for s in self.scores],
                 "ranking_unit": self.units[0][:200] if self.units else "",
-                "reader_unit": self.units[best][:200] if self.units else ""}
+                "reader_unit": self.units[self.best][:200] if self.units else ""}
 
 
 class ReaderAgreementCheck:
@@ -79,10 +84,10 @@ class ReaderAgreementCheck:
 
         ranked = self.generator.rank(question, evidence)[: self.candidates]
         if len(ranked) < 2:
-            return ReaderVerdict(agrees=True)
+            return ReaderVerdict()
         units = tuple(unit_text(m.unit) for m, _, _ in ranked)
         scores = self.model.question_logprobs(question, list(units))
-        return ReaderVerdict(agrees=int(scores.argmax()) == 0, units=units, scores=tuple(float(s) for s in scores))
+        return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores))
 
     async def check(self, question: str, evidence: list[Hit]) -> ReaderVerdict:
         """:meth:`verdict` in a worker thread (abandoned if the caller's timeout cancels it)."""

@@ -386,13 +386,11 @@ async def run_qa_eval(container, csv_path: Path, *, generators: Sequence[str], l
                if name == "extractive"
                else openai_generator(llm.max_tokens))
         # the configured judges and reader check, as the service runs them (the reader checks extractive answers)
-        reader = base.reader if name == "extractive" else None
-        checks = [*base.judges, *([reader] if reader is not None else [])]
-        for check in checks:
-            check.warm_up()
         pipeline = AnswerPipeline(base.retriever, gen, base.sparse, base.policy, confidence=base.confidence,
                                   workspace=base.workspace, entailment=base.entailment, judges=base.judges,
-                                  reader=reader)
+                                  reader=base.reader if name == "extractive" else None)
+        pipeline.warm_up()
+        checks = [*pipeline.judges, *([pipeline.reader] if pipeline.reader is not None else [])]
         progress(f"asking {len(cases)} questions × {len(settings)} settings with the {name} generator"
                  + (f" (checks: {', '.join(c.name for c in checks)})" if checks else ""))
         results.append(await evaluate_qa(pipeline, cases, generator_name=name, labels=labels, gold_out=gold_out,
