@@ -162,6 +162,9 @@ def with_list_items(text: str, spans: list[Span], max_items: int = 12, max_chars
 _NOT_ANSWER = re.compile(r"^\s*(?:topics\b|related (?:topics|information)\b|for more information\b|see also\b|see\s|"
                          r"to learn more\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
 _POINTER = re.compile(r"^\s*(?:to|for|if)\b[^.;:!?]{0,200},\s*(?:see|refer to)\s", re.IGNORECASE)  # To view X, see Y.
+_SEE_ALSO_LIST = re.compile(r"^\W*(?:topics|contents|related (?:topics|resources|information)|see also)\W*$|"
+                            r"^\s*for more information\b.*(?:\bthe following\W*|:\s*)$",
+                            re.IGNORECASE)  # the line right before a list of links
 _DANGLING = re.compile(r"\b(?:at|to|in|on|the|a|an|of|for|with|from|see|and|or)\s*[.:]?\s*$", re.IGNORECASE)
 
 
@@ -208,6 +211,18 @@ def _cells(line: str) -> list[str]:
 def is_table_row(line: str) -> bool:
     """A line with two or more ``|``-separated cells (a separator line ``|---|---|`` included)."""
     return line.count("|") >= 1 and len(_cells(line)) >= 2
+
+
+def row_cells(header_line: str, row_line: str) -> list[tuple[str, str]]:
+    """``(column name, cell)`` of a table row read with its header row, empty cells left out (a cell beyond the
+    header has the name "")."""
+    header, cells = _cells(header_line), _cells(row_line)
+    return [(header[k] if k < len(header) else "", c) for k, c in enumerate(cells) if c]
+
+
+def say_cells(cells: list[tuple[str, str]]) -> str:
+    """A row's cells as said: ``"Header 1: cell 1; Header 2: cell 2"`` (a cell without a name alone)."""
+    return "; ".join(f"{h}: {c}" if h else c for h, c in cells)
 
 
 def _is_data_row(cells: list[str]) -> bool:
@@ -300,13 +315,10 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 body = rows[1:]
             last_table = (j, header, header_line) if header else None
             for row in body:
-                cells = _cells(row.text)
                 if header:
-                    parts = [f"{h}: {c}" if h else c for h, c in zip(header, cells) if c]
-                    parts += cells[len(header):]
-                    said = "; ".join(parts)
+                    said = say_cells(row_cells(header_line, row.text))
                 else:
-                    said = " | ".join(c for c in cells if c)
+                    said = " | ".join(c for c in _cells(row.text) if c)
                 context = header_line if header else ""
                 units.append(AnswerUnit("table_row", said, row.start, row.end, context=context))
             if len(rows) == 1 and header and not carried:
@@ -316,10 +328,19 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
             continue
         if LIST_MARK.match(s.text):
             j = i
+            items, more = [], []  # an item is its whole line ("- Label. What it does."); `more`: its later sentences
             while j < len(spans) and LIST_MARK.match(spans[j].text):
+                first = last = spans[j]
+                line_end = text.find("\n", first.start)
                 j += 1
-            items = spans[i:j]
+                while j < len(spans) and (line_end < 0 or spans[j].start < line_end):
+                    last = spans[j]
+                    more.append(last)
+                    j += 1
+                items.append(Span(text[first.start:last.end], first.start, last.end))
             lead = prev_sentence.text if prev_sentence is not None else ""
+            if i and _SEE_ALSO_LIST.match(spans[i - 1].text):  # "Topics", "For more information, see the following:"
+                items = []
             for it in items:
                 said = LIST_MARK.sub("", it.text).strip()
                 if is_answer_text(said):
@@ -327,11 +348,12 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 elif lead and len(said.split()) <= 6:  # "ALIAS" of "… reserves the following names." → say both
                     units.append(AnswerUnit("list_item", f"{lead.rstrip(' .:')}: {said}", it.start, it.end,
                                             context=lead))
-            begin = prev_sentence.start if prev_sentence is not None else items[0].start
+            begin = prev_sentence.start if prev_sentence is not None else items[0].start if items else 0
             if len(items) > 1 and items[-1].end - begin <= max_list_chars and (not lead or is_answer_text(lead)):
                 said = [lead] if lead else []
                 said.append("; ".join(LIST_MARK.sub("", it.text).strip().rstrip(".;") for it in items) + ".")
                 units.append(AnswerUnit("list", " ".join(said), begin, items[-1].end, context=lead))
+            units += [AnswerUnit("sentence", m.text, m.start, m.end) for m in more if is_answer_text(m.text)]
             prev_sentence = None
             i = j
             continue

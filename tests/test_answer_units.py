@@ -78,6 +78,34 @@ def test_a_chunk_that_starts_inside_a_table_reads_its_rows_with_the_carried_head
         "Name: A; Size: 1", "Name: B; Size: 2"]
 
 
+SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n--- | --- | --- | ---\n"
+         "ml.eia2.medium | 1 | 8 | 2\nml.eia2.large | 2 | 16 | 4\n")
+QUOTAS = ("Resource | Quota description | Adjustable?\n--- | --- | ---\n"
+          "Minimum SQL data set refresh interval | 1 minute | No\nConcurrent data set content generation | 2 | No\n")
+
+
+def test_a_table_row_answer_says_the_cells_the_question_asks_for() -> None:
+    from citedesk.serving.answer.generators import focus_row
+
+    sparse = BM25SparseEncoder()
+
+    def said(question: str, table: str, row: str) -> str:
+        unit = next(u for u in answer_units(table) if u.kind == "table_row" and table[u.start:u.end].startswith(row))
+        return focus_row(unit, table, term_weights(question, sparse), sparse.terms,
+                         quantity=question_type(question) == QuestionType.QUANTITY)
+
+    assert said("What is F32 Throughput in TFLOPS of ml.eia2.large?", SPECS, "ml.eia2.large") == (
+        "Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2")  # not the F16 column, though it shares words
+    assert said("How much memory does ml.eia2.large have?", SPECS, "ml.eia2.large") == (
+        "Accelerator Type: ml.eia2.large; Memory in GB: 4")
+    assert said("What is the minimum SQL data set refresh interval?", QUOTAS, "Minimum") == (
+        "Resource: Minimum SQL data set refresh interval; Quota description: 1 minute")  # no column named: the number
+    assert said("Can I adjust the minimum SQL data set refresh interval?", QUOTAS, "Minimum") == (
+        "Resource: Minimum SQL data set refresh interval; Adjustable?: No")
+    assert said("Tell me about ml.eia2.large accelerators", SPECS, "ml.eia2.large") == (  # the row, not a cell
+        "Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2; F16 Throughput in TFLOPS: 16; Memory in GB: 4")
+
+
 def test_group_label_lines_stay_inside_their_table() -> None:
     # a table whose spanning group rows render as lines without cells (RDS storage by instance class)
     text = ("Instance Class | MariaDB | Oracle\n--- | --- | ---\ndb.m5 – Standard classes\ndb.m5.large | 64 | 64\n"
@@ -104,6 +132,36 @@ def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
     assert whole.text.startswith("To reset the password") and "; Choose the Forgot" in whole.text
     assert STEPS[whole.start:whole.end].endswith("below the sign-in form.")
     assert not any("For more information" in u.text for u in units)
+
+
+MODES = """Greengrass has three modes of communication where data is in transit:
+
+- Data over the internet. Communication between a core and the cloud over the internet is encrypted.
+- Data over the local network. Communication between a core and devices over a local network is encrypted.
+
+Topics
+
+- Encrypting data in transit over the local network with your own keys
+- Working with the certificates of the core device in the console
+"""
+
+
+def test_a_list_item_is_its_whole_line_and_link_lists_are_not_answers() -> None:
+    units = answer_units(MODES)
+    items = [u for u in units if u.kind == "list_item"]
+    assert [u.text for u in items] == [
+        "Data over the internet. Communication between a core and the cloud over the internet is encrypted.",
+        "Data over the local network. Communication between a core and devices over a local network is encrypted."]
+    assert all(u.context.startswith("Greengrass has three modes") for u in items)  # the second item too
+    assert all(MODES[u.start:u.end].startswith("- Data over") for u in items)
+    sentences = {u.text for u in units if u.kind == "sentence"}
+    assert "Communication between a core and devices over a local network is encrypted." in sentences
+    assert "Data over the internet." not in sentences  # a label is not an answer on its own
+    assert not any("certificates" in u.text or "own keys" in u.text for u in units), "a Topics list is links"
+    # a chunk cut inside a list: the item before it ends with a pointer, which does not make the rest links
+    cut = ("For more information, see Use TensorFlow.\n- Use your own custom algorithms: put your code in a "
+           "Docker image and name it in the CreateTrainingJob call.")
+    assert [u.kind for u in answer_units(cut)] == ["list_item"]
 
 
 def test_non_answer_text() -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import LIST_MARK, sentence_spans, speakable_line
+from citedesk.core.text import LIST_MARK, row_cells, say_cells, sentence_spans, speakable_line
 from citedesk.core.types import GeneratorKind, Hit, Turn
 from citedesk.serving.answer.guidance import guidance_prompt
 
@@ -162,7 +162,7 @@ class ExtractiveGenerator:
         ``start``/``end`` are the verbatim span in ``evidence[i].text``; ``text`` is what is said (a table row is
         rendered with its header).
         """
-        from citedesk.retrieval.answerability import match_units, term_weights
+        from citedesk.retrieval.answerability import QuestionType, match_units, question_type, term_weights
 
         sparse = self._sparse()
         weights = term_weights(question, sparse)
@@ -212,8 +212,8 @@ class ExtractiveGenerator:
         covered = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
         for j in range(1, min(6, len(ranked))):
             m = matches[j]
-            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1:
-                break
+            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1 or best.unit.kind == "table_row":
+                break  # a row answers on its own: the next row of a table is another thing's value
             terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
             adds = {t for t in weights if t in terms and t not in covered}
             overlaps = any(p.hit == m.hit and p.unit.start < m.unit.end and m.unit.start < p.unit.end for p in picked)
@@ -221,7 +221,11 @@ class ExtractiveGenerator:
                 picked.append(m)
                 covered |= terms
         picked.sort(key=lambda m: (m.hit, m.unit.start))
-        return [(m.hit, m.unit.start, m.unit.end, m.unit.text) for m in picked[: self.max_sentences]]
+        return [(m.hit, m.unit.start, m.unit.end,
+                 focus_row(m.unit, evidence[m.hit].text, weights, sparse.terms,
+                           quantity=question_type(question) == QuestionType.QUANTITY) if m.unit.kind == "table_row"
+                 else m.unit.text)
+                for m in picked[: self.max_sentences]]
 
     async def stream(self, question: str, history: list[Turn], evidence: list[Hit], *,
                      voice: bool = False, guidance: list[str] | tuple[str, ...] = ()) -> AsyncIterator[str]:
@@ -242,11 +246,57 @@ def _candidate(unit: AnswerUnit) -> bool:
     return 3 <= len(unit.text.split()) <= 150
 
 
+def focus_row(unit: AnswerUnit, chunk_text: str, weights: dict[str, float], terms, *, quantity: bool = False) -> str:
+    """What a table row answer says: the cells that name the row and the column(s) the question asks for.
+
+    Kept: the row's first cell (what the row is about), every cell whose value has a question term, and the
+    column(s) whose name shares the largest part of its terms with the question (at least half; ties all kept);
+    for a quantity question when no column name matches that well, the first other cell with a number. The
+    whole row is said otherwise (the question asks about the row, not a cell) or when every cell would be kept.
+    The citation still quotes the whole row.
+
+    Args:
+        unit: a ``table_row`` unit with its header row in ``context`` (without one, its text is returned).
+        chunk_text: the text the unit's offsets point into.
+        weights: the question's term weights (:func:`~citedesk.retrieval.answerability.term_weights`).
+        terms: ``str -> list[str]``, the same term analysis as ``weights`` (stemmed, stop words removed).
+        quantity: the question asks for a quantity (:data:`~citedesk.retrieval.answerability.QuestionType.QUANTITY`).
+
+    Returns:
+        ``"Header 1: cell 1; Header 3: cell 3"``.
+    """
+    if not unit.context:
+        return unit.text
+    cells = row_cells(unit.context, chunk_text[unit.start:unit.end])
+    if len(cells) < 3:
+        return unit.text
+    keep = {0} | {k for k, (_, cell) in enumerate(cells) if weights.keys() & set(terms(cell))}
+    named = {}
+    for k, (name, _) in enumerate(cells):
+        name_terms = set(terms(name))
+        if k not in keep and name_terms:
+            named[k] = len(name_terms & weights.keys()) / len(name_terms)
+    best = max(named.values(), default=0.0)
+    if best >= 0.5:
+        keep |= {k for k, share in named.items() if share == best}
+    elif quantity:  # "What is the minimum … interval?" over "Resource | Quota description | Adjustable?"
+        number = next((k for k, (_, cell) in enumerate(cells) if k not in keep and _NUMBER.search(cell)), None)
+        if number is None:
+            return unit.text
+        keep.add(number)
+    else:
+        return unit.text
+    if len(keep) == len(cells):
+        return unit.text
+    return say_cells([cells[k] for k in sorted(keep)])
+
+
 def unit_text(unit: AnswerUnit) -> str:
     """What is embedded for an answer unit: its context (table header, list lead-in) and its text."""
     return f"{unit.context} {unit.text}".strip()
 
 
+_NUMBER = re.compile(r"\d")
 _REFERS_FORWARD = re.compile(r"\bthe following\b[^.]*[.:]?\s*$|:\s*$", re.IGNORECASE)
 _REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it|they|such|for (?:this|these|that)|in (?:this|that) case|"
                           r"here|the (?:former|latter))\b", re.IGNORECASE)
