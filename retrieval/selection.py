@@ -3,7 +3,9 @@
 The extractive generator (:class:`citedesk.serving.answer.generators.ExtractiveGenerator`) answers with the
 best-ranked unit of its evidence. Units are ranked by a linear score over :func:`unit_features`
 (:class:`SelectionModel`). The shipped weights are the hand-set ones of version 0.1 (``0.5·coverage +
-0.5·cosine + 0.3·precision + 0.1`` for the shape a quantity or list question asks for ``− 0.02·rank``):
+0.5·cosine + 0.3·precision + 0.1`` for the shape a quantity or list question asks for ``− 0.02·rank``; since
+2026-11-26 a sentence that enumerates "A, B, and C" counts as that shape for a list question, like a list or a
+table row; on the dev questions this changed one answer, to a correct one, and not the top-1 figure below):
 ``bench/selection_fit.py`` fits rankers over all the features below on units labelled automatically (a unit
 answers when it holds ≥ 80 % of the reference answer's words), with folds grouped by question, and on the 52
 dev questions that have an answering unit none beat these weights held out (see that script's docstring).
@@ -85,9 +87,11 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
 
 
 DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
-    "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "rank": -0.02,
+    "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
+    "rank": -0.02,
 }
-"""Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking."""
+"""Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
+enumeration shape weighed as the list shape."""
 
 
 class SelectionModel:
