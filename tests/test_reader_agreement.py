@@ -1,9 +1,12 @@
 """Reader agreement (``answer.reader_model``): SmolLM2 run in process scores query likelihood; an extractive answer
-whose unit the reader does not pick escalates with ``reader_disagreement``, and the verdict is recorded."""
+whose unit the reader does not pick escalates with ``reader_disagreement``, the reader's agreement is an input of the
+confidence, and the verdict is recorded."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from citedesk.config.settings import Settings
 from citedesk.core.errors import ConfigError
 from citedesk.core.types import Channel, Hit, ScoreKind
+from citedesk.retrieval.answerability import AnswerabilitySignals
+from citedesk.retrieval.confidence import READER_BIAS, READER_WEIGHTS, ConfidenceModel
 from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel, resolve_gguf
 from citedesk.serving.answer.generators import ExtractiveGenerator
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
@@ -117,11 +122,19 @@ def test_pipeline_escalates_when_the_reader_disagrees(aws_container, reader) -> 
     assert plain.decision == "answer"
     agreed, refused = ask(FixedScores(best=0)), ask(FixedScores(best=1))
     assert agreed.signals["reader"]["agrees"] is True and "reader" not in plain.signals
-    assert agreed.answer == plain.answer and agreed.confidence == plain.confidence
+    assert agreed.answer == plain.answer
     assert refused.signals["reader"]["agrees"] is False
     assert refused.decision == "escalate" and refused.reason == "reader_disagreement"
-    assert refused.confidence == plain.confidence  # the check is about the answer unit, not answerability
     assert refused.answer == "" and "different sentence" in refused.handoff_summary
+    # the reader's agreement is an input of the confidence: scored with the weights fitted with it
+    plain_signals = plain.signals["confidence"]
+    assert plain_signals["reader_agrees"] is None
+    assert agreed.signals["confidence"]["reader_agrees"] == 1.0
+    assert refused.signals["confidence"]["reader_agrees"] == 0.0
+    assert agreed.confidence > refused.confidence
+    with_reader = AnswerabilitySignals(**{**plain_signals, "reader_agrees": 1.0})
+    assert agreed.confidence == pytest.approx(ConfidenceModel().score(with_reader), abs=1e-3)
+    assert plain.confidence == pytest.approx(ConfidenceModel().score(AnswerabilitySignals(**plain_signals)), abs=1e-3)
     real = ask(reader)
     agrees = real.signals["reader"]["agrees"]
     assert real.decision == ("answer" if agrees else "escalate")
@@ -145,3 +158,41 @@ def test_a_failing_reader_is_recorded_and_the_answer_goes_on(aws_container) -> N
                        reader=ReaderAgreementCheck(base.generator, Broken(0)))
     r = asyncio.run(p.answer(AnswerRequest(question="What is the size of a null attribute in DynamoDB?")))
     assert r.signals["reader"] == "unavailable" and r.decision == "answer"
+    assert r.signals["confidence"]["reader_agrees"] is None  # decided with the default weights
+
+
+def test_the_confidence_with_the_reader_uses_the_weights_fitted_with_it() -> None:
+    f = AnswerabilitySignals(top_cosine=0.7, coverage=0.8, unit_coverage=0.9, chunk_coverage=0.9, type_match=1.0)
+    model = ConfidenceModel()
+    agreed = model.score(dataclasses.replace(f, reader_agrees=1.0))
+    refused = model.score(dataclasses.replace(f, reader_agrees=0.0))
+    assert refused < agreed and model.score(f) not in (agreed, refused)
+    z = READER_BIAS + sum(w * getattr(dataclasses.replace(f, reader_agrees=1.0), k) for k, w in READER_WEIGHTS.items())
+    assert agreed == pytest.approx(1 / (1 + math.exp(-z)))
+    assert READER_WEIGHTS["reader_agrees"] > 0
+
+
+@pytest.mark.slow
+def test_calibration_scores_the_confidence_as_the_pipeline_does_with_the_reader(aws_container) -> None:
+    from types import SimpleNamespace
+
+    from citedesk.serving.evaluation.calibration import CalibrationCase, confidences
+
+    base = aws_container
+    cases = [CalibrationCase("What is the size of a null attribute in DynamoDB?", True)]
+
+    def scored(reader) -> float:
+        c = SimpleNamespace(pipeline=base.pipeline, reader=reader, retriever=base.retriever, sparse=base.sparse,
+                            settings=base.settings)
+        return confidences(c, cases, workspace=base.settings.workspace, top_k=base.settings.retrieval.top_k)[0]
+
+    agreeing = scored(ReaderAgreementCheck(base.generator, FixedScores(0)))
+    disagreeing = scored(ReaderAgreementCheck(base.generator, FixedScores(1)))
+    policy = AnswerPolicy(thresholds={Channel.CHAT: 0.0, Channel.VOICE: 0.0},
+                          evidence_chunks=base.settings.answer.evidence_chunks)
+    asked = asyncio.run(AnswerPipeline(base.retriever, base.generator, base.sparse, policy,
+                                       workspace=base.settings.workspace,
+                                       reader=ReaderAgreementCheck(base.generator, FixedScores(1))).answer(
+        AnswerRequest(question=cases[0].question)))
+    assert disagreeing < agreeing and scored(None) not in (agreeing, disagreeing)
+    assert asked.confidence == pytest.approx(disagreeing, abs=1e-4)  # the threshold is picked on what is scored

@@ -62,8 +62,9 @@ class ExtractiveGenerator:
     ranked by the selection model (:class:`citedesk.retrieval.selection.SelectionModel`: coverage, dense
     cosine, precision, rank, and whether the unit has the shape the question asks for). The answer is the best
     unit; a lead-in sentence brings its list, a sentence that refers back ("This …", "These …") carries the
-    sentence before it, and a second unit is added only when it covers question terms the first does not (at
-    most ``max_sentences`` sentences in all).
+    sentence before it, a table row says the cells the question asks for (:func:`focus_row`; the citation quotes the
+    whole row), and a second unit is added only when it covers question terms the first does not and the first is
+    not a table row (at most ``max_sentences`` sentences in all).
 
     Args:
         embedder: ``embed(list[str]) -> float32 (n, dim)`` L2-normalised, ``embed_query``; the container hands a

@@ -7,6 +7,7 @@ One code path for blocking and streaming answers: :meth:`AnswerPipeline.stream` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -27,6 +28,7 @@ from citedesk.serving.answer.guidance import match_rule
 from citedesk.serving.answer.guidance_store import GuidanceUnavailableError
 from citedesk.serving.answer.judges import AnswerabilityJudge
 from citedesk.serving.answer.grounding import best_quote, check_claim, non_answer_reason, sanitize
+from citedesk.serving.answer.reader import ReaderVerdict
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
 
 log = logging.getLogger(__name__)
@@ -111,9 +113,12 @@ class AnswerPipeline:
             ``current(workspace)``): escalation rules checked before retrieval (reason ``guidance_rule``; unreadable
             guidance escalates with ``guidance_unavailable``) and instructions passed to the generator.
         reader: optional :class:`~citedesk.serving.answer.reader.ReaderAgreementCheck` (extractive generator only),
-            run once the confidence clears the threshold: when the second reader picks another answer unit, the
-            answer escalates with ``reader_disagreement`` (its verdict in ``signals.reader``); a reader that fails
-            or runs past ``reader_timeout`` is recorded as ``unavailable`` and the answer goes on without it.
+            run on ``reader_channels`` before the confidence is scored: its agreement is an input of the
+            confidence (``reader_agrees``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS`), and when the
+            confidence clears the threshold but the second reader picks another answer unit, the answer escalates
+            with ``reader_disagreement`` (its verdict in ``signals.reader``); a reader that fails or runs past
+            ``reader_timeout`` is recorded as ``unavailable`` and the answer is decided without it (the default
+            confidence weights).
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
@@ -223,9 +228,16 @@ class AnswerPipeline:
             latency[k] = round(v * 1000, 2)
         hits = retrieval.hits
         features = await anyio.to_thread.run_sync(self.confidence.features, query, hits, self.sparse)
+        verdict, read = None, False
+        if hits and self.reader is not None and request.channel in self.policy.reader_channels:
+            read, verdict = True, await self._read(request.question, hits[: self.policy.evidence_chunks])
+            if verdict is not None:  # the reader's agreement is an input of the confidence
+                features = dataclasses.replace(features, reader_agrees=verdict.agreement)
         conf = self.confidence.score(features)
         decided: dict = {"confidence": {k: (round(v, 4) if isinstance(v, float) else v)
                                         for k, v in features.as_dict().items()}, "rejected": []}
+        if read:
+            decided["reader"] = verdict.as_signal() if verdict is not None else "unavailable"
         hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
         yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
 
@@ -250,8 +262,7 @@ class AnswerPipeline:
             return
 
         evidence = hits[: self.policy.evidence_chunks]
-        if (self.reader is not None and request.channel in self.policy.reader_channels
-                and not await self._read(request.question, evidence, decided)):
+        if verdict is not None and not verdict.agrees:
             async for e in end(finish(Decision.ESCALATE, AnswerReason.READER_DISAGREEMENT)):
                 yield e
             return
@@ -307,18 +318,15 @@ class AnswerPipeline:
         async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
             yield e
 
-    async def _read(self, question: str, evidence: list[Hit], decided: dict) -> bool:
-        """Run the reader check; False when it disagrees. Its verdict (or ``unavailable``) goes to
-        ``decided["reader"]``."""
+    async def _read(self, question: str, evidence: list[Hit]) -> ReaderVerdict | None:
+        """Run the reader check; None when it failed or ran past ``reader_timeout`` (then the answer is decided
+        without it)."""
         try:
             with anyio.fail_after(self.policy.reader_timeout):
-                verdict = await self.reader.check(question, evidence)
+                return await self.reader.check(question, evidence)
         except Exception as exc:  # a reader that fails or is slow never blocks the answer; it is recorded
             log.warning("reader check unavailable (%s): answering without it", type(exc).__name__)
-            decided["reader"] = "unavailable"
-            return True
-        decided["reader"] = verdict.as_signal()
-        return verdict.agrees
+            return None
 
     async def _judge(self, question: str, evidence: list[Hit], conf: float, decided: dict) -> float:
         """Lower ``conf`` to each judge's probability; record each in ``decided["judges"]`` (or ``unavailable``)."""

@@ -5,12 +5,14 @@ ExtractiveGenerator.rank`: rarity-weighted coverage, dense cosine, answer shape)
 features see bags of terms, so a neighbouring sentence that shares the question's words (a definition of
 "Timeout" for "what is the maximum timeout?") can win. The reader — a small causal language model scoring query
 likelihood, :class:`~citedesk.retrieval.embedding.likelihood.QueryLikelihoodModel` — reads the top units in order
-and word by word; when its best is not the ranking's best, the pipeline escalates with reason
-``reader_disagreement``. The confidence (kind ``answerable_probability``) is left as it is: the check is about
-which sentence answers, not whether the articles do.
+and word by word. Whether its best is the ranking's best (:attr:`ReaderVerdict.agreement`) is an input of the
+confidence (kind ``answerable_probability``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS`): where no unit
+answers, the reader seldom agrees. When the confidence clears the threshold but the reader prefers another unit,
+the pipeline escalates with reason ``reader_disagreement``.
 
 Measured on the 60 AWS dev questions with SmolLM2-135M (README, "Reader agreement"): of the extractive answers
-whose unit both readers pick, few are wrong; where they disagree, most are.
+whose unit both readers pick, few are wrong; where they disagree, most are; with the agreement as an input, the
+confidence's held-out leave-gold-out AUROC goes from 0.834 to 0.906.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import anyio
 
 from citedesk.core.types import Hit
 
-__all__ = ["ReaderAgreementCheck", "ReaderVerdict"]
+__all__ = ["NO_UNIT_LOGPROB", "ReaderAgreementCheck", "ReaderVerdict"]
 
 SCORE_KIND = "mean_question_logprob"
 """Kind of the reader's scores: mean natural-log probability per question token given the unit (≤ 0)."""
+
+NO_UNIT_LOGPROB = -10.0
+"""The reader score a question gets when its evidence has no candidate unit (below any seen: the 600 dev unit
+scores with SmolLM2-135M range from −7.7 to −0.5)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class ReaderVerdict:
     def agrees(self) -> bool:
         """The reader's best unit is the ranking's best."""
         return self.best == 0
+
+    @property
+    def agreement(self) -> float:
+        """The confidence input ``reader_agrees``: 1.0 when the reader picked the ranking's unit, 0.0 when it picked
+        another or there was no unit to read."""
+        return float(self.agrees and bool(self.units))
 
     def as_signal(self) -> dict:
         """The audit/``signals`` form: the decision, the two picks (cut to 200 characters) and the scores."""

@@ -13,6 +13,7 @@ optionally MT-RAG turns as off-domain unanswerable questions.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -189,15 +190,23 @@ def confidences(container, cases: Sequence[CalibrationCase], *, workspace: str, 
     """The pipeline's confidence (answerable_probability, 0..1) for each case, retrieved as it answers.
 
     Args:
-        container: the composition root (retriever, pipeline's confidence model, sparse encoder).
+        container: the composition root (retriever, pipeline's confidence model, sparse encoder, and the reader
+            check when ``answer.reader_model`` is set: its agreement is then scored as the pipeline scores it).
         cases: asked in order, each with its excluded articles.
         workspace: tenant searched.
         top_k: hits retrieved per question.
     """
     model = container.pipeline.confidence
+    reader = container.reader  # its agreement is an input of the confidence when configured
+    if reader is not None:
+        reader.warm_up()
     out = []
     for c in cases:
         flt = SearchFilter(workspace=workspace, exclude_article_ids=c.exclude)
         hits = container.retriever.retrieve(c.question, flt, top_k=top_k).hits
-        out.append(model.score(model.features(c.question, hits, container.sparse)))
+        features = model.features(c.question, hits, container.sparse)
+        if reader is not None and hits:
+            verdict = reader.verdict(c.question, hits[: container.settings.answer.evidence_chunks])
+            features = dataclasses.replace(features, reader_agrees=verdict.agreement)
+        out.append(model.score(features))
     return out
