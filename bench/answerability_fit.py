@@ -40,9 +40,6 @@ FEATURES = ("top_cosine", "coverage", "unit_coverage", "unit_own_coverage", "chu
             "type_match", "cosine_margin", "agreement", "unit_cosine", "unit_margin", "rare_coverage")
 
 
-READER_FEATURES = ("reader_max", "reader_top", "reader_agrees")
-
-
 def reader_features(c, question: str, hits: list) -> dict:
     """The reader check's scores as features (``--reader-model``): over the extractive ranking's top units of the
     evidence, the best mean question log-probability, the ranking's best unit's, and whether they are the same
@@ -59,16 +56,14 @@ def reader_features(c, question: str, hits: list) -> dict:
 def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13, reader: str | None = None) -> list[dict]:
     """In-domain MT-RAG rows: each sampled conversation retrieved in its collection's workspace, as the pipeline
     retrieves (the previous user turn joins a short follow-up)."""
-    from citedesk.config.settings import Settings
     from citedesk.retrieval.answerability import signals
     from citedesk.retrieval.store import SearchFilter
     from citedesk.serving.answer.pipeline import retrieval_query
     from citedesk.serving.answer.schemas import AnswerRequest
-    from citedesk.serving.container import Container
     from citedesk.serving.evaluation.mtrag import load_mtrag, sample_conversations
 
     sample = sample_conversations(load_mtrag(mtrag), limit, seed=seed)
-    c = Container(_settings(Settings, index_dir, reader))
+    c = _container(index_dir, reader)
     rows = []
     try:
         for conv in sample:
@@ -83,19 +78,24 @@ def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13, read
     return rows
 
 
-def _settings(settings_cls, data_dir: Path, reader: str | None):
-    s = settings_cls(data_dir=data_dir)
+def _container(data_dir: Path, reader: str | None):
+    """The composition root over ``data_dir``, with ``answer.reader_model = reader`` (warmed) when given."""
+    from citedesk.config.settings import Settings
+    from citedesk.serving.container import Container
+
+    s = Settings(data_dir=data_dir)
     if reader:
         s = s.model_copy(update={"answer": s.answer.model_copy(update={"reader_model": reader})})
-    return s
+    c = Container(s)
+    if c.reader is not None:
+        c.reader.warm_up()
+    return c
 
 
 def collect(data_dir: Path, csv_path: Path, mtrag: Path, negatives: int, answerable_path: Path | None,
             reader: str | None = None) -> list[dict]:
-    from citedesk.config.settings import Settings
     from citedesk.retrieval.answerability import signals
     from citedesk.retrieval.store import SearchFilter
-    from citedesk.serving.container import Container
     from citedesk.serving.evaluation.qa import GoldOut, load_qa
 
     cases = load_qa(csv_path)
@@ -103,9 +103,7 @@ def collect(data_dir: Path, csv_path: Path, mtrag: Path, negatives: int, answera
     turns = [json.loads(line) for line in mtrag.open(encoding="utf-8")]
     random.Random(13).shuffle(turns)
     off = [t["input"][-1]["text"] for t in turns if t["input"] and t["input"][-1]["speaker"] == "user"][:negatives]
-    c = Container(_settings(Settings, data_dir, reader))
-    if c.reader is not None:
-        c.reader.warm_up()
+    c = _container(data_dir, reader)
     ws = c.settings.workspace
     top_k = c.settings.retrieval.top_k
     rows = []

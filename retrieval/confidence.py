@@ -18,7 +18,8 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.answerability import AnswerabilitySignals, signals
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
-__all__ = ["CONFIDENCE_KIND", "ConfidenceFeatures", "ConfidenceModel", "DEFAULT_WEIGHTS", "READER_BIAS", "READER_WEIGHTS"]
+__all__ = ["CONFIDENCE_KIND", "ConfidenceFeatures", "ConfidenceModel", "DEFAULT_WEIGHTS", "READER_BIAS",
+           "READER_WEIGHTS"]
 
 CONFIDENCE_KIND = "answerable_probability"
 

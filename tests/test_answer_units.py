@@ -78,8 +78,8 @@ def test_a_chunk_that_starts_inside_a_table_reads_its_rows_with_the_carried_head
         "Name: A; Size: 1", "Name: B; Size: 2"]
 
 
-SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n--- | --- | --- | ---\n"
-         "ml.eia2.medium | 1 | 8 | 2\nml.eia2.large | 2 | 16 | 4\n")
+SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
+         "--- | --- | --- | ---\nml.eia2.medium | 1 | 8 | 2\nml.eia2.large | 2 | 16 | 4\n")
 QUOTAS = ("Resource | Quota description | Adjustable?\n--- | --- | ---\n"
           "Minimum SQL data set refresh interval | 1 minute | No\nConcurrent data set content generation | 2 | No\n")
 

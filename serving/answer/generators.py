@@ -213,8 +213,9 @@ class ExtractiveGenerator:
         covered = set(sparse.terms(f"{best.unit.context} {best.unit.text}"))
         for j in range(1, min(6, len(ranked))):
             m = matches[j]
-            if len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1 or best.unit.kind == "table_row":
-                break  # a row answers on its own: the next row of a table is another thing's value
+            if (len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1
+                    or best.unit.kind == "table_row"):  # a row answers alone: the next row is another thing's value
+                break
             terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
             adds = {t for t in weights if t in terms and t not in covered}
             overlaps = any(p.hit == m.hit and p.unit.start < m.unit.end and m.unit.start < p.unit.end for p in picked)
@@ -222,10 +223,10 @@ class ExtractiveGenerator:
                 picked.append(m)
                 covered |= terms
         picked.sort(key=lambda m: (m.hit, m.unit.start))
+        quantity = question_type(question) == QuestionType.QUANTITY
         return [(m.hit, m.unit.start, m.unit.end,
-                 focus_row(m.unit, evidence[m.hit].text, weights, sparse.terms,
-                           quantity=question_type(question) == QuestionType.QUANTITY) if m.unit.kind == "table_row"
-                 else m.unit.text)
+                 focus_row(m.unit, evidence[m.hit].text, weights, sparse.terms, quantity=quantity)
+                 if m.unit.kind == "table_row" else m.unit.text)
                 for m in picked[: self.max_sentences]]
 
     async def stream(self, question: str, history: list[Turn], evidence: list[Hit], *,
@@ -272,7 +273,7 @@ def focus_row(unit: AnswerUnit, chunk_text: str, weights: dict[str, float], term
     if len(cells) < 3:
         return unit.text
     keep = {0} | {k for k, (_, cell) in enumerate(cells) if weights.keys() & set(terms(cell))}
-    named = {}
+    named: dict[int, float] = {}  # column → share of its name's terms the question has
     for k, (name, _) in enumerate(cells):
         name_terms = set(terms(name))
         if k not in keep and name_terms:
