@@ -23,7 +23,7 @@ import functools
 import re
 from dataclasses import asdict, dataclass
 
-from citedesk.core.text import AnswerUnit, answer_units
+from citedesk.core.text import URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
@@ -132,9 +132,10 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     for i, h in enumerate(hits[:max_hits]):
         head = set(sparse.terms(f"{h.title} {h.heading}"))
         for u in answer_units(h.text, table_header=h.table_header):
-            own = set(sparse.terms(f"{u.context} {u.text}"))
+            # a URL's words are not what the unit says (the answer does not say URLs): "…/sagemaker/groundtruth"
+            own = set(sparse.terms(URL.sub(" ", f"{u.context} {u.text}")))
             raw = h.text[u.start:u.end] if u.kind == "table_row" else u.text  # a row: its own cells, not the header
-            words = {t for t in sparse.terms(raw) if not t.isdigit()}
+            words = {t for t in sparse.terms(URL.sub(" ", raw)) if not t.isdigit()}
             precision = len(words & weights.keys()) / len(words) if words else 0.0
             out.append(UnitMatch(i, u, _covered(weights, own | head), _covered(weights, own),
                                  bool(_NUMBER.search(u.text)), precision))

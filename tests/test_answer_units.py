@@ -184,6 +184,17 @@ def test_question_types_and_rare_terms() -> None:
     assert w["eia2"] == 7.0 and w["throughput"] < w["tflop"] and "what" not in w  # a code-like word weighs 7
 
 
+def test_words_inside_a_url_do_not_cover_the_question() -> None:
+    sparse = BM25SparseEncoder()
+    question = "In GroundTruth labeling jobs, what are the task types?"
+    step = hit("1. Sign in to the console at https://console.aws.amazon.com/sagemaker/groundtruth.\n", title="Jobs")
+    bare = hit("1. Sign in to the console at the usual address.\n", title="Jobs")
+    with_url, without = (match_units(question, [h], sparse)[0] for h in (step, bare))
+    assert with_url.own_coverage == without.own_coverage and with_url.precision == without.precision
+    named = hit("1. GroundTruth task types are listed on the console.\n", title="Jobs")
+    assert match_units(question, [named], sparse)[0].own_coverage > with_url.own_coverage
+
+
 def test_signals_separate_the_page_that_answers_from_a_neighbour() -> None:
     sparse = BM25SparseEncoder()
     q = "What is the maximum number of dataset groups in Amazon Forecast?"
