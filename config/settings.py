@@ -15,7 +15,7 @@ from typing import Literal
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from citedesk.core.types import Channel, GeneratorKind, QdrantEngine, StreamPolicy, TextStyle
+from citedesk.core.types import Channel, GeneratorKind, QdrantEngine, ReaderKind, StreamPolicy, TextStyle
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -149,7 +149,17 @@ class AnswerSettings(Section):
                           "ranking's answer unit is an input of the confidence (recalibrate the thresholds), and "
                           "the answer escalates when it prefers another of the top reader_candidates answer units; "
                           "None: not used")
-    reader_candidates: int = Field(5, ge=2, le=50, description="answer units the reader model scores")
+    reader_kind: ReaderKind = Field(
+        ReaderKind.LANGUAGE_MODEL, description="what reader_model is: language_model (a GGUF, scored by query "
+                                               "likelihood) or cross_encoder (a sentence-transformers CrossEncoder "
+                                               "folder or hub name, e.g. data/models/reader-minilm)")
+    reader_escalates: bool | None = Field(
+        None, description="a reader that picks another answer unit escalates the answer (reader_disagreement) even "
+                          "when the confidence clears the threshold; None: true for a language model, false for a "
+                          "cross-encoder (its agreement is an input of the confidence either way)")
+    reader_candidates: int | None = Field(None, ge=2, le=50, description="answer units the reader model scores "
+                                                                         "(None: 5 for a language model, 12 for a "
+                                                                         "cross-encoder)")
     reader_timeout: float = Field(10.0, gt=0, description="seconds the reader check may take before the answer "
                                                           "is decided without it (recorded as unavailable)")
     reader_channels: list[Channel] = Field(

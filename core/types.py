@@ -191,6 +191,13 @@ class GeneratorKind(StrEnum):
     OPENAI = "openai"
 
 
+class ReaderKind(StrEnum):
+    """What reads the extractive answer's candidate units a second time (``answer.reader_kind``)."""
+
+    LANGUAGE_MODEL = "language_model"  # a GGUF causal LM scoring query likelihood (llama.cpp, the `llm` extra)
+    CROSS_ENCODER = "cross_encoder"  # a sentence-transformers CrossEncoder scoring (question, unit) pairs
+
+
 class TextStyle(StrEnum):
     """How a chat-completions profile writes the answer text (``chat_completions.profiles.<name>.text``)."""
 

@@ -18,8 +18,8 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.answerability import AnswerabilitySignals, signals
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
-__all__ = ["CONFIDENCE_KIND", "ConfidenceFeatures", "ConfidenceModel", "DEFAULT_WEIGHTS", "READER_BIAS",
-           "READER_WEIGHTS"]
+__all__ = ["CONFIDENCE_KIND", "CROSS_ENCODER_READER_BIAS", "CROSS_ENCODER_READER_WEIGHTS", "ConfidenceFeatures",
+           "ConfidenceModel", "DEFAULT_WEIGHTS", "READER_BIAS", "READER_WEIGHTS"]
 
 CONFIDENCE_KIND = "answerable_probability"
 
@@ -47,6 +47,16 @@ held-out AUROC: 0.901 leave-gold-out (the five signals alone: 0.841 on the same 
 MT-RAG in-domain (0.729). Where no unit answers, the reader rarely picks the ranking's unit: it agreed on 80 % of the
 answerable dev questions, 30 % of them with the gold article excluded and 30 % of off-domain questions."""
 READER_BIAS = -6.313
+
+CROSS_ENCODER_READER_WEIGHTS: dict[str, float] = {"top_cosine": 6.446, "coverage": -1.222, "unit_coverage": 2.448,
+                                                  "chunk_coverage": 0.791, "type_match": 0.917, "reader_agrees": 1.306}
+"""The weights used when the reader is a cross-encoder (``answer.reader_kind = cross_encoder``, the shipped
+``data/models/reader-minilm`` over 12 candidate units): fitted by ``bench/answerability_fit.py --reader-model
+data/models/reader-minilm --reader-kind cross_encoder --c 10 --mtrag-index … --features top_cosine,coverage,
+unit_coverage,chunk_coverage,type_match,reader_agrees`` on the same 370 rows as :data:`DEFAULT_WEIGHTS`. Grouped
+5-fold held-out AUROC: 0.921 leave-gold-out (0.840 without a reader, 0.901 with SmolLM2's agreement), 0.992
+off-domain, 0.741 MT-RAG in-domain."""
+CROSS_ENCODER_READER_BIAS = -6.301
 
 
 @dataclass(frozen=True)

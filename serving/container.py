@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from citedesk.config.settings import Settings
 from citedesk.core.errors import ConfigError
-from citedesk.core.types import Channel, GeneratorKind
+from citedesk.core.types import Channel, GeneratorKind, ReaderKind
+from citedesk.retrieval.confidence import CROSS_ENCODER_READER_BIAS, CROSS_ENCODER_READER_WEIGHTS, ConfidenceModel
 from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.search import Retriever
@@ -187,7 +188,9 @@ class Container:
         policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
                               top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks,
                               entailment_min=a.entailment_min, judge_timeout=a.judge_timeout,
-                              reader_timeout=a.reader_timeout, reader_channels=frozenset(a.reader_channels))
+                              reader_timeout=a.reader_timeout, reader_channels=frozenset(a.reader_channels),
+                              reader_escalates=(a.reader_escalates if a.reader_escalates is not None
+                                                else a.reader_kind == ReaderKind.LANGUAGE_MODEL))
         entailment = None
         if a.entailment_model:
             from citedesk.retrieval.embedding.dense import EntailmentModel
@@ -197,7 +200,15 @@ class Container:
                               recorder=self.audit.record if self.settings.audit.enabled else None,
                               observer=self.metrics.observe_answer if self.metrics is not None else None,
                               entailment=entailment, judges=self.judges, guidance=self.guidance,
-                              reader=self.reader)
+                              reader=self.reader, confidence=self.confidence)
+
+    @cached_property
+    def confidence(self) -> ConfidenceModel:
+        """The confidence model, with the weights fitted for the configured reader kind (``answer.reader_kind``)."""
+        if self.settings.answer.reader_kind == ReaderKind.CROSS_ENCODER:
+            return ConfidenceModel(reader_weights=dict(CROSS_ENCODER_READER_WEIGHTS),
+                                   reader_bias=CROSS_ENCODER_READER_BIAS)
+        return ConfidenceModel()
 
     @cached_property
     def guidance(self):
@@ -245,11 +256,17 @@ class Container:
         if a.generator != GeneratorKind.EXTRACTIVE:
             raise ConfigError("answer.reader_model checks the extractive generator's choice of answer unit; "
                               "it needs answer.generator=extractive")
-        from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
         from citedesk.serving.answer.reader import ReaderAgreementCheck
 
-        return ReaderAgreementCheck(self.generator, QueryLikelihoodModel(a.reader_model, threads=a.reader_threads),
-                                    candidates=a.reader_candidates)
+        if a.reader_kind == ReaderKind.CROSS_ENCODER:
+            from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
+
+            model, candidates = CrossEncoderReaderModel(a.reader_model, device=self.settings.embedding.device), 12
+        else:
+            from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
+
+            model, candidates = QueryLikelihoodModel(a.reader_model, threads=a.reader_threads), 5
+        return ReaderAgreementCheck(self.generator, model, candidates=a.reader_candidates or candidates)
 
     @cached_property
     def voice(self):

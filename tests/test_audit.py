@@ -477,7 +477,9 @@ def test_a_reader_disagreement_is_recorded_and_shown_on_the_detail_page(env) -> 
         def warm_up(self) -> None:
             pass
 
-        def question_logprobs(self, question, passages):
+        SCORE_KIND = "mean_question_logprob"
+
+        def score_units(self, question, passages):
             return np.array([-3.0, -1.0] + [-5.0] * (len(passages) - 2))
 
     c, client = env

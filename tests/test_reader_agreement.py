@@ -44,10 +44,12 @@ class FixedScores:
         self.best = best
         self.calls: list[list[str]] = []
 
+    SCORE_KIND = "mean_question_logprob"
+
     def warm_up(self) -> None:
         pass
 
-    def question_logprobs(self, question: str, passages: list[str]) -> np.ndarray:
+    def score_units(self, question: str, passages: list[str]) -> np.ndarray:
         self.calls.append(passages)
         scores = np.full(len(passages), -5.0)
         scores[min(self.best, len(passages) - 1)] = -1.0
@@ -150,7 +152,7 @@ def test_pipeline_escalates_when_the_reader_disagrees(aws_container, reader) -> 
 @pytest.mark.slow
 def test_a_failing_reader_is_recorded_and_the_answer_goes_on(aws_container) -> None:
     class Broken(FixedScores):
-        def question_logprobs(self, question, passages):
+        def score_units(self, question, passages):
             raise RuntimeError("model crashed")
 
     base = aws_container.pipeline

@@ -210,6 +210,69 @@ class CrossEncoderReranker(_LazyModel):
         return 1.0 / (1.0 + np.exp(-logits))
 
 
+class CrossEncoderReaderModel(_LazyModel):
+    """A cross-encoder as the second reader of the extractive answer (``answer.reader_kind = cross_encoder``):
+    the probability that an answer unit answers the question.
+
+    Wraps ``sentence_transformers.CrossEncoder(model)`` with one output (sigmoid) or two (softmax, index 1). The
+    shipped model (``data/models/reader-minilm``) is all-MiniLM-L6-v2 fine-tuned on (heading or table-row question,
+    answer unit) pairs cut from the AWS pages (``bench/train_reader.py``); any Hugging Face cross-encoder fits.
+    Loads in :meth:`warm_up` or on first use.
+
+    Args:
+        model: the setting ``answer.reader_model``: a local folder, a hub name or ``package:<module>``.
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``.
+        max_length: tokens of a (question, unit) pair (the shipped model was trained at 128).
+        batch_size: pairs per forward pass.
+    """
+
+    SETTING = "answer.reader_model"
+    SCORE_KIND = "answers_probability"
+    """Kind of :meth:`score_units`' scores: the cross-encoder's probability in [0, 1] that the unit answers."""
+    NO_UNIT_SCORE = 0.0
+    """The score of "no unit to read"."""
+
+    def __init__(self, model: str, *, device: str = "auto", max_length: int = 128, batch_size: int = 16) -> None:
+        super().__init__(model, device)
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def warm_up(self) -> None:
+        """Load the model (idempotent, thread-safe).
+
+        Raises:
+            ConfigError: the model cannot be loaded; the message names ``answer.reader_model``.
+        """
+        from citedesk.core.errors import ConfigError
+
+        try:
+            super().warm_up()
+        except Exception as exc:  # whatever stops the load is a settings problem
+            raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded as a cross-encoder "
+                              f"({type(exc).__name__}: {exc}); answer.reader_kind=cross_encoder needs a "
+                              "sentence-transformers CrossEncoder folder or hub name") from exc
+
+    def _load(self, path: str, device: str):
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(path, device=device, max_length=self.max_length,
+                             model_kwargs={"dtype": torch.float32})  # the shipped weights are stored as float16
+        log.info("cross-encoder reader %s loaded on %s", path, device)
+        return model
+
+    def score_units(self, question: str, units: list[str]) -> np.ndarray:
+        """float64 (n,): the probability (kind :data:`SCORE_KIND`) that each unit answers ``question``.
+
+        Raises:
+            ConfigError: the model cannot be loaded (see :meth:`warm_up`).
+        """
+        self.warm_up()
+        if not units:
+            return np.zeros((0,), dtype=np.float64)
+        return _pair_probabilities(self._model, [(question, u) for u in units], self.batch_size, 1)
+
+
 class EntailmentModel(_LazyModel):
     """Natural-language-inference cross-encoder: how likely a premise entails a hypothesis.
 

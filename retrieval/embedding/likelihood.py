@@ -71,6 +71,11 @@ class QueryLikelihoodModel:
     """
 
     SETTING = "answer.reader_model"
+    SCORE_KIND = "mean_question_logprob"
+    """Kind of :meth:`score_units`' scores: mean natural-log probability per question token given the unit (≤ 0)."""
+    NO_UNIT_SCORE = -10.0
+    """The score of "no unit to read" (below any seen: the 600 dev unit scores with SmolLM2-135M range from −7.7 to
+    −0.5)."""
     TAIL = "\nA question this passage answers:"
     PROMPT = "Passage: {passage}" + TAIL
 
@@ -110,6 +115,11 @@ class QueryLikelihoodModel:
                 raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded "
                                   f"({type(exc).__name__}: {exc}); it needs a GGUF language model") from exc
             log.info("reader model %s loaded (llama.cpp, %d context tokens)", path, self.n_ctx)
+
+    def score_units(self, question: str, units: list[str]) -> np.ndarray:
+        """The reader protocol (:class:`~citedesk.serving.answer.reader.ReaderAgreementCheck`): float64 (n,) of kind
+        :data:`SCORE_KIND`, higher is better; see :meth:`question_logprobs`."""
+        return self.question_logprobs(question, units)
 
     def question_logprobs(self, question: str, passages: list[str]) -> np.ndarray:
         """Query likelihood of each passage.

@@ -55,6 +55,8 @@ class AnswerPolicy:
         judge_timeout: seconds each answerability judge may take before it counts as unavailable.
         reader_timeout: seconds the reader check may take before it counts as unavailable.
         reader_channels: channels whose answers the reader check runs on (when there is one).
+        reader_escalates: a reader that picks another answer unit escalates the answer (``reader_disagreement``)
+            even when the confidence, which already has the agreement as an input, clears the threshold.
     """
 
     thresholds: dict[Channel, float]
@@ -65,6 +67,7 @@ class AnswerPolicy:
     judge_timeout: float = 3.0
     reader_timeout: float = 10.0
     reader_channels: frozenset[Channel] = frozenset({Channel.CHAT, Channel.VOICE})
+    reader_escalates: bool = True
 
 
 def retrieval_query(request: AnswerRequest, sparse: BM25SparseEncoder, *, min_terms: int = 4) -> str:
@@ -114,11 +117,11 @@ class AnswerPipeline:
             guidance escalates with ``guidance_unavailable``) and instructions passed to the generator.
         reader: optional :class:`~citedesk.serving.answer.reader.ReaderAgreementCheck` (extractive generator only),
             run on ``reader_channels`` before the confidence is scored: its agreement is an input of the
-            confidence (``reader_agrees``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS`), and when the
-            confidence clears the threshold but the second reader picks another answer unit, the answer escalates
-            with ``reader_disagreement`` (its verdict in ``signals.reader``); a reader that fails or runs past
-            ``reader_timeout`` is recorded as ``unavailable`` and the answer is decided without it (the default
-            confidence weights).
+            confidence (``reader_agrees``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS`), and, with
+            ``policy.reader_escalates``, when the confidence clears the threshold but the second reader picks
+            another answer unit, the answer escalates with ``reader_disagreement`` (its verdict in
+            ``signals.reader``); a reader that fails or runs past ``reader_timeout`` is recorded as ``unavailable``
+            and the answer is decided without it (the default confidence weights).
     """
 
     def __init__(self, retriever: Retriever, generator, sparse: BM25SparseEncoder, policy: AnswerPolicy, *,
@@ -262,7 +265,7 @@ class AnswerPipeline:
             return
 
         evidence = hits[: self.policy.evidence_chunks]
-        if verdict is not None and not verdict.agrees:
+        if verdict is not None and not verdict.agrees and self.policy.reader_escalates:
             async for e in end(finish(Decision.ESCALATE, AnswerReason.READER_DISAGREEMENT)):
                 yield e
             return

@@ -1,18 +1,21 @@
-"""Reader agreement: a second reader must pick the same answer unit as the extractive ranking, or the answer escalates.
+"""Reader agreement: whether a second reader picks the same answer unit as the extractive ranking.
 
 The extractive generator ranks its candidate answer units (:meth:`~citedesk.serving.answer.generators.
 ExtractiveGenerator.rank`: rarity-weighted coverage, dense cosine, answer shape) and answers with the best. Those
 features see bags of terms, so a neighbouring sentence that shares the question's words (a definition of
 "Timeout" for "what is the maximum timeout?") can win. The reader — a small causal language model scoring query
-likelihood, :class:`~citedesk.retrieval.embedding.likelihood.QueryLikelihoodModel` — reads the top units in order
-and word by word. Whether its best is the ranking's best (:attr:`ReaderVerdict.agreement`) is an input of the
-confidence (kind ``answerable_probability``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS`): where no unit
-answers, the reader seldom agrees. When the confidence clears the threshold but the reader prefers another unit,
-the pipeline escalates with reason ``reader_disagreement``.
+likelihood, :class:`~citedesk.retrieval.embedding.likelihood.QueryLikelihoodModel`, which reads the top units word
+by word, or a cross-encoder, :class:`~citedesk.retrieval.embedding.dense.CrossEncoderReaderModel`
+(``answer.reader_kind = cross_encoder``), which reads each (question, unit) pair at once — picks its best unit.
+Whether that is the ranking's best (:attr:`ReaderVerdict.agreement`) is an input of the confidence (kind
+``answerable_probability``, :data:`~citedesk.retrieval.confidence.READER_WEIGHTS` or
+:data:`~citedesk.retrieval.confidence.CROSS_ENCODER_READER_WEIGHTS`): where no unit answers, the reader seldom
+agrees. With ``answer.reader_escalates`` (the default for a language model), when the confidence clears the
+threshold but the reader prefers another unit, the pipeline escalates with reason ``reader_disagreement``.
 
-Measured on the 60 AWS dev questions with SmolLM2-135M (README, "Reader agreement"): of the extractive answers
-whose unit both readers pick, few are wrong; where they disagree, most are; with the agreement as an input, the
-confidence's held-out leave-gold-out AUROC goes from 0.841 to 0.901.
+Measured on the 60 AWS dev questions (README, "Reader agreement"): with the agreement as an input, the confidence's
+held-out leave-gold-out AUROC goes from 0.841 to 0.901 with SmolLM2-135M and to 0.921 with the shipped
+cross-encoder (``data/models/reader-minilm``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from citedesk.core.types import Hit
 __all__ = ["NO_UNIT_LOGPROB", "ReaderAgreementCheck", "ReaderVerdict"]
 
 SCORE_KIND = "mean_question_logprob"
-"""Kind of the reader's scores: mean natural-log probability per question token given the unit (≤ 0)."""
+"""Kind of the language-model reader's scores: mean natural-log probability per question token given the unit."""
 
 NO_UNIT_LOGPROB = -10.0
-"""The reader score a question gets when its evidence has no candidate unit (below any seen: the 600 dev unit
+"""The language-model reader's score when the evidence has no candidate unit (below any seen: the 600 dev unit
 scores with SmolLM2-135M range from −7.7 to −0.5)."""
 
 
@@ -41,12 +44,14 @@ class ReaderVerdict:
         best: index (in ranking order) of the unit the reader scores highest; 0 when there was nothing to choose
             between.
         units: the units scored, in ranking order (their text as embedded: context and text).
-        scores: the reader's score of each unit (kind :data:`SCORE_KIND`).
+        scores: the reader's score of each unit (kind ``score_kind``).
+        score_kind: the kind of ``scores`` (the reader model's ``SCORE_KIND``).
     """
 
     best: int = 0
     units: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
+    score_kind: str = SCORE_KIND
 
     @property
     def agrees(self) -> bool:
@@ -61,7 +66,7 @@ class ReaderVerdict:
 
     def as_signal(self) -> dict:
         """The audit/``signals`` form: the decision, the two picks (cut to 200 characters) and the scores."""
-        return {"agrees": self.agrees, "score_kind": SCORE_KIND, "scores": [round(s, 4) for s in self.scores],
+        return {"agrees": self.agrees, "score_kind": self.score_kind, "scores": [round(s, 4) for s in self.scores],
                 "ranking_unit": self.units[0][:200] if self.units else "",
                 "reader_unit": self.units[self.best][:200] if self.units else ""}
 
@@ -71,7 +76,9 @@ class ReaderAgreementCheck:
 
     Args:
         generator: the :class:`~citedesk.serving.answer.generators.ExtractiveGenerator` whose ranking is checked.
-        model: the query-likelihood model.
+        model: the reader model: ``score_units(question, units) -> float64 (n,)`` (higher: answers better) and
+            ``SCORE_KIND`` (:class:`~citedesk.retrieval.embedding.likelihood.QueryLikelihoodModel` or
+            :class:`~citedesk.retrieval.embedding.dense.CrossEncoderReaderModel`).
         candidates: top units of the ranking the reader scores (``answer.reader_candidates``).
     """
 
@@ -98,8 +105,9 @@ class ReaderAgreementCheck:
         if len(ranked) < 2:
             return ReaderVerdict()
         units = tuple(unit_text(m.unit) for m, _, _ in ranked)
-        scores = self.model.question_logprobs(question, list(units))
-        return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores))
+        scores = self.model.score_units(question, list(units))
+        return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores),
+                             score_kind=self.model.SCORE_KIND)
 
     async def check(self, question: str, evidence: list[Hit]) -> ReaderVerdict:
         """:meth:`verdict` in a worker thread (abandoned if the caller's timeout cancels it)."""
