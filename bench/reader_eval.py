@@ -40,6 +40,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from selection_fit import top1  # noqa: E402  (bench/ is on the path when this script runs)
+
 
 def _container(data_dir: Path):
     from citedesk.config.settings import Settings
@@ -55,35 +57,10 @@ def _container(data_dir: Path):
 
 
 def collect(data_dir: Path, csv_path: Path, min_recall: float) -> list[dict]:
-    """``bench/selection_fit.collect`` plus the question and each unit's text (context + unit, as labelled)."""
-    from citedesk.retrieval.store import SearchFilter
-    from citedesk.serving.evaluation.qa import load_qa, reference_recall
+    """``bench/selection_fit.collect``'s rows (one per candidate unit, labelled), each unit's text as ``text``."""
+    from selection_fit import collect as candidate_rows  # bench/ is on the path when this script runs
 
-    c, gen = _container(data_dir)
-    rows = []
-    try:
-        for qi, case in enumerate(load_qa(csv_path)):
-            hits = c.retriever.retrieve(case.question, SearchFilter(workspace=c.settings.workspace),
-                                        top_k=c.settings.retrieval.top_k).hits
-            evidence = hits[: c.settings.answer.evidence_chunks]
-            for m, f, _ in gen.rank(case.question, evidence):
-                said = f"{m.unit.context} {m.unit.text}".strip()
-                rows.append({"q": qi, "question": case.question, "text": said, "features": f,
-                             "label": int(reference_recall(said, case.reference) >= min_recall)})
-    finally:
-        c.index.close()
-    return rows
-
-
-def top1(rows: list[dict], questions, score) -> tuple[int, int]:
-    hit = total = 0
-    for q in questions:
-        cands = [r for r in rows if r["q"] == q]
-        if not any(r["label"] for r in cands):
-            continue
-        total += 1
-        hit += max(cands, key=score)["label"]
-    return hit, total
+    return [{**r, "text": r.pop("unit")} for r in candidate_rows(data_dir, csv_path, min_recall)]
 
 
 def load_reader(path: Path, threads: int):

@@ -103,6 +103,17 @@ class _LazyModel:
         self.warm_up()
         return self._model
 
+    def _warm_up_or_config_error(self, needs: str) -> None:
+        """:meth:`warm_up`, where whatever stops the load is a settings problem: raises ConfigError naming the
+        subclass's ``SETTING`` and what it ``needs``."""
+        from citedesk.core.errors import ConfigError
+
+        try:
+            _LazyModel.warm_up(self)
+        except Exception as exc:
+            raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded ({type(exc).__name__}: {exc}). "
+                              f"{needs}") from exc
+
 
 class SentenceEmbedder(_LazyModel):
     """Dense text embedder over a sentence-transformers model.
@@ -243,14 +254,8 @@ class CrossEncoderReaderModel(_LazyModel):
         Raises:
             ConfigError: the model cannot be loaded; the message names ``answer.reader_model``.
         """
-        from citedesk.core.errors import ConfigError
-
-        try:
-            super().warm_up()
-        except Exception as exc:  # whatever stops the load is a settings problem
-            raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded as a cross-encoder "
-                              f"({type(exc).__name__}: {exc}); answer.reader_kind=cross_encoder needs a "
-                              "sentence-transformers CrossEncoder folder or hub name") from exc
+        self._warm_up_or_config_error("answer.reader_kind=cross_encoder needs a sentence-transformers "
+                                      "CrossEncoder folder or hub name")
 
     def _load(self, path: str, device: str):
         import torch
@@ -398,14 +403,9 @@ class AnswerabilityModel(_LazyModel):
             ConfigError: the package ``sentence-transformers`` is missing or the model cannot be loaded; the
                 message names the setting ``answer.answerability_model``.
         """
-        from citedesk.core.errors import ConfigError
-
-        try:
-            super().warm_up()
-        except Exception as exc:  # whatever stops the load is a settings problem
-            raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded ({type(exc).__name__}: {exc}). "
-                              "It needs a sentence-transformers CrossEncoder (package sentence-transformers); "
-                              f"install or download it, or leave {self.SETTING} unset") from exc
+        self._warm_up_or_config_error("It needs a sentence-transformers CrossEncoder (package "
+                                      f"sentence-transformers); install or download it, or leave {self.SETTING} "
+                                      "unset")
 
     def _load(self, path: str, device: str):
         from sentence_transformers import CrossEncoder
