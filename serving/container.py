@@ -96,15 +96,7 @@ class Container:
             from citedesk.retrieval.embedding.hashing import HashEmbedder
 
             return HashEmbedder(int(e.model.split(":", 1)[1]))
-        backend = e.backend
-        if backend == "auto":
-            from pathlib import Path
-
-            from citedesk.retrieval.embedding.dense import nvidia_driver_present, resolve_model_path
-
-            gpu = e.device.startswith("cuda") or (e.device == "auto" and nvidia_driver_present())
-            local = Path(resolve_model_path(e.model)).is_dir()  # the export needs the model's files
-            backend = "torch" if gpu or e.device == "mps" or not local else "onnx"
+        backend = self._backend(e.model)
         if backend in ("onnx", "onnx-int8"):
             from citedesk.retrieval.embedding.onnx import OnnxEmbedder
 
@@ -112,6 +104,20 @@ class Container:
                                 batch_size=e.batch_size, max_seq_length=e.max_seq_length)
         return SentenceEmbedder(e.model, device=e.device, batch_size=e.batch_size, max_seq_length=e.max_seq_length,
                                 backend=backend, fp16=e.fp16)
+
+    def _backend(self, model: str) -> str:
+        """``embedding.backend`` for ``model``, ``auto`` resolved: torch where an NVIDIA driver is present (or the
+        device is cuda/mps) or the model has no local files to export, else onnx."""
+        e = self.settings.embedding
+        if e.backend != "auto":
+            return e.backend
+        from pathlib import Path
+
+        from citedesk.retrieval.embedding.dense import nvidia_driver_present, resolve_model_path
+
+        gpu = e.device.startswith("cuda") or (e.device == "auto" and nvidia_driver_present())
+        local = Path(resolve_model_path(model)).is_dir()  # the export needs the model's files
+        return "torch" if gpu or e.device == "mps" or not local else "onnx"
 
     @cached_property
     def sparse(self) -> BM25SparseEncoder:
@@ -258,7 +264,12 @@ class Container:
                               "it needs answer.generator=extractive")
         from citedesk.serving.answer.reader import ReaderAgreementCheck
 
-        if a.reader_kind == ReaderKind.CROSS_ENCODER:
+        if a.reader_kind == ReaderKind.CROSS_ENCODER and self._backend(a.reader_model) in ("onnx", "onnx-int8"):
+            from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel  # fp32 either way: same scores
+
+            model = OnnxCrossEncoderReaderModel(a.reader_model, cache_dir=self.settings.data_dir / "onnx")
+            candidates = 12
+        elif a.reader_kind == ReaderKind.CROSS_ENCODER:
             from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
 
             model, candidates = CrossEncoderReaderModel(a.reader_model, device=self.settings.embedding.device), 12

@@ -23,6 +23,7 @@ from citedesk.retrieval.confidence import (
 )
 from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
 from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
+from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
 from citedesk.serving.answer.reader import ReaderAgreementCheck
 from citedesk.serving.answer.schemas import AnswerRequest
@@ -57,8 +58,12 @@ def shipped() -> CrossEncoderReaderModel:
 
 
 def test_settings_pick_the_reader_kind_its_candidates_weights_and_veto(tmp_path) -> None:
-    ce = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder"}))
-    assert isinstance(ce.reader.model, CrossEncoderReaderModel) and ce.reader.model._model is None  # cheap
+    ce = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder"},
+                            embedding={"backend": "onnx"}))
+    assert isinstance(ce.reader.model, OnnxCrossEncoderReaderModel) and ce.reader.model._session is None  # cheap
+    on_torch = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder"},
+                                  embedding={"backend": "torch"}))
+    assert isinstance(on_torch.reader.model, CrossEncoderReaderModel) and on_torch.reader.model._model is None
     assert ce.reader.candidates == 12 and ce.pipeline.policy.reader_escalates is False
     assert ce.pipeline.confidence.reader_weights == CROSS_ENCODER_READER_WEIGHTS
     assert ce.pipeline.confidence.reader_bias == CROSS_ENCODER_READER_BIAS
@@ -68,10 +73,12 @@ def test_settings_pick_the_reader_kind_its_candidates_weights_and_veto(tmp_path)
     chosen = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder",
                                                            "reader_escalates": True, "reader_candidates": 4}))
     assert chosen.pipeline.policy.reader_escalates is True and chosen.reader.candidates == 4
-    missing = Container(Settings(data_dir=tmp_path, answer={"reader_model": str(tmp_path / "nothing"),
-                                                            "reader_kind": "cross_encoder"}))
-    with pytest.raises(ConfigError, match="answer.reader_model"):
-        missing.reader.warm_up()
+    for backend in ("onnx", "torch"):
+        missing = Container(Settings(data_dir=tmp_path, answer={"reader_model": str(tmp_path / "nothing"),
+                                                                "reader_kind": "cross_encoder"},
+                                     embedding={"backend": backend}))
+        with pytest.raises(ConfigError, match="answer.reader_model"):
+            missing.reader.warm_up()
 
 
 def test_the_shipped_cross_encoder_prefers_the_unit_that_answers(shipped) -> None:
@@ -83,6 +90,21 @@ def test_the_shipped_cross_encoder_prefers_the_unit_that_answers(shipped) -> Non
     assert p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
     assert p[0] > p[1] and p[0] > p[2]
     assert shipped.score_units(question, []).shape == (0,)
+
+
+def test_the_onnx_export_scores_as_torch_does(shipped, tmp_path) -> None:
+    question = "How many concurrent hyperparameter tuning jobs can I run?"
+    units = ["Number of concurrent hyperparameter tuning jobs - 100.",
+             "Number of training jobs per hyperparameter tuning job - 500.",
+             "You can use the SageMaker console to create a hyperparameter tuning job. " * 12,  # truncated pair
+             "Hyperparameter tuning"]
+    onnx = OnnxCrossEncoderReaderModel(SHIPPED, cache_dir=tmp_path)
+    got, want = onnx.score_units(question, units), shipped.score_units(question, units)
+    assert got.shape == (4,) and np.abs(got - want).max() < 1e-4  # the weights fitted with torch hold
+    assert int(got.argmax()) == int(want.argmax())
+    assert list(tmp_path.glob("reader-minilm-*/model.onnx"))  # exported once, cached
+    with pytest.raises(ConfigError, match="answer.reader_model"):
+        OnnxCrossEncoderReaderModel(str(tmp_path / "nothing"), cache_dir=tmp_path).warm_up()
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ tokenizers library, which import in a fraction of a second, where torch + transf
 what makes a cold ``citedesk ask`` fast.
 
 Supports the sentence-transformers layout ``Transformer → Pooling (mean | cls) → Normalize`` (all-MiniLM-L6-v2,
-bge, e5...). Not thread-safe to load; loading happens once under a lock in ``warm_up()``.
+bge, e5...), and cross-encoders (``AutoModelForSequenceClassification``: :class:`OnnxCrossEncoderReaderModel`). Not thread-safe to load; loading happens once under a lock in ``warm_up()``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnnxEmbedder", "export_onnx"]
+__all__ = ["OnnxCrossEncoderReaderModel", "OnnxEmbedder", "export_onnx"]
 
 
 def _cache_key(model_dir: Path) -> str:
@@ -39,16 +39,19 @@ def _cache_key(model_dir: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
+def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool, head: str = "hidden") -> Path:
     """Export the transformer of a local sentence-transformers model to ONNX (once; a no-op when cached).
 
     Args:
         model_dir: local model folder (``config.json``, weights, ``tokenizer.json``).
         out_dir: cache folder for this model.
         quantize: also write the dynamic-int8 ``model_int8.onnx`` and return it.
+        head: ``hidden`` (an embedder: output ``last_hidden_state`` (batch, tokens, dim)) or ``logits`` (a
+            cross-encoder, ``AutoModelForSequenceClassification``: output ``logits`` (batch, labels)); weights
+            stored in float16 are exported in float32.
 
     Returns:
-        Path of the ``.onnx`` file to run. Outputs ``last_hidden_state`` (batch, tokens, dim).
+        Path of the ``.onnx`` file to run.
 
     Raises:
         ValueError: the folder has no ``tokenizer.json`` (a fast tokenizer is needed to run without transformers).
@@ -62,12 +65,14 @@ def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not fp32.is_file():
         import torch
-        from transformers import AutoModel
+        from transformers import AutoModel, AutoModelForSequenceClassification
 
         log.info("exporting %s to ONNX under %s (once)", model_dir, out_dir)
-        model = AutoModel.from_pretrained(str(model_dir)).eval()
+        auto = AutoModelForSequenceClassification if head == "logits" else AutoModel
+        model = auto.from_pretrained(str(model_dir), dtype=torch.float32).eval()
         typed = "token_type_ids" in inspect.signature(model.forward).parameters
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if typed else [])
+        output = "logits" if head == "logits" else "last_hidden_state"
 
         class Encoder(torch.nn.Module):  # explicit positional inputs: what the TorchScript exporter traces
             def __init__(self) -> None:
@@ -75,17 +80,16 @@ def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
                 self.model = model
 
             def forward(self, *args):
-                return self.model(**dict(zip(names, args))).last_hidden_state
+                return getattr(self.model(**dict(zip(names, args))), output)
 
         ids = torch.ones((2, 16), dtype=torch.long)
         sample = (ids, torch.ones_like(ids), torch.zeros_like(ids))[:len(names)]
         axes = {n: {0: "batch", 1: "tokens"} for n in names}
         tmp = out_dir / f"model.{os.getpid()}.onnx.tmp"
         with torch.no_grad():
-            torch.onnx.export(Encoder().eval(), sample, str(tmp), input_names=names,
-                              output_names=["last_hidden_state"],
-                              dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
-                              opset_version=17, dynamo=False)
+            out_axes = {0: "batch"} if head == "logits" else {0: "batch", 1: "tokens"}
+            torch.onnx.export(Encoder().eval(), sample, str(tmp), input_names=names, output_names=[output],
+                              dynamic_axes={**axes, output: out_axes}, opset_version=17, dynamo=False)
         os.replace(tmp, fp32)
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -96,6 +100,22 @@ def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
                          op_types_to_quantize=["MatMul"])
         os.replace(tmp, target)
     return target
+
+
+def _open(path: Path, model_dir: Path, max_length: int, threads: int | None):
+    """(onnxruntime session on the CPU, its input names, the model's fast tokenizer truncating longest-first to
+    ``max_length`` tokens and not padding: batches are padded by the caller)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_length, strategy="longest_first")
+    tok.no_padding()  # tokenizer.json may pad to a fixed length
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return session, {i.name for i in session.get_inputs()}, tok
 
 
 class OnnxEmbedder:
@@ -140,9 +160,6 @@ class OnnxEmbedder:
                 self._load()
 
     def _load(self) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         from citedesk.retrieval.embedding.dense import resolve_model_path
 
         model_dir = Path(resolve_model_path(self.setting))
@@ -155,15 +172,7 @@ class OnnxEmbedder:
             or 512
         pooling = model_dir / "1_Pooling" / "config.json"
         self._cls = bool(pooling.is_file() and json.loads(pooling.read_text()).get("pooling_mode_cls_token"))
-        tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tok.enable_truncation(max_length=int(max_len))
-        tok.no_padding()  # tokenizer.json may pad to a fixed length; batches are padded in _run
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in session.get_inputs()}
-        self._tokenizer = tok
+        session, self._inputs, self._tokenizer = _open(path, model_dir, int(max_len), self.threads)
         self._dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
         self._session = session
         log.info("onnx embedding model %s loaded (%s)", path, "int8" if self.quantize else "fp32")
@@ -223,3 +232,87 @@ class OnnxEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query: float32 (dim,), L2-normalised."""
         return self.embed([text])[0]
+
+
+class OnnxCrossEncoderReaderModel:
+    """The cross-encoder reader (:class:`~citedesk.retrieval.embedding.dense.CrossEncoderReaderModel`'s protocol:
+    ``score_units``, ``SCORE_KIND``) run as an fp32 ONNX export by onnxruntime, without torch.
+
+    The export (once, cached under ``<cache_dir>/<model>-<key>/``) gives the same probabilities as torch within
+    float error, so the confidence weights fitted with torch hold. Pairs are tokenized by the model's
+    ``tokenizer.json`` with longest-first truncation to ``max_length``, as sentence-transformers does.
+
+    Args:
+        model: the setting ``answer.reader_model`` (a local folder or ``package:<module>``).
+        cache_dir: where exports are kept (``<data_dir>/onnx``).
+        max_length: tokens of a (question, unit) pair.
+        threads: onnxruntime intra-op threads (None: all cores).
+    """
+
+    SETTING = "answer.reader_model"
+    SCORE_KIND = "answers_probability"
+    NO_UNIT_SCORE = 0.0
+
+    def __init__(self, model: str, *, cache_dir: Path, max_length: int = 128, threads: int | None = None) -> None:
+        self.model_name = model
+        self.cache_dir = Path(cache_dir)
+        self.max_length = max_length
+        self.threads = threads
+        self._session = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Export once (cached), then load the session and tokenizer (idempotent, thread-safe).
+
+        Raises:
+            ConfigError: the model cannot be exported or loaded; the message names ``answer.reader_model``.
+        """
+        if self._session is not None:
+            return
+        from citedesk.core.errors import ConfigError
+
+        with self._lock:
+            if self._session is not None:
+                return
+            try:
+                self._load()
+            except Exception as exc:  # whatever stops the load is a settings problem
+                raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded as a cross-encoder "
+                                  f"({type(exc).__name__}: {exc}); answer.reader_kind=cross_encoder needs a "
+                                  "folder with a sentence-transformers CrossEncoder and its tokenizer.json") from exc
+
+    def _load(self) -> None:
+        from citedesk.retrieval.embedding.dense import resolve_model_path
+
+        model_dir = Path(resolve_model_path(self.model_name))
+        if not model_dir.is_dir():
+            raise ValueError(f"{self.model_name!r} is not a folder")
+        path = export_onnx(model_dir, self.cache_dir / f"{model_dir.name}-{_cache_key(model_dir)}", quantize=False,
+                           head="logits")
+        self._session, self._inputs, self._tokenizer = _open(path, model_dir, self.max_length, self.threads)
+        log.info("onnx cross-encoder reader %s loaded", path)
+
+    def score_units(self, question: str, units: list[str]) -> np.ndarray:
+        """float64 (n,): the probability (kind :data:`SCORE_KIND`) that each unit answers ``question`` (a sigmoid
+        of a one-output model, else the softmax at index 1).
+
+        Raises:
+            ConfigError: the model cannot be loaded (see :meth:`warm_up`).
+        """
+        self.warm_up()
+        if not units:
+            return np.zeros((0,), dtype=np.float64)
+        enc = self._tokenizer.encode_batch([(question, u) for u in units])
+        width = max(len(e.ids) for e in enc)
+        feeds = {n: np.zeros((len(enc), width), dtype=np.int64)
+                 for n in ("input_ids", "attention_mask", "token_type_ids")}
+        for r, e in enumerate(enc):
+            feeds["input_ids"][r, : len(e.ids)] = e.ids
+            feeds["attention_mask"][r, : len(e.ids)] = 1
+            feeds["token_type_ids"][r, : len(e.ids)] = e.type_ids
+        logits = self._session.run(["logits"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(units), -1)
+        if logits.shape[1] == 1:
+            return 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (z / z.sum(axis=1, keepdims=True))[:, 1]
