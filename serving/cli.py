@@ -292,6 +292,8 @@ def ask(
         else:
             c = _container()
             try:
+                if c.reader is not None:  # a first use loads (or exports) it here, not inside answer.reader_timeout
+                    c.reader.warm_up()
                 resp = asyncio.run(c.pipeline.answer(request))
             finally:
                 c.index.close()

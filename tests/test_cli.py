@@ -121,6 +121,21 @@ def test_ask_answers_with_citation(cli, first_sync) -> None:
     assert body["confidence"] >= 0.5  # default chat threshold
 
 
+@pytest.mark.slow
+def test_ask_loads_the_reader_before_its_timeout_starts(cli, first_sync, data_dir) -> None:
+    """The cross-encoder reader's first use exports it to ONNX (several seconds): ``ask`` does that before the
+    answer, so the reader is read, not skipped as unavailable after ``answer.reader_timeout``."""
+    shipped = Path(__file__).resolve().parents[1] / "data" / "models" / "reader-minilm"
+    for cached in (data_dir / "onnx").glob("reader-minilm-*"):
+        shutil.rmtree(cached)  # a first use
+    r = cli("ask", "What is the size of a null attribute in DynamoDB?", "--json",
+            CITEDESK_ANSWER__READER_MODEL=str(shipped), CITEDESK_ANSWER__READER_KIND="cross_encoder",
+            CITEDESK_ANSWER__READER_TIMEOUT="2", CITEDESK_EMBEDDING__BACKEND="onnx")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    reader = json.loads(r.stdout)["signals"]["reader"]
+    assert reader != "unavailable" and reader["score_kind"] == "answers_probability"
+
+
 def test_ask_off_topic_escalates(cli, first_sync) -> None:
     q = "How do I bake bread?"
     r = cli("ask", q)
@@ -168,6 +183,7 @@ class _StubContainer:
 
         self.pipeline = type("Pipeline", (), {"answer": staticmethod(answer)})()
         self.index = type("Index", (), {"close": lambda self: None})()
+        self.reader = None  # no reader check configured
 
 
 def test_ask_quote_cut_at_sentence_end_and_unknown_date(cli, monkeypatch) -> None:
