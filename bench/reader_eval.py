@@ -167,32 +167,11 @@ def answerability_from(cases: list[dict], probs: list[list[float]]) -> dict:
 
 
 def answerability(data_dir: Path, csv_path: Path, reader, top_chunks: int) -> dict:
-    from citedesk.retrieval.store import SearchFilter
-    from citedesk.serving.evaluation.calibration import auroc, calibration_questions
-    from citedesk.serving.evaluation.qa import GoldOut
-
-    answerable_anyway = GoldOut.load(ROOT / "data/eval/gold-out-answerable.csv").answerable
-    cases = calibration_questions(csv_path, None, 0, 13, gold_out=True, gold_out_answerable=answerable_anyway)
-    c, gen = _container(data_dir)
-    conf_model = c.pipeline.confidence
-    conf, rmax, labels, per_case = [], [], [], []
-    try:
-        for case in cases:
-            flt = SearchFilter(workspace=c.settings.workspace, exclude_article_ids=case.exclude)
-            hits = c.retriever.retrieve(case.question, flt, top_k=c.settings.retrieval.top_k).hits
-            conf.append(float(conf_model.score(conf_model.features(case.question, hits, c.sparse))))
-            ranked = gen.rank(case.question, hits[:top_chunks])
-            texts = [f"{m.unit.context} {m.unit.text}".strip() for m, _, _ in ranked]
-            p = float(sigmoid(logits(reader, [(case.question, t) for t in texts])).max()) if texts else 0.0
-            rmax.append(p)
-            labels.append(case.answerable)
-            per_case.append({"question": case.question, "gold_out": bool(case.exclude),
-                             "answerable": case.answerable, "confidence": conf[-1], "reader_max": p})
-    finally:
-        c.index.close()
-    return {"cases": len(cases), "answerable": sum(labels), "auroc_confidence": auroc(conf, labels),
-            "auroc_reader_max": auroc(rmax, labels),
-            "auroc_mean_of_both": auroc([(a + b) / 2 for a, b in zip(conf, rmax)], labels), "per_case": per_case}
+    """:func:`answerability_from` with ``reader`` (a loaded CrossEncoder) scoring :func:`answerability_cases`."""
+    cases = answerability_cases(data_dir, csv_path, top_chunks)
+    probs = [list(sigmoid(logits(reader, [(c["question"], t) for t in c["texts"]]))) if c["texts"] else []
+             for c in cases]
+    return answerability_from(cases, probs)
 
 
 def latency(rows: list[dict], reader, repeats: int) -> dict:

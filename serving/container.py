@@ -264,15 +264,16 @@ class Container:
                               "it needs answer.generator=extractive")
         from citedesk.serving.answer.reader import ReaderAgreementCheck
 
-        if a.reader_kind == ReaderKind.CROSS_ENCODER and self._backend(a.reader_model) in ("onnx", "onnx-int8"):
-            from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel  # fp32 either way: same scores
-
-            model = OnnxCrossEncoderReaderModel(a.reader_model, cache_dir=self.settings.data_dir / "onnx")
+        if a.reader_kind == ReaderKind.CROSS_ENCODER:
             candidates = 12
-        elif a.reader_kind == ReaderKind.CROSS_ENCODER:
-            from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
+            if self._backend(a.reader_model) in ("onnx", "onnx-int8"):
+                from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel  # fp32 either way
 
-            model, candidates = CrossEncoderReaderModel(a.reader_model, device=self.settings.embedding.device), 12
+                model = OnnxCrossEncoderReaderModel(a.reader_model, cache_dir=self.settings.data_dir / "onnx")
+            else:
+                from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
+
+                model = CrossEncoderReaderModel(a.reader_model, device=self.settings.embedding.device)
         else:
             from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
 

@@ -60,7 +60,7 @@ def shipped() -> CrossEncoderReaderModel:
 def test_settings_pick_the_reader_kind_its_candidates_weights_and_veto(tmp_path) -> None:
     ce = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder"},
                             embedding={"backend": "onnx"}))
-    assert isinstance(ce.reader.model, OnnxCrossEncoderReaderModel) and ce.reader.model._session is None  # cheap
+    assert isinstance(ce.reader.model, OnnxCrossEncoderReaderModel) and ce.reader.model._model is None  # cheap
     on_torch = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder"},
                                   embedding={"backend": "torch"}))
     assert isinstance(on_torch.reader.model, CrossEncoderReaderModel) and on_torch.reader.model._model is None

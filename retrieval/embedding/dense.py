@@ -60,18 +60,23 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
-def _pair_probabilities(model, pairs: list[tuple[str, str]], batch_size: int, label: int) -> np.ndarray:
-    """A CrossEncoder's probability of ``label`` for each pair: float64 (n,); a sigmoid for a one-output model,
-    else a softmax over its labels."""
-    import torch
-
-    logits = model.predict(pairs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
-                           activation_fn=torch.nn.Identity())
-    logits = np.asarray(logits, dtype=np.float64).reshape(len(pairs), -1)
+def label_probabilities(logits, label: int) -> np.ndarray:
+    """A cross-encoder's logits (n, labels) → float64 (n,): the probability of ``label``; a sigmoid for a one-output
+    model, else a softmax over its labels."""
+    logits = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
     if logits.shape[1] == 1:
         return 1.0 / (1.0 + np.exp(-logits[:, 0]))
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (z / z.sum(axis=1, keepdims=True))[:, label]
+
+
+def _pair_probabilities(model, pairs: list[tuple[str, str]], batch_size: int, label: int) -> np.ndarray:
+    """A CrossEncoder's probability of ``label`` for each pair: float64 (n,) (:func:`label_probabilities`)."""
+    import torch
+
+    logits = model.predict(pairs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
+                           activation_fn=torch.nn.Identity())
+    return label_probabilities(np.asarray(logits).reshape(len(pairs), -1), label)
 
 
 class _LazyModel:

@@ -9,7 +9,8 @@ tokenizers library, which import in a fraction of a second, where torch + transf
 what makes a cold ``citedesk ask`` fast.
 
 Supports the sentence-transformers layout ``Transformer → Pooling (mean | cls) → Normalize`` (all-MiniLM-L6-v2,
-bge, e5...), and cross-encoders (``AutoModelForSequenceClassification``: :class:`OnnxCrossEncoderReaderModel`). Not thread-safe to load; loading happens once under a lock in ``warm_up()``.
+bge, e5...), and cross-encoders (``AutoModelForSequenceClassification``: :class:`OnnxCrossEncoderReaderModel`).
+Not thread-safe to load; loading happens once under a lock in ``warm_up()``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from citedesk.retrieval.embedding.dense import (
+    CrossEncoderReaderModel,
+    _LazyModel,
+    label_probabilities,
+    resolve_model_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +125,18 @@ def _open(path: Path, model_dir: Path, max_length: int, threads: int | None):
     return session, {i.name for i in session.get_inputs()}, tok
 
 
+def _padded(enc: list) -> dict[str, np.ndarray]:
+    """Tokenized texts or pairs → int64 (n, longest) ``input_ids``, ``attention_mask`` and ``token_type_ids``
+    (the second text of a pair is type 1), zero-padded."""
+    width = max(len(e.ids) for e in enc)
+    feeds = {n: np.zeros((len(enc), width), dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    for r, e in enumerate(enc):
+        feeds["input_ids"][r, : len(e.ids)] = e.ids
+        feeds["attention_mask"][r, : len(e.ids)] = 1
+        feeds["token_type_ids"][r, : len(e.ids)] = e.type_ids
+    return feeds
+
+
 class OnnxEmbedder:
     """Dense text embedder running an ONNX export of a sentence-transformers model with onnxruntime.
 
@@ -160,8 +179,6 @@ class OnnxEmbedder:
                 self._load()
 
     def _load(self) -> None:
-        from citedesk.retrieval.embedding.dense import resolve_model_path
-
         model_dir = Path(resolve_model_path(self.setting))
         if not model_dir.is_dir():
             raise ValueError(f"embedding.backend=onnx needs local model files; {self.setting!r} is not a folder")
@@ -185,13 +202,8 @@ class OnnxEmbedder:
 
     def _run(self, enc: list) -> np.ndarray:
         """Run one batch of tokenized texts (padded here to the batch's longest): float32 (n, dim), L2-normalised."""
-        width = max(len(e.ids) for e in enc)
-        ids = np.zeros((len(enc), width), dtype=np.int64)
-        mask = np.zeros((len(enc), width), dtype=np.int64)
-        for r, e in enumerate(enc):
-            ids[r, : len(e.ids)] = e.ids
-            mask[r, : len(e.ids)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feeds = _padded(enc)
+        mask = feeds["attention_mask"]
         hidden = self._session.run(["last_hidden_state"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
         if self._cls:
             pooled = hidden[:, 0]
@@ -234,7 +246,7 @@ class OnnxEmbedder:
         return self.embed([text])[0]
 
 
-class OnnxCrossEncoderReaderModel:
+class OnnxCrossEncoderReaderModel(_LazyModel):
     """The cross-encoder reader (:class:`~citedesk.retrieval.embedding.dense.CrossEncoderReaderModel`'s protocol:
     ``score_units``, ``SCORE_KIND``) run as an fp32 ONNX export by onnxruntime, without torch.
 
@@ -249,17 +261,15 @@ class OnnxCrossEncoderReaderModel:
         threads: onnxruntime intra-op threads (None: all cores).
     """
 
-    SETTING = "answer.reader_model"
-    SCORE_KIND = "answers_probability"
-    NO_UNIT_SCORE = 0.0
+    SETTING = CrossEncoderReaderModel.SETTING
+    SCORE_KIND = CrossEncoderReaderModel.SCORE_KIND
+    NO_UNIT_SCORE = CrossEncoderReaderModel.NO_UNIT_SCORE
 
     def __init__(self, model: str, *, cache_dir: Path, max_length: int = 128, threads: int | None = None) -> None:
-        self.model_name = model
+        super().__init__(model, "cpu")
         self.cache_dir = Path(cache_dir)
         self.max_length = max_length
         self.threads = threads
-        self._session = None
-        self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Export once (cached), then load the session and tokenizer (idempotent, thread-safe).
@@ -267,30 +277,19 @@ class OnnxCrossEncoderReaderModel:
         Raises:
             ConfigError: the model cannot be exported or loaded; the message names ``answer.reader_model``.
         """
-        if self._session is not None:
-            return
-        from citedesk.core.errors import ConfigError
+        self._warm_up_or_config_error("answer.reader_kind=cross_encoder needs a folder with a sentence-transformers "
+                                      "CrossEncoder and its tokenizer.json")
 
-        with self._lock:
-            if self._session is not None:
-                return
-            try:
-                self._load()
-            except Exception as exc:  # whatever stops the load is a settings problem
-                raise ConfigError(f"{self.SETTING}={self.model_name!r} cannot be loaded as a cross-encoder "
-                                  f"({type(exc).__name__}: {exc}); answer.reader_kind=cross_encoder needs a "
-                                  "folder with a sentence-transformers CrossEncoder and its tokenizer.json") from exc
-
-    def _load(self) -> None:
-        from citedesk.retrieval.embedding.dense import resolve_model_path
-
-        model_dir = Path(resolve_model_path(self.model_name))
+    def _load(self, path: str, device: str):
+        """(session, its input names, tokenizer) of the export of the model folder ``path`` (exported once)."""
+        model_dir = Path(path)
         if not model_dir.is_dir():
             raise ValueError(f"{self.model_name!r} is not a folder")
-        path = export_onnx(model_dir, self.cache_dir / f"{model_dir.name}-{_cache_key(model_dir)}", quantize=False,
-                           head="logits")
-        self._session, self._inputs, self._tokenizer = _open(path, model_dir, self.max_length, self.threads)
-        log.info("onnx cross-encoder reader %s loaded", path)
+        onnx_path = export_onnx(model_dir, self.cache_dir / f"{model_dir.name}-{_cache_key(model_dir)}",
+                                quantize=False, head="logits")
+        loaded = _open(onnx_path, model_dir, self.max_length, self.threads)
+        log.info("onnx cross-encoder reader %s loaded", onnx_path)
+        return loaded
 
     def score_units(self, question: str, units: list[str]) -> np.ndarray:
         """float64 (n,): the probability (kind :data:`SCORE_KIND`) that each unit answers ``question`` (a sigmoid
@@ -302,17 +301,7 @@ class OnnxCrossEncoderReaderModel:
         self.warm_up()
         if not units:
             return np.zeros((0,), dtype=np.float64)
-        enc = self._tokenizer.encode_batch([(question, u) for u in units])
-        width = max(len(e.ids) for e in enc)
-        feeds = {n: np.zeros((len(enc), width), dtype=np.int64)
-                 for n in ("input_ids", "attention_mask", "token_type_ids")}
-        for r, e in enumerate(enc):
-            feeds["input_ids"][r, : len(e.ids)] = e.ids
-            feeds["attention_mask"][r, : len(e.ids)] = 1
-            feeds["token_type_ids"][r, : len(e.ids)] = e.type_ids
-        logits = self._session.run(["logits"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
-        logits = np.asarray(logits, dtype=np.float64).reshape(len(units), -1)
-        if logits.shape[1] == 1:
-            return 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return (z / z.sum(axis=1, keepdims=True))[:, 1]
+        session, inputs, tokenizer = self._model
+        feeds = _padded(tokenizer.encode_batch([(question, u) for u in units]))
+        logits = session.run(["logits"], {k: v for k, v in feeds.items() if k in inputs})[0]
+        return label_probabilities(logits, 1)

@@ -26,14 +26,7 @@ import anyio
 
 from citedesk.core.types import Hit
 
-__all__ = ["NO_UNIT_LOGPROB", "ReaderAgreementCheck", "ReaderVerdict"]
-
-SCORE_KIND = "mean_question_logprob"
-"""Kind of the language-model reader's scores: mean natural-log probability per question token given the unit."""
-
-NO_UNIT_LOGPROB = -10.0
-"""The language-model reader's score when the evidence has no candidate unit (below any seen: the 600 dev unit
-scores with SmolLM2-135M range from −7.7 to −0.5)."""
+__all__ = ["ReaderAgreementCheck", "ReaderVerdict"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +38,14 @@ class ReaderVerdict:
             between.
         units: the units scored, in ranking order (their text as embedded: context and text).
         scores: the reader's score of each unit (kind ``score_kind``).
-        score_kind: the kind of ``scores`` (the reader model's ``SCORE_KIND``).
+        score_kind: the kind of ``scores`` (the reader model's ``SCORE_KIND``, e.g. ``mean_question_logprob`` or
+            ``answers_probability``).
     """
 
     best: int = 0
     units: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
-    score_kind: str = SCORE_KIND
+    score_kind: str = ""
 
     @property
     def agrees(self) -> bool:
@@ -103,7 +97,7 @@ class ReaderAgreementCheck:
 
         ranked = self.generator.rank(question, evidence)[: self.candidates]
         if len(ranked) < 2:
-            return ReaderVerdict()
+            return ReaderVerdict(score_kind=self.model.SCORE_KIND)
         units = tuple(unit_text(m.unit) for m, _, _ in ranked)
         scores = self.model.score_units(question, list(units))
         return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores),
