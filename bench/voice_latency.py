@@ -306,6 +306,7 @@ def main() -> None:
 
     from citedesk.config.settings import Settings
     from citedesk.connectors.folder import FolderConnector
+    from citedesk.core.types import Channel
     from citedesk.retrieval.store import SearchFilter
     from citedesk.serving.container import Container
     from citedesk.serving.answer.generators import build_messages
@@ -315,12 +316,12 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         rows = subset(work / "docs", args.gold, args.others)
-        settings = Settings(data_dir=work / "data")
+        settings = Settings(data_dir=work / "data", answer={"reader_model": None})  # as the LLM-generator server
         c = Container(settings)
         t = time.perf_counter()
         report_ = c.sync_engine.sync(FolderConnector(work / "docs"))
         print(f"synced {report_.added} pages into a temp local Qdrant in {time.perf_counter() - t:.1f} s")
-        threshold = settings.answer.threshold_voice
+        threshold = c.thresholds[Channel.VOICE]
         prompts = []
         for row in rows:
             hits = c.retriever.retrieve(row["question"], SearchFilter(workspace=settings.workspace),

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from citedesk.core.types import Hit
+from citedesk.core.types import Channel, Hit
 from citedesk.retrieval.answerability import AnswerabilitySignals, signals
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
-__all__ = ["CONFIDENCE_KIND", "CROSS_ENCODER_READER_BIAS", "CROSS_ENCODER_READER_WEIGHTS", "ConfidenceFeatures",
-           "ConfidenceModel", "DEFAULT_WEIGHTS", "READER_BIAS", "READER_WEIGHTS"]
+__all__ = ["CONFIDENCE_KIND", "CROSS_ENCODER_READER_BIAS", "CROSS_ENCODER_READER_THRESHOLDS",
+           "CROSS_ENCODER_READER_WEIGHTS", "ConfidenceFeatures", "ConfidenceModel", "DEFAULT_THRESHOLDS",
+           "DEFAULT_WEIGHTS", "READER_BIAS", "READER_THRESHOLDS", "READER_WEIGHTS"]
 
 CONFIDENCE_KIND = "answerable_probability"
 
@@ -57,6 +58,24 @@ unit_coverage,chunk_coverage,type_match,reader_agrees`` on the same 370 rows as 
 5-fold held-out AUROC: 0.921 leave-gold-out (0.840 without a reader, 0.901 with SmolLM2's agreement), 0.992
 off-domain, 0.741 MT-RAG in-domain."""
 CROSS_ENCODER_READER_BIAS = -6.301
+
+
+DEFAULT_THRESHOLDS: dict[Channel, float] = {Channel.CHAT: 0.5, Channel.VOICE: 0.6}
+"""Minimum confidence to answer per channel without a reader (``answer.threshold_chat`` / ``threshold_voice``
+unset). Not the calibrated values: ``citedesk calibrate`` at precision 0.90 / 0.95 picks 0.805 / 0.850 for
+:data:`DEFAULT_WEIGHTS`, which answer 0.29 / 0.21 of the answerable dev questions (held out); these keep answering
+(0.733 resolved, wrong-answer rate 0.107 on the dev questions at 0.5)."""
+
+READER_THRESHOLDS: dict[Channel, float] = {Channel.CHAT: 0.736, Channel.VOICE: 0.836}
+"""Per-channel thresholds calibrated for :data:`READER_WEIGHTS` (SmolLM2 as the reader): ``citedesk calibrate --csv
+data/aws-docs-qa-dev.csv --gold-out --negatives …mtrag…`` (63 answerable, 207 unanswerable askings) at target
+precision 0.90 chat / 0.95 voice. Held out (5-fold by question): 0.667 / 0.444 of the answerable answered at
+precision 0.894 / 0.933."""
+
+CROSS_ENCODER_READER_THRESHOLDS: dict[Channel, float] = {Channel.CHAT: 0.7006, Channel.VOICE: 0.7755}
+"""Per-channel thresholds calibrated for :data:`CROSS_ENCODER_READER_WEIGHTS` (the shipped cross-encoder reader),
+as :data:`READER_THRESHOLDS`. Held out: 0.778 / 0.635 of the answerable answered at precision 0.907 / 0.930; on the
+dev questions the chat threshold answers 45 of 60 (38 correct, 2 wrong: wrong-answer rate 0.044)."""
 
 
 @dataclass(frozen=True)

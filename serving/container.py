@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from citedesk.config.settings import Settings
 from citedesk.core.errors import ConfigError
 from citedesk.core.types import Channel, GeneratorKind, ReaderKind
-from citedesk.retrieval.confidence import CROSS_ENCODER_READER_BIAS, CROSS_ENCODER_READER_WEIGHTS, ConfidenceModel
+from citedesk.retrieval.confidence import (
+    CROSS_ENCODER_READER_BIAS,
+    CROSS_ENCODER_READER_THRESHOLDS,
+    CROSS_ENCODER_READER_WEIGHTS,
+    DEFAULT_THRESHOLDS,
+    READER_THRESHOLDS,
+    ConfidenceModel,
+)
 from citedesk.retrieval.embedding.dense import CrossEncoderReranker, SentenceEmbedder
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.retrieval.search import Retriever
@@ -28,6 +36,29 @@ def html_to_text(body: str) -> str:
     from citedesk.ingest.clean import to_clean_text
 
     return to_clean_text(body, "html")
+
+
+AUTO_READER = "auto"
+"""``answer.reader_model``'s default: the bundled cross-encoder where it applies (:attr:`Container.reader_choice`)."""
+
+BUNDLED_READERS = (Path(__file__).resolve().parents[1] / "data" / "models" / "reader-minilm",
+                   Path("/opt/citedesk/models/reader-minilm"))
+"""Where ``auto`` finds the cross-encoder reader fine-tuned from all-MiniLM-L6-v2 (``bench/train_reader.py``): the
+project folder of a source checkout, then the container image's copy. The first folder that exists is used."""
+
+
+def reader_kind_of(model: str) -> ReaderKind:
+    """``answer.reader_kind`` when unset: a language model for a ``.gguf`` file or a folder or ``package:<module>``
+    holding one; a cross-encoder otherwise."""
+    if model.lower().endswith(".gguf"):
+        return ReaderKind.LANGUAGE_MODEL
+    from citedesk.retrieval.embedding.likelihood import resolve_gguf
+
+    try:
+        resolve_gguf(model)
+    except ValueError:
+        return ReaderKind.CROSS_ENCODER
+    return ReaderKind.LANGUAGE_MODEL
 
 
 @dataclass
@@ -111,8 +142,6 @@ class Container:
         e = self.settings.embedding
         if e.backend != "auto":
             return e.backend
-        from pathlib import Path
-
         from citedesk.retrieval.embedding.dense import nvidia_driver_present, resolve_model_path
 
         gpu = e.device.startswith("cuda") or (e.device == "auto" and nvidia_driver_present())
@@ -191,12 +220,12 @@ class Container:
     @cached_property
     def pipeline(self) -> AnswerPipeline:
         a = self.settings.answer
-        policy = AnswerPolicy(thresholds={Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice},
+        policy = AnswerPolicy(thresholds=self.thresholds,
                               top_k=self.settings.retrieval.top_k, evidence_chunks=a.evidence_chunks,
                               entailment_min=a.entailment_min, judge_timeout=a.judge_timeout,
                               reader_timeout=a.reader_timeout, reader_channels=frozenset(a.reader_channels),
                               reader_escalates=(a.reader_escalates if a.reader_escalates is not None
-                                                else a.reader_kind == ReaderKind.LANGUAGE_MODEL))
+                                                else self.reader_choice[1] == ReaderKind.LANGUAGE_MODEL))
         entailment = None
         if a.entailment_model:
             from citedesk.retrieval.embedding.dense import EntailmentModel
@@ -209,9 +238,22 @@ class Container:
                               reader=self.reader, confidence=self.confidence)
 
     @cached_property
+    def thresholds(self) -> dict[Channel, float]:
+        """Minimum confidence to answer per channel: ``answer.threshold_chat`` / ``threshold_voice``, or where unset
+        the values calibrated with the confidence model of the configured reader
+        (:data:`~citedesk.retrieval.confidence.CROSS_ENCODER_READER_THRESHOLDS`, ``READER_THRESHOLDS``, or
+        ``DEFAULT_THRESHOLDS`` without a reader)."""
+        a = self.settings.answer
+        model, kind = self.reader_choice
+        calibrated = (DEFAULT_THRESHOLDS if not model else
+                      CROSS_ENCODER_READER_THRESHOLDS if kind == ReaderKind.CROSS_ENCODER else READER_THRESHOLDS)
+        chosen = {Channel.CHAT: a.threshold_chat, Channel.VOICE: a.threshold_voice}
+        return {ch: calibrated[ch] if v is None else v for ch, v in chosen.items()}
+
+    @cached_property
     def confidence(self) -> ConfidenceModel:
         """The confidence model, with the weights fitted for the configured reader kind (``answer.reader_kind``)."""
-        if self.settings.answer.reader_kind == ReaderKind.CROSS_ENCODER:
+        if self.reader_choice[1] == ReaderKind.CROSS_ENCODER:
             return ConfidenceModel(reader_weights=dict(CROSS_ENCODER_READER_WEIGHTS),
                                    reader_bias=CROSS_ENCODER_READER_BIAS)
         return ConfidenceModel()
@@ -250,34 +292,49 @@ class Container:
         return judges
 
     @cached_property
+    def reader_choice(self) -> tuple[str | None, ReaderKind]:
+        """``(model, kind)`` of the reader check: ``answer.reader_model`` with ``auto`` resolved (the bundled
+        :data:`BUNDLED_READERS` with the extractive generator where one exists, else None) and
+        ``answer.reader_kind`` inferred when unset (:func:`reader_kind_of`)."""
+        a = self.settings.answer
+        model = a.reader_model
+        if model == AUTO_READER:
+            found = [p for p in BUNDLED_READERS if p.is_dir()]
+            model = str(found[0]) if found and a.generator == GeneratorKind.EXTRACTIVE else None
+        if not model:
+            return None, a.reader_kind or ReaderKind.CROSS_ENCODER
+        return model, a.reader_kind or reader_kind_of(model)
+
+    @cached_property
     def reader(self):
-        """The reader agreement check (``answer.reader_model``), or None.
+        """The reader agreement check (:attr:`reader_choice`), or None.
 
         Raises:
-            ConfigError: ``answer.reader_model`` with a generator other than extractive.
+            ConfigError: ``answer.reader_model`` named with a generator other than extractive.
         """
         a = self.settings.answer
-        if not a.reader_model:
+        model_name, kind = self.reader_choice
+        if not model_name:
             return None
         if a.generator != GeneratorKind.EXTRACTIVE:
             raise ConfigError("answer.reader_model checks the extractive generator's choice of answer unit; "
                               "it needs answer.generator=extractive")
         from citedesk.serving.answer.reader import ReaderAgreementCheck
 
-        if a.reader_kind == ReaderKind.CROSS_ENCODER:
+        if kind == ReaderKind.CROSS_ENCODER:
             candidates = 12
-            if self._backend(a.reader_model) in ("onnx", "onnx-int8"):
+            if self._backend(model_name) in ("onnx", "onnx-int8"):
                 from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel  # fp32 either way
 
-                model = OnnxCrossEncoderReaderModel(a.reader_model, cache_dir=self.settings.data_dir / "onnx")
+                model = OnnxCrossEncoderReaderModel(model_name, cache_dir=self.settings.data_dir / "onnx")
             else:
                 from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
 
-                model = CrossEncoderReaderModel(a.reader_model, device=self.settings.embedding.device)
+                model = CrossEncoderReaderModel(model_name, device=self.settings.embedding.device)
         else:
             from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
 
-            model, candidates = QueryLikelihoodModel(a.reader_model, threads=a.reader_threads), 5
+            model, candidates = QueryLikelihoodModel(model_name, threads=a.reader_threads), 5
         return ReaderAgreementCheck(self.generator, model, candidates=a.reader_candidates or candidates)
 
     @cached_property

@@ -7,6 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from citedesk.core.types import Channel
 from citedesk.serving.api.app import create_app
 from tests.conftest import free_port, make_container
 
@@ -51,7 +52,7 @@ def test_answerable_question_is_answered_with_verbatim_citations(client, aws_con
     body = r.json()
     assert body["decision"] == "answer" and body["reason"] == "grounded"
     assert body["confidence_kind"] == "answerable_probability"
-    assert body["confidence"] >= aws_container.settings.answer.threshold_chat
+    assert body["confidence"] >= aws_container.thresholds[Channel.CHAT]
     assert GOLD in {c["article_id"] for c in body["citations"]}
     assert "null attribute" in body["answer"] and "[" in body["answer"]
     markers = {int(m) for m in __import__("re").findall(r"\[(\d+)\]", body["answer"])}
@@ -75,8 +76,8 @@ def test_off_topic_question_escalates_with_handoff(client, question) -> None:
 
 
 def test_voice_threshold_is_stricter_than_chat(aws_container) -> None:
-    s = aws_container.settings.answer
-    assert s.threshold_voice > s.threshold_chat
+    t = aws_container.thresholds
+    assert t[Channel.VOICE] > t[Channel.CHAT] and aws_container.pipeline.policy.thresholds == t
 
 
 def test_locale_without_articles_escalates_no_evidence(client) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hashlib
 import html
 import io
@@ -268,7 +269,8 @@ def test_keys_cli_create_list_revoke(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, embedder):
     """A container over four real pages, its app, and a few recorded answers."""
-    c, _ = synced_container(tmp_path_factory.mktemp("audit"), embedder, PAGES)
+    # the chat threshold the audit's answers need: the Kendra question (about 0.6 with the default reader) answers
+    c, _ = synced_container(tmp_path_factory.mktemp("audit"), embedder, PAGES, answer={"threshold_chat": 0.5})
     app = create_app(c.settings, container=c)
     with TestClient(app) as client:
         yield c, client
@@ -483,11 +485,13 @@ def test_a_reader_disagreement_is_recorded_and_shown_on_the_detail_page(env) -> 
             return np.array([-3.0, -1.0] + [-5.0] * (len(passages) - 2))
 
     c, client = env
+    before, policy = c.pipeline.reader, c.pipeline.policy
     c.pipeline.reader = ReaderAgreementCheck(c.pipeline.generator, PrefersTheSecond())
+    c.pipeline.policy = dataclasses.replace(policy, reader_escalates=True)  # the language model's veto
     try:
         body = ask(client, ANSWERABLE, conversation_id="conv-reader")
     finally:
-        c.pipeline.reader = None
+        c.pipeline.reader, c.pipeline.policy = before, policy
     assert body["decision"] == "escalate" and body["reason"] == "reader_disagreement"
     rec = one(client, conversation_id="conv-reader")
     reader = rec["signals"]["reader"]
@@ -536,7 +540,7 @@ def test_retention_purges_old_answers_with_their_citations(env, tmp_path) -> Non
 
 @pytest.mark.slow
 def test_article_edited_or_deleted_after_an_answer_shows_as_stale(tmp_path, embedder) -> None:
-    c, docs = synced_container(tmp_path, embedder, [GOLD, KENDRA])
+    c, docs = synced_container(tmp_path, embedder, [GOLD, KENDRA], answer={"threshold_chat": 0.5})  # as in `env`
     with TestClient(create_app(c.settings, container=c)) as client:
         first = ask(client, ANSWERABLE, conversation_id="stale-1")
         second = ask(client, KENDRA_Q, conversation_id="stale-2")

@@ -17,17 +17,20 @@ from citedesk.core.types import Channel
 from citedesk.retrieval.answerability import AnswerabilitySignals
 from citedesk.retrieval.confidence import (
     CROSS_ENCODER_READER_BIAS,
+    CROSS_ENCODER_READER_THRESHOLDS,
     CROSS_ENCODER_READER_WEIGHTS,
+    DEFAULT_THRESHOLDS,
+    READER_THRESHOLDS,
     READER_WEIGHTS,
     ConfidenceModel,
 )
 from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
 from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel
 from citedesk.retrieval.embedding.onnx import OnnxCrossEncoderReaderModel
-from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
+from citedesk.serving.answer.pipeline import LEAD_MIN_CONFIDENCE, AnswerPipeline, AnswerPolicy
 from citedesk.serving.answer.reader import ReaderAgreementCheck
 from citedesk.serving.answer.schemas import AnswerRequest
-from citedesk.serving.container import Container
+from citedesk.serving.container import BUNDLED_READERS, Container
 
 SHIPPED = str(Path(__file__).resolve().parents[1] / "data" / "models" / "reader-minilm")
 DYNAMODB = "What is the size of a null attribute in DynamoDB?"
@@ -71,8 +74,25 @@ def test_settings_pick_the_reader_kind_its_candidates_weights_and_veto(tmp_path)
     assert isinstance(lm.reader.model, QueryLikelihoodModel) and lm.reader.candidates == 5
     assert lm.pipeline.policy.reader_escalates is True and lm.pipeline.confidence.reader_weights == READER_WEIGHTS
     chosen = Container(Settings(data_dir=tmp_path, answer={"reader_model": SHIPPED, "reader_kind": "cross_encoder",
-                                                           "reader_escalates": True, "reader_candidates": 4}))
+                                                           "reader_escalates": True, "reader_candidates": 4,
+                                                           "threshold_voice": 0.9}))
     assert chosen.pipeline.policy.reader_escalates is True and chosen.reader.candidates == 4
+    # the default (auto): the bundled cross-encoder with the extractive generator, none with an LLM generator
+    default = Container(Settings(data_dir=tmp_path))
+    assert default.reader_choice == (str(BUNDLED_READERS[0]), "cross_encoder") and Path(SHIPPED).resolve() == \
+        BUNDLED_READERS[0]
+    assert isinstance(default.reader.model, (OnnxCrossEncoderReaderModel, CrossEncoderReaderModel))
+    assert default.pipeline.policy.thresholds == CROSS_ENCODER_READER_THRESHOLDS
+    llm = Container(Settings(data_dir=tmp_path, answer={"generator": "openai"}, llm={"base_url": "http://x/v1"}))
+    assert llm.reader is None and llm.thresholds == DEFAULT_THRESHOLDS
+    # unset thresholds are the ones calibrated with the reader's confidence weights; a set one wins
+    none = Container(Settings(data_dir=tmp_path, answer={"reader_model": ""}))
+    assert none.reader is None
+    assert none.pipeline.policy.thresholds == DEFAULT_THRESHOLDS == {Channel.CHAT: 0.5, Channel.VOICE: 0.6}
+    assert ce.pipeline.policy.thresholds == CROSS_ENCODER_READER_THRESHOLDS and lm.thresholds == READER_THRESHOLDS
+    assert chosen.thresholds == {Channel.CHAT: CROSS_ENCODER_READER_THRESHOLDS[Channel.CHAT], Channel.VOICE: 0.9}
+    for t in (DEFAULT_THRESHOLDS, READER_THRESHOLDS, CROSS_ENCODER_READER_THRESHOLDS):
+        assert 0.0 < t[Channel.CHAT] < t[Channel.VOICE] < 1.0  # voice is stricter
     for backend in ("onnx", "torch"):
         missing = Container(Settings(data_dir=tmp_path, answer={"reader_model": str(tmp_path / "nothing"),
                                                                 "reader_kind": "cross_encoder"},
@@ -113,12 +133,12 @@ def test_a_disagreeing_cross_encoder_lowers_the_confidence_without_escalating(aw
     confidence = ConfidenceModel(reader_weights=dict(CROSS_ENCODER_READER_WEIGHTS),
                                  reader_bias=CROSS_ENCODER_READER_BIAS)
 
-    def ask(model, *, escalates: bool):
-        policy = AnswerPolicy(thresholds={Channel.CHAT: 0.0, Channel.VOICE: 0.0},
+    def ask(model, *, escalates: bool, question: str = DYNAMODB, threshold: float = 0.0):
+        policy = AnswerPolicy(thresholds={Channel.CHAT: threshold, Channel.VOICE: threshold},
                               evidence_chunks=base.policy.evidence_chunks, reader_escalates=escalates)
         p = AnswerPipeline(base.retriever, base.generator, base.sparse, policy, workspace=base.workspace,
                            confidence=confidence, reader=ReaderAgreementCheck(base.generator, model, candidates=12))
-        return asyncio.run(p.answer(AnswerRequest(question=DYNAMODB, channel=Channel.CHAT)))
+        return asyncio.run(p.answer(AnswerRequest(question=question, channel=Channel.CHAT)))
 
     agreed, refused = ask(FixedScores(0), escalates=False), ask(FixedScores(1), escalates=False)
     assert refused.decision == "answer" and refused.answer == agreed.answer  # scored, not vetoed
@@ -134,3 +154,12 @@ def test_a_disagreeing_cross_encoder_lowers_the_confidence_without_escalating(aw
     assert real.signals["confidence"]["reader_agrees"] == float(read["agrees"])
     assert real.confidence == pytest.approx(confidence.score(AnswerabilitySignals(**real.signals["confidence"])),
                                             abs=1e-3)
+    # an escalation's handoff quotes the reader's pick where the reader scores it as answering on articles about
+    # the question, and only there
+    held = ask(shipped, escalates=False, threshold=1.0)
+    pick = held.signals["reader"]
+    assert held.decision == "escalate" and max(pick["scores"]) >= 0.5 and held.confidence >= LEAD_MIN_CONFIDENCE
+    assert " ".join(pick["reader_unit"].split())[:60] in held.handoff_summary
+    off = ask(shipped, escalates=False, question="How do I bake sourdough bread?", threshold=1.0)
+    assert off.decision == "escalate" and off.confidence < LEAD_MIN_CONFIDENCE
+    assert "Closest articles" in off.handoff_summary and "Closest passage" not in off.handoff_summary

@@ -19,7 +19,7 @@ from citedesk.retrieval.confidence import READER_BIAS, READER_WEIGHTS, Confidenc
 from citedesk.retrieval.embedding.likelihood import QueryLikelihoodModel, resolve_gguf
 from citedesk.serving.answer.generators import ExtractiveGenerator
 from citedesk.serving.answer.pipeline import AnswerPipeline, AnswerPolicy
-from citedesk.serving.answer.reader import ReaderAgreementCheck
+from citedesk.serving.answer.reader import ReaderAgreementCheck, ReaderVerdict
 from citedesk.serving.answer.schemas import AnswerRequest
 from citedesk.serving.container import Container
 
@@ -63,8 +63,9 @@ def hit(text: str, n: int) -> Hit:
 
 
 def test_settings_name_the_slot_and_fail_clearly(tmp_path) -> None:
-    assert Container(Settings(data_dir=tmp_path)).reader is None  # off by default
+    assert Container(Settings(data_dir=tmp_path, answer={"reader_model": "none"})).reader is None
     c = Container(Settings(data_dir=tmp_path, answer={"reader_model": "/no/such/model.gguf"}))
+    assert c.reader_choice[1] == "language_model"  # inferred from the name
     check = c.reader
     assert check.model._llm is None and c.pipeline.reader is check  # cheap until warm_up
     with pytest.raises(ConfigError, match="answer.reader_model"):
@@ -93,6 +94,12 @@ def test_verdict_is_whether_the_reader_picks_the_rankings_best_unit(embedder) ->
     signal = no.as_signal()
     assert ANSWERS in signal["ranking_unit"] and ANSWERS not in signal["reader_unit"]
     assert signal["score_kind"] == "mean_question_logprob" and len(signal["scores"]) == len(no.units)
+    assert len(no.hits) == len(no.units) and yes.reader_hit == ranked[0][0].hit == 0
+    picked = ranked[1][0]  # the reader's unit comes from the hit it was matched in
+    assert no.reader_hit == picked.hit and picked.unit.text in evidence[no.reader_hit].text
+    assert not no.pick_answers  # a log-probability has no "answers" scale: no lead for the handoff
+    probable = ReaderVerdict(best=1, units=("a b c", "d e f"), scores=(0.2, 0.7), score_kind="answers_probability")
+    assert probable.pick_answers and not dataclasses.replace(probable, scores=(0.2, 0.4)).pick_answers
     lonely = FixedScores(best=0)
     assert ReaderAgreementCheck(gen, lonely).verdict(QUESTION, [hit(ANSWERS, 0)]).agrees  # nothing to choose
     assert lonely.calls == []
@@ -128,6 +135,10 @@ def test_pipeline_escalates_when_the_reader_disagrees(aws_container, reader) -> 
     assert refused.signals["reader"]["agrees"] is False
     assert refused.decision == "escalate" and refused.reason == "reader_disagreement"
     assert refused.answer == "" and "different sentence" in refused.handoff_summary
+    # the human who takes over sees the reader's pick, quoted with its article
+    pick = " ".join(refused.signals["reader"]["reader_unit"].split())[:60]
+    assert "Closest passage (not checked as an answer), from " in refused.handoff_summary
+    assert pick in refused.handoff_summary and pick != " ".join(refused.signals["reader"]["ranking_unit"].split())[:60]
     # the reader's agreement is an input of the confidence: scored with the weights fitted with it
     plain_signals = plain.signals["confidence"]
     assert plain_signals["reader_agrees"] is None
@@ -193,8 +204,21 @@ def test_calibration_scores_the_confidence_as_the_pipeline_does_with_the_reader(
     policy = AnswerPolicy(thresholds={Channel.CHAT: 0.0, Channel.VOICE: 0.0},
                           evidence_chunks=base.settings.answer.evidence_chunks)
     asked = asyncio.run(AnswerPipeline(base.retriever, base.generator, base.sparse, policy,
-                                       workspace=base.settings.workspace,
+                                       workspace=base.settings.workspace, confidence=base.pipeline.confidence,
                                        reader=ReaderAgreementCheck(base.generator, FixedScores(1))).answer(
         AnswerRequest(question=cases[0].question)))
     assert disagreeing < agreeing and scored(None) not in (agreeing, disagreeing)
     assert asked.confidence == pytest.approx(disagreeing, abs=1e-4)  # the threshold is picked on what is scored
+
+
+def test_the_handoff_summary_quotes_the_closest_passage_whole_words() -> None:
+    from citedesk.serving.answer.pipeline import handoff_summary
+
+    request = AnswerRequest(question="Can I run my AWS Lambda in a VPC?")
+    long = "You can configure a Lambda function\n to connect to private subnets " + "in a VPC " * 60
+    note = handoff_summary(request, [hit(ANSWERS, 0)], "low_confidence", passage=("Lambda networking", long))
+    quoted = note.split('from Lambda networking: "', 1)[1].split('".', 1)[0]
+    assert quoted.startswith("You can configure a Lambda function to connect") and quoted.endswith(" …")
+    assert len(quoted) <= 302 and long.startswith(quoted[:-2].replace("function to", "function\n to"))
+    assert note.index("Closest articles") < note.index("Closest passage") < note.index("Escalated because")
+    assert "Closest passage" not in handoff_summary(request, [hit(ANSWERS, 0)], "low_confidence")

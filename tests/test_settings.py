@@ -62,8 +62,7 @@ def test_defaults() -> None:
     assert s.embedding.model == DEFAULT_EMBEDDING_MODEL and s.embedding.device == "auto"
     assert s.retrieval.mode == "hybrid" and s.retrieval.top_k == 5 and s.retrieval.rerank_model is None
     assert s.answer.generator == "extractive"
-    assert s.answer.threshold_chat == 0.5 and s.answer.threshold_voice == 0.6
-    assert s.answer.threshold_voice > s.answer.threshold_chat
+    assert s.answer.threshold_chat is None and s.answer.threshold_voice is None  # the reader's calibrated values
     assert s.llm.base_url is None
     assert s.intercom.token is None and s.intercom.locales is None
     assert s.folder.path is None and s.folder.base_url is None
@@ -83,7 +82,7 @@ def test_env_vars_with_prefix_and_nesting(monkeypatch) -> None:
     assert s.qdrant.api_key is not None and s.qdrant.api_key.get_secret_value() == "secret-key"
     assert "secret-key" not in repr(s)  # secrets are masked
     assert s.answer.threshold_voice == 0.75
-    assert s.answer.threshold_chat == 0.5  # sibling keeps its default
+    assert s.answer.threshold_chat is None  # sibling keeps its default
     assert s.workspace == "acme" and s.data_dir == Path("/var/lib/citedesk")
     assert s.server.port == 9001
     assert s.intercom.locales == ["en", "de"]

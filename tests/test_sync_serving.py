@@ -41,7 +41,8 @@ def served(tmp_path_factory, embedder, aws_subset):
     shutil.copytree(root, docs, dirs_exist_ok=True)
     data = tmp_path_factory.mktemp("served-data")
     c = make_container(data, embedder, qdrant={"write_batch": 2}, sync={"folder_roots": [str(docs)]},
-                       rate_limit={"enabled": False})
+                       rate_limit={"enabled": False},
+                       answer={"reader_model": None})  # answers as fast as they come: more of them overlap the sync
     first = c.sync_engine.sync(c.folder_connector(docs))
     assert first.ok and first.added > 10
     srv = Served(None)

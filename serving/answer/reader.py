@@ -28,6 +28,11 @@ from citedesk.core.types import Hit
 
 __all__ = ["ReaderAgreementCheck", "ReaderVerdict"]
 
+PROBABILITY_KIND = "answers_probability"
+"""The score kind of a cross-encoder reader (its probability that the unit answers the question)."""
+PICK_ANSWERS_MIN = 0.5
+"""The probability at which the reader's pick counts as answering (:attr:`ReaderVerdict.pick_answers`)."""
+
 
 @dataclass(frozen=True)
 class ReaderVerdict:
@@ -40,12 +45,26 @@ class ReaderVerdict:
         scores: the reader's score of each unit (kind ``score_kind``).
         score_kind: the kind of ``scores`` (the reader model's ``SCORE_KIND``, e.g. ``mean_question_logprob`` or
             ``answers_probability``).
+        hits: for each unit, the index (0-based, rank order) of the evidence hit it comes from.
     """
 
     best: int = 0
     units: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
     score_kind: str = ""
+    hits: tuple[int, ...] = ()
+
+    @property
+    def reader_hit(self) -> int | None:
+        """Index of the evidence hit holding the reader's best unit; None when nothing was read."""
+        return self.hits[self.best] if self.hits else None
+
+    @property
+    def pick_answers(self) -> bool:
+        """The reader scores its best unit as answering: a probability (kind ``answers_probability``) of at least
+        0.5. Always False for a log-probability, which has no such scale."""
+        return (self.score_kind == PROBABILITY_KIND and bool(self.scores)
+                and self.scores[self.best] >= PICK_ANSWERS_MIN)
 
     @property
     def agrees(self) -> bool:
@@ -101,7 +120,7 @@ class ReaderAgreementCheck:
         units = tuple(unit_text(m.unit) for m, _, _ in ranked)
         scores = self.model.score_units(question, list(units))
         return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores),
-                             score_kind=self.model.SCORE_KIND)
+                             score_kind=self.model.SCORE_KIND, hits=tuple(m.hit for m, _, _ in ranked))
 
     async def check(self, question: str, evidence: list[Hit]) -> ReaderVerdict:
         """:meth:`verdict` in a worker thread (abandoned if the caller's timeout cancels it)."""
