@@ -301,8 +301,8 @@ class Container:
         if model == AUTO_READER:
             found = [p for p in BUNDLED_READERS if p.is_dir()]
             model = str(found[0]) if found and a.generator == GeneratorKind.EXTRACTIVE else None
-        if not model:
-            return None, a.reader_kind or ReaderKind.CROSS_ENCODER
+        if not model:  # no reader: the kind only matters to a check injected later (tests), as before `auto`
+            return None, a.reader_kind or ReaderKind.LANGUAGE_MODEL
         return model, a.reader_kind or reader_kind_of(model)
 
     @cached_property
