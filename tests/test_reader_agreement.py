@@ -97,6 +97,8 @@ def test_verdict_is_whether_the_reader_picks_the_rankings_best_unit(embedder) ->
     assert len(no.hits) == len(no.units) and yes.reader_hit == ranked[0][0].hit == 0
     picked = ranked[1][0]  # the reader's unit comes from the hit it was matched in
     assert no.reader_hit == picked.hit and picked.unit.text in evidence[no.reader_hit].text
+    assert no.pick(evidence) == (evidence[picked.hit].title, no.units[no.best])
+    assert ReaderVerdict().pick(evidence) is None
     assert not no.pick_answers  # a log-probability has no "answers" scale: no lead for the handoff
     probable = ReaderVerdict(best=1, units=("a b c", "d e f"), scores=(0.2, 0.7), score_kind="answers_probability")
     assert probable.pick_answers and not dataclasses.replace(probable, scores=(0.2, 0.4)).pick_answers

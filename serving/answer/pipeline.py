@@ -262,17 +262,15 @@ class AnswerPipeline:
                                         for k, v in features.as_dict().items()}, "rejected": []}
         if read:
             decided["reader"] = verdict.as_signal() if verdict is not None else "unavailable"
-        closest = None  # the reader's pick: quoted in an escalation's handoff summary where it may answer
-        if verdict is not None and verdict.reader_hit is not None and verdict.reader_hit < len(hits):
-            closest = (hits[verdict.reader_hit].title, verdict.units[verdict.best])
         hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
         yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
 
         def finish(decision: Decision, reason: str, answer: str = "", citations=()) -> AnswerResponse:
             latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
             escalate = decision == Decision.ESCALATE
-            lead = closest if reason == AnswerReason.READER_DISAGREEMENT or (
-                verdict is not None and verdict.pick_answers and conf >= LEAD_MIN_CONFIDENCE) else None
+            may_answer = verdict is not None and (  # the reader's pick, quoted for the human where it may answer
+                reason == AnswerReason.READER_DISAGREEMENT or (verdict.pick_answers and conf >= LEAD_MIN_CONFIDENCE))
+            lead = verdict.pick(hits) if escalate and may_answer else None
             return AnswerResponse(
                 decision=decision, reason=reason, answer="" if escalate else answer,
                 citations=[] if escalate else list(citations), confidence=round(conf, 4),

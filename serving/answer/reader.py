@@ -28,8 +28,6 @@ from citedesk.core.types import Hit
 
 __all__ = ["ReaderAgreementCheck", "ReaderVerdict"]
 
-PROBABILITY_KIND = "answers_probability"
-"""The score kind of a cross-encoder reader (its probability that the unit answers the question)."""
 PICK_ANSWERS_MIN = 0.5
 """The probability at which the reader's pick counts as answering (:attr:`ReaderVerdict.pick_answers`)."""
 
@@ -61,10 +59,17 @@ class ReaderVerdict:
 
     @property
     def pick_answers(self) -> bool:
-        """The reader scores its best unit as answering: a probability (kind ``answers_probability``) of at least
-        0.5. Always False for a log-probability, which has no such scale."""
-        return (self.score_kind == PROBABILITY_KIND and bool(self.scores)
+        """The reader scores its best unit as answering: a probability (the cross-encoder's kind,
+        ``answers_probability``) of at least 0.5. Always False for a log-probability, which has no such scale."""
+        from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
+
+        return (self.score_kind == CrossEncoderReaderModel.SCORE_KIND and bool(self.scores)
                 and self.scores[self.best] >= PICK_ANSWERS_MIN)
+
+    def pick(self, evidence: list[Hit]) -> tuple[str, str] | None:
+        """``(article title, unit text)`` of the reader's best unit, from ``evidence`` (the hits it read, or a list
+        they begin); None when nothing was read."""
+        return None if self.reader_hit is None else (evidence[self.reader_hit].title, self.units[self.best])
 
     @property
     def agrees(self) -> bool:
