@@ -138,6 +138,36 @@ def test_list_items_without_a_full_stop_pass_verbatim_with_or_without_one() -> N
     assert check("Request the modification; 2. [1]", numbered).supported
 
 
+RESERVED = """Reserved Field Names
+Amazon Forecast reserves the following names. You can't use these names for your schema fields.
+
+**A**
+- A
+- ABORT
+- ADMIN
+- ALIAS
+
+## Other rules
+Field names are case-insensitive.
+
+The following names are allowed:
+- ZONE
+- ZULU"""
+
+
+def test_a_lead_in_with_items_further_down_its_list_passes_but_not_past_a_heading_or_another_lead_in() -> None:
+    # the extractive join of a lead-in and the items the question names, skipping the others
+    for draft in ("Amazon Forecast reserves the following names: ALIAS. [1]",
+                  "Amazon Forecast reserves the following names: ADMIN; ALIAS. [1]"):
+        r = check(draft, RESERVED)
+        assert r.supported, (draft, r)
+    for draft in ("Amazon Forecast reserves the following names: ZULU. [1]",  # past a heading and a lead-in
+                  "Amazon Forecast reserves the following names: ALIAS; ADMIN. [1]",  # out of order
+                  "Amazon Forecast reserves the following names: SELECT. [1]"):  # not in the list
+        r = check(draft, RESERVED)
+        assert not r.supported and r.reason == "entity_missing", (draft, r)
+
+
 @pytest.mark.parametrize("sentence, passage", [
     ("The maximum number of dataset groups is 500 [1].", QUOTAS),
     ("Resource: Maximum number of dataset groups; Default Limit: 500. [1]", QUOTAS),  # a row said with its header

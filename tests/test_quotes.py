@@ -26,3 +26,12 @@ def test_quote_spans_every_claim_citing_the_chunk() -> None:
     # a span over max_chars falls back to the one sentence best for all claims together
     short, s2, e2 = best_quote(_hit(text), claims, sparse, max_chars=60)
     assert text[s2:e2] == short and len(short) <= 60 and short.startswith("Refunds")
+
+
+def test_quote_of_a_lead_in_join_reaches_the_items_it_names() -> None:
+    text = ("Amazon Forecast reserves the following names. You can't use these names for your schema fields.\n\n"
+            "- A\n- ABORT\n- ADMIN\n- ALIAS\n- ALL\n- ALTER")
+    quote, start, end = best_quote(_hit(text), ["Amazon Forecast reserves the following names: ALIAS. [1]"],
+                                   BM25SparseEncoder())
+    assert text[start:end] == quote
+    assert quote.startswith("Amazon Forecast reserves") and quote.endswith("ALIAS")

@@ -18,7 +18,9 @@ heading line. A unit has a *context* — the table's header row for a row; the l
 
 * *verbatim*: a claim whose words are, in order, those of consecutive units of one passage (list
   marks, punctuation and case aside, so the extractive ``"lead-in: item; item."`` joins count) passes
-  every lexical check below.
+  every lexical check below. So does such a join whose items are later units of the lead-in's section
+  that the join skips to (the items a question names out of a long list): no heading or other lead-in
+  (a unit ending in ``:``) between them, each within 800 words of the part before it.
 * *numbers* (``number_mismatch`` / ``unit_mismatch``): each number of the claim must occur, as a
   number, in one unit (``5,000`` = ``5000`` ≠ ``5``; ``1.5`` ≠ ``15``; decimals compare digit by digit,
   so ``3.10`` ≠ ``3.1``; ``2 million`` = ``2,000,000``), and in that same unit with the same
@@ -423,8 +425,9 @@ class _Stream:
     starts: set[int] = field(default_factory=set)
     ends: set[int] = field(default_factory=set)
     marks: dict[int, int] = field(default_factory=dict)
+    walls: list[int] = field(default_factory=list)  # starts of headings and of lead-ins ("…:"), ascending
 
-    def add(self, segment: str, *, mark: bool = False) -> None:
+    def add(self, segment: str, *, mark: bool = False, wall: bool = False) -> None:
         if seg_words := [w.lower() for w in _PIECE.findall(segment)]:
             start = len(self.words)
             self.words += seg_words
@@ -432,6 +435,46 @@ class _Stream:
             self.ends.add(len(self.words))
             if mark:
                 self.marks[start] = len(self.words)
+            if wall:
+                self.walls.append(start)
+
+    def _ends_from(self, words: list[str], start: int) -> set[int]:
+        """Ends of the runs of consecutive units, beginning at ``start``, whose words are ``words``."""
+        out: set[int] = set()
+        seen: set[tuple[int, int]] = set()
+        todo = [(0, start)]
+        while todo:
+            i, j = todo.pop()
+            if (i, j) in seen:
+                continue
+            seen.add((i, j))
+            if i == len(words):
+                if j in self.ends:
+                    out.add(j)
+                continue
+            if j in self.marks:
+                todo.append((i, self.marks[j]))
+            if j < len(self.words) and self.words[j] == words[i]:
+                todo.append((i + 1, j + 1))
+        return out
+
+    def chains(self, parts: list[list[str]], *, reach: int = 800) -> bool:
+        """Whether ``parts`` are, in order, runs of consecutive units with gaps between them: the extractive
+        ``"lead-in: item; item."`` that says a lead-in with the items the question names, not every item
+        after it. A gap may not pass a heading or another lead-in, and an item starts within ``reach`` words
+        of the end of the part before it."""
+        if len(parts) < 2 or not all(parts):
+            return False
+        first_end = min(self.ends, default=0)  # the title is glued to the first unit
+        frontier = {e for s in self.starts | set(range(first_end)) for e in self._ends_from(parts[0], s)}
+        for part in parts[1:]:
+            nxt: set[int] = set()
+            for s in sorted(self.starts):
+                if any(f <= s <= f + reach and not any(f <= w < s for w in self.walls) for f in frontier):
+                    nxt |= self._ends_from(part, s)
+            if not (frontier := nxt):
+                return False
+        return True
 
     def holds(self, words: list[str]) -> bool:
         """Whether ``words`` are those of consecutive units (any start within the first: the title is glued to it)."""
@@ -618,8 +661,9 @@ def _analyse(passage: str, sparse: BM25SparseEncoder) -> _Passage:
             if m.group()[0].isupper() and m.group().isalpha() and (n := _norm_word(sparse, m.group())):
                 capitalised.setdefault(n, set()).add(u.block)
         stream.add(u.mark, mark=True)
-        for piece in _DRAFT_CUT.split(u.text):
-            stream.add(piece)
+        wall = u.heading or u.text.rstrip().endswith(":")
+        for k, piece in enumerate(_DRAFT_CUT.split(u.text)):
+            stream.add(piece, wall=wall and k == 0)
     block_names, block_terms = {}, {}
     for b, idx in blocks.items():
         block_names[b] = frozenset().union(*(units[i].names for i in idx))
@@ -682,7 +726,9 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
     if any(tuple(words) in p.headings for p in analysed):
         return Assessment(score, "not_an_answer")
     units = [u for p in analysed for u in p.units]
-    if any(p.stream.holds(words) for p in analysed):
+    lead, colon, items = LIST_MARK.sub("", claim).partition(": ")
+    parts = [[w.lower() for w in _PIECE.findall(x)] for x in (lead, *items.split("; "))] if colon else []
+    if any(p.stream.holds(words) or p.stream.chains(parts) for p in analysed):
         best = max(units, key=lambda u: (len(terms & u.terms), len(terms & u.own)), default=None)
         return Assessment(score, None, (best.premise(),) if best else (), verbatim=True)
 

@@ -111,9 +111,10 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
                max_chars: int = 1000) -> tuple[str, int, int]:
     """The quoted span of ``hit.text`` backing the claims citing it: (quote, start, end).
 
-    Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms; the quote
-    is the contiguous span from the first to the last picked sentence, so every claim finds its support
-    in it. When that span is over ``max_chars`` characters, the single sentence best for all claims
+    Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms, and each
+    piece of it (cut at ``": "`` and ``"; "``) whose terms that sentence lacks picks its own (the items a
+    lead-in join names); the quote is the contiguous span from the first to the last picked sentence, so
+    every claim finds its support in it. When that span is over ``max_chars`` characters, the single sentence best for all claims
     together is quoted instead. Offsets are characters into ``hit.text``.
     """
     spans = list(with_list_items(hit.text, sentence_spans(hit.text)))
@@ -125,8 +126,15 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
         scores = [len(terms & st) / (1 + 0.01 * len(span.text)) for span, st in zip(spans, span_terms)]
         return scores.index(max(scores))
 
+    picked = []
+    for claim in map(strip_markers, claims):
+        k = best(set(sparse.terms(claim)))
+        picked.append(spans[k])
+        for piece in re.split(r":\s|;\s", claim):  # "lead-in: item; item" may skip to items further down
+            if (terms := set(sparse.terms(piece))) and not terms <= span_terms[k]:
+                picked.append(spans[best(terms)])
+    picked = picked or [spans[0]]
     claim_terms = [set(sparse.terms(strip_markers(c))) for c in claims]
-    picked = [spans[best(t)] for t in claim_terms] or [spans[0]]
     start, end = min(p.start for p in picked), max(p.end for p in picked)
     if end - start > max_chars:
         one = spans[best(set().union(*claim_terms))]
