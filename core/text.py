@@ -31,11 +31,18 @@ class Span:
     end: int
 
 
+ABBREVIATION_END = re.compile(r"(?:^|[\s(\[/])(?:max|min|approx|avg|incl|excl|est|fig|vol|ver|qty|dept)\.$",
+                              re.IGNORECASE)
+"""Abbreviations the segmenter cuts after when a capital follows ("Max. Bandwidth (Mbps)", a table header): not a
+sentence end."""
+
+
 def sentence_spans(text: str, language: str = "en") -> list[Span]:
     """Split text into sentences and lines, with exact character offsets; blank pieces dropped.
 
     Sentence boundaries come from ``sentencex`` (Wikimedia's rule-based segmenter): abbreviations such as
-    "N. Virginia" or "e.g." and numbers such as "1.11" do not end a sentence; a line break always does.
+    "N. Virginia" or "e.g." and numbers such as "1.11" do not end a sentence; nor do the few it misses before a
+    capital (:data:`ABBREVIATION_END`: "Max. Bandwidth"); a line break always does.
     """
     out: list[Span] = []
     offset = 0
@@ -49,7 +56,7 @@ def sentence_spans(text: str, language: str = "en") -> list[Span]:
                 pos = (i if i >= 0 else pos) + len(piece)  # i < 0: the segmenter normalised something
                 if pos < len(line) and not line[pos - 1].isspace() and not line[pos].isspace():
                     continue  # no space after the boundary ("evil.example", "index.html"): not a sentence end
-                if pos <= keep_until:
+                if pos <= keep_until or ABBREVIATION_END.search(line[:pos].rstrip()):
                     continue
                 cuts.append(pos)
             start_of = 0
@@ -230,6 +237,17 @@ def _is_data_row(cells: list[str]) -> bool:
     return any(c[:1].isdigit() for c in cells)
 
 
+_VALUE_CELLS = frozenset({"yes", "no", "true", "false", "n/a", "-", "–", "none", "supported", "not supported",
+                          "deprecated", "required", "optional"})
+
+
+def _looks_like_data(cells: list[str]) -> bool:
+    """A row after a group label that goes on with the table above rather than heading a new one: numbers, yes/no
+    style values, or a value repeated across its columns ("db.m5.24xlarge | Yes | Yes | Yes")."""
+    rest = [c.lower() for c in cells[1:] if c]
+    return _is_data_row(cells) or any(c in _VALUE_CELLS for c in rest) or len(set(rest)) < len(rest)
+
+
 def table_header_before(text: str, offset: int) -> str:
     """The header row of the table that ``offset`` falls inside, when that header lies before ``offset``.
 
@@ -302,7 +320,9 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 j += 1
             header_line = rows[0].text
             carried = bool(table_header) and not text[: spans[i].start].strip()  # the chunk starts inside it
-            if not carried and last_table is not None and i - last_table[0] <= 1 and _is_data_row(_cells(header_line)):
+            if (not carried and last_table is not None and i - last_table[0] <= 1
+                    and (_is_data_row(_cells(header_line)) or len(_cells(header_line)) == len(last_table[1])
+                         and _looks_like_data(_cells(header_line)))):
                 carried, header_line = True, last_table[2]  # the same table after a group label line
             elif carried:
                 header_line = table_header

@@ -40,6 +40,8 @@ def test_sentence_boundaries_know_abbreviations_numbers_and_urls() -> None:
     assert [s.text for s in spans] == ["It runs in US East (N. Virginia) today.",
                                        "Version 1.11 and later, e.g. 1.12, work.", "See index.html now.", "x"]
     assert all(text[s.start:s.end] == s.text for s in spans)
+    header = "Instance Class | vCPU | Max. Bandwidth (Mbps) | Network Performance"  # the segmenter cuts at "Max."
+    assert [s.text for s in sentence_spans(header)] == [header]
 
 
 def test_streaming_split_keeps_markers_and_waits_for_more_text() -> None:
@@ -120,6 +122,15 @@ def test_group_label_lines_stay_inside_their_table() -> None:
                        "Instance Class: db.t2.small; MariaDB: 16; Oracle: 16"]
     headless = "Intro.\n\ndb.t2.large | 64 | 32\ndb.t2.medium | 32 | 16"
     assert table_header_before(headless, headless.index("db.t2.medium")) == ""  # first row is data: no header
+    # yes/no cells after a label are rows too, not the header of a new table (RDS engine support by class)
+    support = ("Instance Class | MariaDB | Oracle\ndb.m5 – Standard classes\ndb.m5.large | Yes | Yes\n"
+               "db.m3 – Previous classes\ndb.m3.large | No | Deprecated\ndb.m3.medium | No | Deprecated")
+    rows = [u.text for u in answer_units(support) if u.kind == "table_row"]
+    assert rows == ["Instance Class: db.m5.large; MariaDB: Yes; Oracle: Yes",
+                    "Instance Class: db.m3.large; MariaDB: No; Oracle: Deprecated",
+                    "Instance Class: db.m3.medium; MariaDB: No; Oracle: Deprecated"]
+    two = "Resource | Quota\nFiles | 10\nOther quotas\nName | Default\nRecords | 5"  # a new table: its own header
+    assert "Name: Records; Default: 5" in {u.text for u in answer_units(two) if u.kind == "table_row"}
 
 
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:

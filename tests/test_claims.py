@@ -138,6 +138,31 @@ def test_list_items_without_a_full_stop_pass_verbatim_with_or_without_one() -> N
     assert check("Request the modification; 2. [1]", numbered).supported
 
 
+VERSIONS = """PostgreSQL extensions
+Extension | Version 12.2 | Version 12.3
+uuid-ossp | 1.1 | 1.1
+postgis | 3.0.0 | 3.0.2"""
+
+CLASSES = """Storage by instance class
+Instance Class | MariaDB | Microsoft SQL Server
+db.m5 – Latest Generation Standard Instance Classes
+db.m5.24xlarge | 64 | 16
+db.m5.16xlarge | 32 | 16"""
+
+
+def test_a_table_row_said_cell_by_cell_passes_and_a_wrong_cell_does_not() -> None:
+    # numbers in column names ("Version 12.2") are said where they stand
+    assert check("Extension: postgis; Version 12.2: 3.0.0; Version 12.3: 3.0.2. [1]", VERSIONS).supported
+    assert check("Extension: postgis; Version 12.3: 3.0.2. [1]", VERSIONS).supported
+    for wrong in ("Extension: postgis; Version 12.2: 3.0.2. [1]",  # another column's cell
+                  "Extension: uuid-ossp; Version 12.3: 3.0.2. [1]"):  # another row's cell
+        assert not check(wrong, VERSIONS).supported, wrong
+    # rows after a group label line are read with the table's header
+    assert check("Instance Class: db.m5.16xlarge; MariaDB: 32; Microsoft SQL Server: 16. [1]", CLASSES).supported
+    assert check("Instance Class: db.m5.16xlarge; MariaDB: 32. [1]", CLASSES).supported
+    assert not check("Instance Class: db.m5.16xlarge; MariaDB: 64. [1]", CLASSES).supported
+
+
 RESERVED = """Reserved Field Names
 Amazon Forecast reserves the following names. You can't use these names for your schema fields.
 

@@ -20,7 +20,11 @@ heading line. A unit has a *context* — the table's header row for a row; the l
   marks, punctuation and case aside, so the extractive ``"lead-in: item; item."`` joins count) passes
   every lexical check below. So does such a join whose items are later units of the lead-in's section
   that the join skips to (the items a question names out of a long list): no heading or other lead-in
-  (a unit ending in ``:``) between them, each within 800 words of the part before it.
+  (a unit ending in ``:``) between them, each within 800 words of the part before it. So does a table
+  row said cell by cell (``"Header 1: cell 1; Header 3: cell 3"``), each piece a column's name and that
+  row's cell in it (a number in a column's name, "Version 12.2", is said where it stands); a claim said
+  that way whose pieces name a table's columns but whose cells no row of it holds (a value from another
+  row) is rejected (``unit_mismatch``).
 * *numbers* (``number_mismatch`` / ``unit_mismatch``): each number of the claim must occur, as a
   number, in one unit (``5,000`` = ``5000`` ≠ ``5``; ``1.5`` ≠ ``15``; decimals compare digit by digit,
   so ``3.10`` ≠ ``3.1``; ``2 million`` = ``2,000,000``), and in that same unit with the same
@@ -63,7 +67,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import ClassVar
 
-from citedesk.core.text import LIST_MARK, MD_LINK, URL, strip_markers
+from citedesk.core.text import LIST_MARK, MD_LINK, URL, answer_units, row_cells, strip_markers
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["REASONS", "Assessment", "ClaimCheck", "assess", "is_answer_sentence", "non_answer_reason"]
@@ -370,7 +374,8 @@ def _claim_names(sparse: BM25SparseEncoder, claim: str) -> tuple[set[str], set[s
 
 _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z0-9]{2}[.!?])(?=[A-Z][A-Za-z]*\s)|(?<=[.!?])\s+(?=<)")
 _DRAFT_CUT = re.compile(r"(?<=[.!?])[\"')\]]*\s+")  # where the pipeline cuts drafts into sentences
-_NO_END = re.compile(r"(?:^|[\s(\[])(?:[A-Z]|e\.g|i\.e|vs|approx|No|Nos|Inc|Ltd|St|Dr|Mr|Mrs|Ms|Fig|cf)\.$")
+_NO_END = re.compile(r"(?:^|[\s(\[])(?:[A-Z]|e\.g|i\.e|vs|approx|No|Nos|Inc|Ltd|St|Dr|Mr|Mrs|Ms|Fig|cf"
+                     r"|[Mm]ax|[Mm]in|Approx|[Aa]vg|[Ii]ncl|[Ee]xcl|[Ee]st|[Qq]ty)\.$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)")
 _FENCE = re.compile(r"^(?:```|~~~)")
 
@@ -535,6 +540,7 @@ def _split(passage: str) -> list[_Unit]:
     fence = _starts_in_code(lines)
     stack: list[tuple[int, str]] = []  # headings
     table, lst, last_para, block = None, None, None, 0
+    resume = None  # the table a group label line ("db.m5 – Latest Generation") interrupted, with its cell count
     for line in lines:
         s = line.strip()
         heads = tuple(h for _, h in stack)
@@ -560,11 +566,14 @@ def _split(passage: str) -> list[_Unit]:
                 stack.pop()
             stack.append((level, hm.group(2)))
             units.append(_Unit(hm.group(2), (), topic, heads, heading=True))
-            table = lst = last_para = None
+            table = lst = last_para = resume = None
             continue
         if _SEPARATOR.match(s):
             continue
         if is_row:
+            if table is None and resume is not None and len(_row_cells(s)) == resume[1]:
+                table = resume[0]  # rows after a group label go on under the same header
+            resume = None
             is_header = table is None
             if is_header:
                 block += 1
@@ -580,6 +589,7 @@ def _split(passage: str) -> list[_Unit]:
             continue
         lm = LIST_MARK.match(line)
         if lm or (lst is not None and line[:1].isspace()):
+            resume = None
             if lst is None:
                 block += 1
                 lst = (block, last_para if last_para and last_para.endswith(":") else None, [])
@@ -597,11 +607,19 @@ def _split(passage: str) -> list[_Unit]:
                 parents.append((indent, item))
             table = last_para = None
             continue
+        if table is not None and len(s.split()) <= 12 and not s.endswith((".", ":", "!", "?")):
+            resume = (table, len(_row_cells(table[1])))
+        else:
+            resume = None
         table = lst = None
         sents = _sentences(s)
         units.extend(_Unit(x, (), topic, heads) for x in sents)
         last_para = sents[-1] if sents else None
     return units
+
+
+def _row_cells(row: str) -> list[str]:
+    return row.strip().strip("|").split("|")
 
 
 def _measures(text: str) -> frozenset[str]:
@@ -694,6 +712,37 @@ class Assessment:
     verbatim: bool = False
 
 
+def _said_row(claim: str, passages: list[str]) -> tuple[str | None, bool]:
+    """The table row a claim says cell by cell, as the extractive generator renders one (``"Header 1: cell 1;
+    Header 3: cell 3"``, :func:`citedesk.core.text.say_cells`; tables read as :func:`~citedesk.core.text.
+    answer_units` reads them).
+
+    Returns:
+        ``(premise, False)``: the row (with its header) in which every piece is a column's name and that row's
+        cell; ``(None, True)``: the pieces name columns of a table of the passages but no row of it holds those
+        cells (a value from another row or column); ``(None, False)``: the claim is not said that way.
+    """
+    pieces = [p.partition(": ") for p in claim.strip().rstrip(".").split("; ")]
+    if len(pieces) < 2 or not all(colon for _, colon, _ in pieces):
+        return None, False
+
+    def words(text: str) -> tuple[str, ...]:
+        return tuple(w.lower() for w in _PIECE.findall(text))
+
+    said = [(words(name), words(value)) for name, _, value in pieces]
+    named = False
+    for passage in passages:
+        for u in answer_units(passage):
+            if u.kind != "table_row" or not u.context:
+                continue
+            cells = {(words(h), words(c)) for h, c in row_cells(u.context, passage[u.start:u.end])}
+            if all(pair in cells for pair in said):
+                return f"{u.context}\n{passage[u.start:u.end]}", False
+            columns = {words(h) for h in u.context.strip().strip("|").split("|")}
+            named = named or all(name in columns for name, _ in said)
+    return None, named
+
+
 def _number_ok(num: _Tok, near: set[str], u: _Unit) -> bool:
     """Whether unit ``u`` states ``num`` with the same measurement unit and about the same thing."""
     for t, allowed in zip(u.numbers, u.allowed):
@@ -731,6 +780,11 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
     if any(p.stream.holds(words) or p.stream.chains(parts) for p in analysed):
         best = max(units, key=lambda u: (len(terms & u.terms), len(terms & u.own)), default=None)
         return Assessment(score, None, (best.premise(),) if best else (), verbatim=True)
+    row, misread = _said_row(LIST_MARK.sub("", claim), passages)
+    if row is not None:
+        return Assessment(score, None, (row,), verbatim=True)
+    if misread:
+        return Assessment(score, "unit_mismatch")
 
     # numbers: each in one unit, with its measurement unit and the thing it quantifies
     body = LIST_MARK.sub("", claim)
