@@ -1,0 +1,94 @@
+"""How often the claim checks refuse the service's own extractive answers: a label-free check for issue 11.
+
+Questions are answer units of the synced corpus itself (one unit of 6 to 60 words from each of ``--n`` chunks
+drawn with ``--seed``), asked through the answer pipeline with the extractive generator, no reader and the chat
+threshold at 0, so that every answer reaches the claim checks. An extractive answer says the passages' own text
+(a sentence, a lead-in with its items, a table row said with its header), so an ``unsupported_citation`` or
+``unsupported_claim`` escalation is a false rejection: a correct answer the service would have withheld. Prints
+the counts of answer reasons and every rejected sentence with the check that refused it.
+
+    python bench/claim_selfcheck.py --data-dir <index of data/aws-docs> [--n 800] [--seed 11] [--dump rows.json]
+
+Measured 2026-11-26 on the bundled pages (301 articles, 3,211 chunks), 800 questions, seed 11, 2 cores (about 2 min):
+at f0a7b76 (before this session's claim and table fixes) 786 grounded and 11 false rejections (10
+``unsupported_citation``, 1 ``unsupported_claim``: rendered table rows with numbers in column names, rows after a
+group label read under a data row, a header cut at "Max.", a lead-in joined with an item further down its list);
+at b3c4308, 795 grounded and 2 (a lead-in joined with a "Topics" line, a definition list read as a lead-in). The
+other three escalations are not claim-check rejections: a question that is a Java stack trace
+(``invalid_citation``) and two whose only sentences are not answers (``uncited_answer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def questions(index, n: int, seed: int) -> list[str]:
+    """One answer unit (6 to 60 words) of each of ``n`` chunks drawn at random from ``index``."""
+    from citedesk.core.text import answer_units
+
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    out = []
+    for text, header in chunks:
+        units = [u for u in answer_units(text, table_header=header) if 6 <= len(u.text.split()) <= 60]
+        if units:
+            out.append(rng.choice(units).text)
+        if len(out) >= n:
+            break
+    return out
+
+
+async def ask_all(pipeline, qs: list[str]) -> list[dict]:
+    from citedesk.serving.answer.schemas import AnswerRequest
+
+    rows = []
+    for q in qs:
+        r = await pipeline.answer(AnswerRequest(question=q[:500]))
+        rows.append({"question": q, "decision": str(r.decision), "reason": str(r.reason), "answer": r.answer,
+                     "rejected": (r.signals or {}).get("rejected", [])})
+    return rows
+
+
+def main() -> None:
+    from citedesk.config.settings import Settings
+    from citedesk.serving.container import Container
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
+    ap.add_argument("--n", type=int, default=800)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--dump", type=Path, help="write every question with its answer and rejections here")
+    args = ap.parse_args()
+
+    s = Settings(data_dir=args.data_dir)
+    s = s.model_copy(update={"answer": s.answer.model_copy(update={"reader_model": None, "threshold_chat": 0.0,
+                                                                    "generator": "extractive"})})
+    c = Container(s)
+    try:
+        c.pipeline.warm_up()
+        rows = asyncio.run(ask_all(c.pipeline, questions(c.index, args.n, args.seed)))
+    finally:
+        c.index.close()
+    if args.dump:
+        args.dump.write_text(json.dumps(rows, indent=1))
+    counts = collections.Counter(r["reason"] for r in rows)
+    print(f"{len(rows)} questions made from corpus units; answer reasons: "
+          + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    for r in rows:
+        for rej in r["rejected"]:
+            if not str(rej["reason"]).startswith("not_an_answer"):
+                print(f"  refused ({rej['reason']}): {rej['sentence'][:200]}")
+
+
+if __name__ == "__main__":
+    main()
