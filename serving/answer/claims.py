@@ -67,7 +67,14 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import ClassVar
 
-from citedesk.core.text import LIST_MARK, MD_LINK, URL, answer_units, row_cells, strip_markers
+from citedesk.core.text import (
+    LIST_MARK,
+    MD_LINK,
+    URL,
+    answer_units,
+    row_cells,
+    strip_markers,
+)
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["REASONS", "Assessment", "ClaimCheck", "assess", "is_answer_sentence", "non_answer_reason"]
