@@ -248,17 +248,32 @@ def _looks_like_data(cells: list[str]) -> bool:
     return _is_data_row(cells) or any(c in _VALUE_CELLS for c in rest) or len(set(rest)) < len(rest)
 
 
+def _is_group_label(line: str) -> bool:
+    """A short line without cells or a sentence end, as tables with spanning group rows render them ("db.t2 –
+    Burstable classes")."""
+    s = line.strip()
+    return bool(s) and not is_table_row(s) and not _HEADING.match(s) and len(s.split()) <= 12 \
+        and not s.endswith((".", ":", "!", "?"))
+
+
 def table_header_before(text: str, offset: int) -> str:
     """The header row of the table that ``offset`` falls inside, when that header lies before ``offset``.
 
     Used for a chunk that starts in the middle of a table (its rows would otherwise be read without their
     column names). The walk back goes over the table's rows and over group labels between them (a line without
     cells between two rows, as tables with spanning group rows render: "db.t2 – Burstable classes"). Returns ""
-    when the line at ``offset`` is not a table row, or the table's first row is data (no header to carry).
+    when the line at ``offset`` is neither a table row nor a group label between two rows, or the table's first
+    row is data (no header to carry).
     """
     line_end = text.find("\n", offset)
-    if not is_table_row(text[offset: line_end if line_end >= 0 else len(text)]):
-        return ""
+    line_end = line_end if line_end >= 0 else len(text)
+    if not is_table_row(text[offset:line_end]):
+        next_end = text.find("\n", line_end + 1)
+        below = text[line_end + 1: next_end if next_end >= 0 else len(text)]
+        above_end = text.rfind("\n", 0, offset)
+        above = text[text.rfind("\n", 0, max(above_end, 0)) + 1: max(above_end, 0)]
+        if not (_is_group_label(text[offset:line_end]) and is_table_row(below) and is_table_row(above)):
+            return ""  # not a row, nor a group label between two rows
     first = ""
     pos = text.rfind("\n", 0, offset)
     while pos > 0:
@@ -319,7 +334,8 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                     rows.append(spans[j])
                 j += 1
             header_line = rows[0].text
-            carried = bool(table_header) and not text[: spans[i].start].strip()  # the chunk starts inside it
+            before = text[: spans[i].start].strip()
+            carried = bool(table_header) and (not before or _is_group_label(before))  # the chunk starts inside it
             if (not carried and last_table is not None and i - last_table[0] <= 1
                     and (_is_data_row(_cells(header_line)) or len(_cells(header_line)) == len(last_table[1])
                          and _looks_like_data(_cells(header_line)))):

@@ -4,7 +4,8 @@ The clean text (see :mod:`ingest.clean`) is cut into sections at its markdown he
 (``#`` .. ``######`` + text, outside ````` / ``~~~`` fenced blocks); each section runs from its
 heading line to the next heading line and carries its heading path (``"A > B > C"``). Sections
 longer than ``chunk_size`` tokens are split with llama-index's ``SentenceSplitter`` (paragraphs,
-then sentences, then phrases/words, with ``chunk_overlap`` tokens of overlap); tiny sections are
+then lines, then sentences, then phrases/words, with ``chunk_overlap`` tokens of overlap: a table row or a list
+item is cut between chunks only when it alone is longer than a chunk, a prose line at a sentence end); tiny sections are
 merged forward with the following section when that one is a sibling or a descendant, so a
 heading with one short line does not become a useless chunk of its own.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citedesk.core.errors import ContentError
-from citedesk.core.text import table_header_before
+from citedesk.core.text import is_table_row, table_header_before
 from citedesk.core.types import Chunk
 
 __all__ = ["HEADING_SEPARATOR", "Chunker"]
@@ -149,14 +150,31 @@ class Chunker:
         if self._splitter is not None:
             return
         from llama_index.core.node_parser import SentenceSplitter
+        from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
         from llama_index.core.utils import get_tokenizer
 
         self._tokenize = get_tokenizer()
+        sentences = split_by_sentence_tokenizer()
+
+        def lines_then_sentences(text: str) -> list[str]:
+            # a line (table row, list item, code line) is never cut between two chunks unless it alone is too long;
+            # the pieces join back to ``text`` exactly (a blank line stays with the piece before it)
+            out: list[str] = []
+            for line in text.splitlines(keepends=True):
+                if not line.strip() and out:
+                    out[-1] += line
+                elif is_table_row(line):  # a row whole, even of several sentences (too long: cut further)
+                    out.append(line)
+                else:
+                    out.extend(sentences(line) or [line])
+            return out
+
         # Clean text separates blocks by one blank line, so paragraphs are "\n\n"-separated.
         self._splitter = SentenceSplitter(
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
             paragraph_separator="\n\n",
+            chunking_tokenizer_fn=lines_then_sentences,
             tokenizer=self._tokenize,
             include_metadata=False,
             include_prev_next_rel=False,

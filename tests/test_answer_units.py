@@ -120,6 +120,11 @@ def test_group_label_lines_stay_inside_their_table() -> None:
                if u.kind == "table_row"]
     assert carried == ["Instance Class: db.t2.medium; MariaDB: 32; Oracle: 16",
                        "Instance Class: db.t2.small; MariaDB: 16; Oracle: 16"]
+    label = text.index("db.t2 – Burstable")  # a chunk that starts at a group label inside the table
+    assert table_header_before(text, label) == "Instance Class | MariaDB | Oracle"
+    assert [u.text for u in answer_units(text[label:], table_header=table_header_before(text, label))
+            if u.kind == "table_row"][0] == "Instance Class: db.t2.medium; MariaDB: 32; Oracle: 16"
+    assert table_header_before("Intro line\nInstance Class | MariaDB\ndb.t2.small | 16", 0) == ""  # above no row
     headless = "Intro.\n\ndb.t2.large | 64 | 32\ndb.t2.medium | 32 | 16"
     assert table_header_before(headless, headless.index("db.t2.medium")) == ""  # first row is data: no header
     # yes/no cells after a label are rows too, not the header of a new table (RDS engine support by class)

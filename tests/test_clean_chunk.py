@@ -369,6 +369,20 @@ def test_chunks_that_start_inside_a_table_carry_its_header() -> None:
     assert Chunker(128, 16).split("# T\n\nJust prose. " * 3)[0].table_header == ""
 
 
+def test_chunks_begin_and_end_on_whole_table_rows() -> None:
+    # rows of a few sentences and numbers with commas: the sentence and phrase splitters would cut inside them
+    rows = "\n".join(f"m5.{i}xlarge | {i * 4} | Up to {i},750. Burst. | 2, 4, 6, {i * 2}" for i in range(1, 90))
+    clean = f"# Sizes\n\nType | vCPU | Bandwidth | Cores\n{rows}\n"
+    for chunker in (Chunker(128, 16), Chunker(64, 16)):
+        chunks = chunker.split(clean)
+        assert len(chunks) > 6
+        check_chunks(clean, chunks, chunker)
+        for c in chunks:
+            assert c.start == 0 or clean[c.start - 1] == "\n", clean[c.start - 20:c.start + 20]
+            assert c.end == len(clean) or clean[c.end] == "\n", clean[c.end - 20:c.end + 20]
+        assert all(c.table_header == "Type | vCPU | Bandwidth | Cores" for c in chunks[1:])
+
+
 def test_heading_paths_and_merging() -> None:
     text = (
         "Preamble line before any heading, long enough to stand alone as a chunk of its own? "
