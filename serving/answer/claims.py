@@ -477,8 +477,7 @@ class _Stream:
         of the end of the part before it."""
         if len(parts) < 2 or not all(parts):
             return False
-        first_end = min(self.ends, default=0)  # the title is glued to the first unit
-        frontier = {e for s in self.starts | set(range(first_end)) for e in self._ends_from(parts[0], s)}
+        frontier = {e for s in self._origins() for e in self._ends_from(parts[0], s)}
         for part in parts[1:]:
             nxt: set[int] = set()
             for s in sorted(self.starts):
@@ -488,27 +487,14 @@ class _Stream:
                 return False
         return True
 
+    def _origins(self) -> list[int]:
+        """Where a run may begin: any unit start, or any word of the first unit (the title is glued to it)."""
+        first_end = min(self.ends, default=0)
+        return sorted(self.starts | set(range(first_end)))
+
     def holds(self, words: list[str]) -> bool:
         """Whether ``words`` are those of consecutive units (any start within the first: the title is glued to it)."""
-        if not words:
-            return False
-        first_end = min(self.ends, default=0)
-        seen: set[tuple[int, int]] = set()
-        todo = [(0, s) for s in range(len(self.words)) if s in self.starts or s < first_end]
-        while todo:
-            i, j = todo.pop()
-            if (i, j) in seen:
-                continue
-            seen.add((i, j))
-            if i == len(words):
-                if j in self.ends:
-                    return True
-                continue
-            if j in self.marks:
-                todo.append((i, self.marks[j]))
-            if j < len(self.words) and self.words[j] == words[i]:
-                todo.append((i + 1, j + 1))
-        return False
+        return bool(words) and any(self._ends_from(words, s) for s in self._origins())
 
 
 @dataclass
