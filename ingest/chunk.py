@@ -4,8 +4,8 @@ The clean text (see :mod:`ingest.clean`) is cut into sections at its markdown he
 (``#`` .. ``######`` + text, outside ````` / ``~~~`` fenced blocks); each section runs from its
 heading line to the next heading line and carries its heading path (``"A > B > C"``). Sections
 longer than ``chunk_size`` tokens are split with llama-index's ``SentenceSplitter`` (paragraphs,
-then lines, then sentences, then phrases/words, with ``chunk_overlap`` tokens of overlap: a table row or a list
-item is cut between chunks only when it alone is longer than a chunk, a prose line at a sentence end); tiny sections are
+then lines, then sentences, then phrases/words, with ``chunk_overlap`` tokens of overlap: a table row is cut
+between chunks only when it alone is longer than a chunk, other lines at sentence ends); tiny sections are
 merged forward with the following section when that one is a sibling or a descendant, so a
 heading with one short line does not become a useless chunk of its own.
 
@@ -157,8 +157,8 @@ class Chunker:
         sentences = split_by_sentence_tokenizer()
 
         def lines_then_sentences(text: str) -> list[str]:
-            # a line (table row, list item, code line) is never cut between two chunks unless it alone is too long;
-            # the pieces join back to ``text`` exactly (a blank line stays with the piece before it)
+            # lines first: a table row is one piece (cut further only when it alone is too long), other lines are
+            # cut into sentences; the pieces join back to ``text`` exactly (a blank line stays with the piece before)
             out: list[str] = []
             for line in text.splitlines(keepends=True):
                 if not line.strip() and out:

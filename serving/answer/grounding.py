@@ -114,8 +114,8 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
     Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms, and each
     piece of it (cut at ``": "`` and ``"; "``) whose terms that sentence lacks picks its own (the items a
     lead-in join names); the quote is the contiguous span from the first to the last picked sentence, so
-    every claim finds its support in it. When that span is over ``max_chars`` characters, the single sentence best for all claims
-    together is quoted instead. Offsets are characters into ``hit.text``.
+    every claim finds its support in it. When that span is over ``max_chars`` characters, the single
+    sentence best for all claims together is quoted instead. Offsets are characters into ``hit.text``.
     """
     spans = list(with_list_items(hit.text, sentence_spans(hit.text)))
     if not spans:
