@@ -211,19 +211,20 @@ class AnswerUnit:
     context: str = ""
 
 
-def _cells(line: str) -> list[str]:
+def table_cells(line: str) -> list[str]:
+    """The ``|``-separated cells of a table row line, stripped (outer pipes dropped; empty cells kept)."""
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
 def is_table_row(line: str) -> bool:
     """A line with two or more ``|``-separated cells (a separator line ``|---|---|`` included)."""
-    return line.count("|") >= 1 and len(_cells(line)) >= 2
+    return line.count("|") >= 1 and len(table_cells(line)) >= 2
 
 
 def row_cells(header_line: str, row_line: str) -> list[tuple[str, str]]:
     """``(column name, cell)`` of a table row read with its header row, empty cells left out (a cell beyond the
     header has the name "")."""
-    header, cells = _cells(header_line), _cells(row_line)
+    header, cells = table_cells(header_line), table_cells(row_line)
     return [(header[k] if k < len(header) else "", c) for k, c in enumerate(cells) if c]
 
 
@@ -248,7 +249,7 @@ def _looks_like_data(cells: list[str]) -> bool:
     return _is_data_row(cells) or any(c in _VALUE_CELLS for c in rest) or len(set(rest)) < len(rest)
 
 
-def _is_group_label(line: str) -> bool:
+def is_group_label(line: str) -> bool:
     """A short line without cells or a sentence end, as tables with spanning group rows render them ("db.t2 –
     Burstable classes")."""
     s = line.strip()
@@ -272,7 +273,7 @@ def table_header_before(text: str, offset: int) -> str:
         below = text[line_end + 1: next_end if next_end >= 0 else len(text)]
         above_end = text.rfind("\n", 0, offset)
         above = text[text.rfind("\n", 0, max(above_end, 0)) + 1: max(above_end, 0)]
-        if not (_is_group_label(text[offset:line_end]) and is_table_row(below) and is_table_row(above)):
+        if not (is_group_label(text[offset:line_end]) and is_table_row(below) and is_table_row(above)):
             return ""  # not a row, nor a group label between two rows
     first = ""
     pos = text.rfind("\n", 0, offset)
@@ -289,7 +290,7 @@ def table_header_before(text: str, offset: int) -> str:
             if not is_table_row(above):
                 break
         pos = prev_start - 1
-    return "" if not first or _is_data_row(_cells(first)) else first
+    return "" if not first or _is_data_row(table_cells(first)) else first
 
 
 def answer_units(text: str, *, table_header: str = "", max_list_chars: int = 800) -> list[AnswerUnit]:
@@ -335,14 +336,14 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 j += 1
             header_line = rows[0].text
             before = text[: spans[i].start].strip()
-            carried = bool(table_header) and (not before or _is_group_label(before))  # the chunk starts inside it
+            carried = bool(table_header) and (not before or is_group_label(before))  # the chunk starts inside it
             if (not carried and last_table is not None and i - last_table[0] <= 1
-                    and (_is_data_row(_cells(header_line)) or len(_cells(header_line)) == len(last_table[1])
-                         and _looks_like_data(_cells(header_line)))):
+                    and (_is_data_row(table_cells(header_line)) or len(table_cells(header_line)) == len(last_table[1])
+                         and _looks_like_data(table_cells(header_line)))):
                 carried, header_line = True, last_table[2]  # the same table after a group label line
             elif carried:
                 header_line = table_header
-            header = _cells(header_line)
+            header = table_cells(header_line)
             if carried:
                 body = rows
             elif _is_data_row(header):  # a data row (the header is in another chunk): no header
@@ -354,7 +355,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 if header:
                     said = say_cells(row_cells(header_line, row.text))
                 else:
-                    said = " | ".join(c for c in _cells(row.text) if c)
+                    said = " | ".join(c for c in table_cells(row.text) if c)
                 context = header_line if header else ""
                 units.append(AnswerUnit("table_row", said, row.start, row.end, context=context))
             if len(rows) == 1 and header and not carried:

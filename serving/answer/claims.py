@@ -68,12 +68,15 @@ from functools import lru_cache
 from typing import ClassVar
 
 from citedesk.core.text import (
+    ABBREVIATION_END,
     LIST_MARK,
     MD_LINK,
     URL,
     answer_units,
+    is_group_label,
     row_cells,
     strip_markers,
+    table_cells,
 )
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
@@ -162,6 +165,11 @@ def is_answer_sentence(sentence: str) -> bool:
 
 _WORDISH = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d.,]\d)|[^\W_]+(?:[._:/\-][^\W_]+)*|%")
 _PIECE = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Lowercased word pieces of a text, punctuation dropped (what the verbatim rules compare)."""
+    return tuple(w.lower() for w in _PIECE.findall(text))
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _GLUED = re.compile(r"(\d+(?:\.\d+)?)-?([A-Za-z]+)")
 _SCALES = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
@@ -381,8 +389,7 @@ def _claim_names(sparse: BM25SparseEncoder, claim: str) -> tuple[set[str], set[s
 
 _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z0-9]{2}[.!?])(?=[A-Z][A-Za-z]*\s)|(?<=[.!?])\s+(?=<)")
 _DRAFT_CUT = re.compile(r"(?<=[.!?])[\"')\]]*\s+")  # where the pipeline cuts drafts into sentences
-_NO_END = re.compile(r"(?:^|[\s(\[])(?:[A-Z]|e\.g|i\.e|vs|approx|No|Nos|Inc|Ltd|St|Dr|Mr|Mrs|Ms|Fig|cf"
-                     r"|[Mm]ax|[Mm]in|Approx|[Aa]vg|[Ii]ncl|[Ee]xcl|[Ee]st|[Qq]ty)\.$")
+_NO_END = re.compile(r"(?:^|[\s(\[])(?:[A-Z]|e\.g|i\.e|vs|approx|No|Nos|Inc|Ltd|St|Dr|Mr|Mrs|Ms|Fig|cf)\.$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)")
 _FENCE = re.compile(r"^(?:```|~~~)")
 
@@ -391,7 +398,8 @@ def _sentences(line: str) -> list[str]:
     """Sentences of one line; no cut after an initial or an abbreviation (``N. Virginia``, ``e.g.``)."""
     out, pos = [], 0
     for m in _SENT_END.finditer(line):
-        if _NO_END.search(line[:m.start()].rstrip("\"')]")):
+        before = line[:m.start()].rstrip("\"')]")
+        if _NO_END.search(before) or ABBREVIATION_END.search(before):
             continue
         out.append(line[pos:m.start()].strip())
         pos = m.end()
@@ -440,7 +448,7 @@ class _Stream:
     walls: list[int] = field(default_factory=list)  # starts of headings and of lead-ins ("…:"), ascending
 
     def add(self, segment: str, *, mark: bool = False, wall: bool = False) -> None:
-        if seg_words := [w.lower() for w in _PIECE.findall(segment)]:
+        if seg_words := _words(segment):
             start = len(self.words)
             self.words += seg_words
             self.starts.add(start)
@@ -450,7 +458,7 @@ class _Stream:
             if wall:
                 self.walls.append(start)
 
-    def _ends_from(self, words: list[str], start: int) -> set[int]:
+    def _ends_from(self, words: tuple[str, ...], start: int) -> set[int]:
         """Ends of the runs of consecutive units, beginning at ``start``, whose words are ``words``."""
         out: set[int] = set()
         seen: set[tuple[int, int]] = set()
@@ -470,7 +478,7 @@ class _Stream:
                 todo.append((i + 1, j + 1))
         return out
 
-    def chains(self, parts: list[list[str]], *, reach: int = 800) -> bool:
+    def chains(self, parts: list[tuple[str, ...]], *, reach: int = 800) -> bool:
         """Whether ``parts`` are, in order, runs of consecutive units with gaps between them: the extractive
         ``"lead-in: item; item."`` that says a lead-in with the items the question names, not every item
         after it. A gap may not pass a heading or another lead-in, and an item starts within ``reach`` words
@@ -492,7 +500,7 @@ class _Stream:
         first_end = min(self.ends, default=0)
         return sorted(self.starts | set(range(first_end)))
 
-    def holds(self, words: list[str]) -> bool:
+    def holds(self, words: tuple[str, ...]) -> bool:
         """Whether ``words`` are those of consecutive units (any start within the first: the title is glued to it)."""
         return bool(words) and any(self._ends_from(words, s) for s in self._origins())
 
@@ -564,7 +572,7 @@ def _split(passage: str) -> list[_Unit]:
         if _SEPARATOR.match(s):
             continue
         if is_row:
-            if table is None and resume is not None and len(_row_cells(s)) == resume[1]:
+            if table is None and resume is not None and len(table_cells(s)) == resume[1]:
                 table = resume[0]  # rows after a group label go on under the same header
             resume = None
             is_header = table is None
@@ -600,8 +608,8 @@ def _split(passage: str) -> list[_Unit]:
                 parents.append((indent, item))
             table = last_para = None
             continue
-        if table is not None and len(s.split()) <= 12 and not s.endswith((".", ":", "!", "?")):
-            resume = (table, len(_row_cells(table[1])))
+        if table is not None and is_group_label(s):
+            resume = (table, len(table_cells(table[1])))
         else:
             resume = None
         table = lst = None
@@ -609,10 +617,6 @@ def _split(passage: str) -> list[_Unit]:
         units.extend(_Unit(x, (), topic, heads) for x in sents)
         last_para = sents[-1] if sents else None
     return units
-
-
-def _row_cells(row: str) -> list[str]:
-    return row.strip().strip("|").split("|")
 
 
 def _measures(text: str) -> frozenset[str]:
@@ -633,8 +637,8 @@ def _context_of(u: _Unit, at: int) -> str:
 def _row_polarity(sparse: BM25SparseEncoder, row: str, header: str) -> _Polarity:
     """Polarity of a table row: a cell with a negation cue negates its column's header too."""
     out = _Polarity()
-    hcells = [c.strip() for c in header.strip().strip("|").split("|")]
-    for i, cell in enumerate(c.strip() for c in row.strip().strip("|").split("|")):
+    hcells = table_cells(header)
+    for i, cell in enumerate(table_cells(row)):
         pol = _polar(sparse, cell)
         out |= pol
         if i < len(hcells):
@@ -679,7 +683,7 @@ def _analyse(passage: str, sparse: BM25SparseEncoder) -> _Passage:
     for b, idx in blocks.items():
         block_names[b] = frozenset().union(*(units[i].names for i in idx))
         block_terms[b] = frozenset().union(*(units[i].terms for i in idx))
-    headings = {tuple(w.lower() for w in _PIECE.findall(u.text)) for u in units if u.heading}
+    headings = {_words(u.text) for u in units if u.heading}
     return _Passage(units, blocks, block_names, block_terms, stream, capitalised, headings,
                     frozenset(_terms(sparse, passage)))
 
@@ -719,19 +723,16 @@ def _said_row(claim: str, passages: list[str]) -> tuple[str | None, bool]:
     if len(pieces) < 2 or not all(colon for _, colon, _ in pieces):
         return None, False
 
-    def words(text: str) -> tuple[str, ...]:
-        return tuple(w.lower() for w in _PIECE.findall(text))
-
-    said = [(words(name), words(value)) for name, _, value in pieces]
+    said = [(_words(name), _words(value)) for name, _, value in pieces]
     named = False
     for passage in passages:
         for u in answer_units(passage):
             if u.kind != "table_row" or not u.context:
                 continue
-            cells = {(words(h), words(c)) for h, c in row_cells(u.context, passage[u.start:u.end])}
+            cells = {(_words(h), _words(c)) for h, c in row_cells(u.context, passage[u.start:u.end])}
             if all(pair in cells for pair in said):
                 return f"{u.context}\n{passage[u.start:u.end]}", False
-            columns = {words(h) for h in u.context.strip().strip("|").split("|")}
+            columns = {_words(h) for h in table_cells(u.context)}
             named = named or all(name in columns for name, _ in said)
     return None, named
 
@@ -764,23 +765,23 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
     terms = _terms(sparse, claim)
     found = frozenset().union(*(p.terms for p in analysed)) if analysed else frozenset()
     score = len(terms & found) / len(terms) if terms else 1.0
-    words = [w.lower() for w in _PIECE.findall(LIST_MARK.sub("", claim))]
-    if any(tuple(words) in p.headings for p in analysed):
+    body = LIST_MARK.sub("", claim)
+    words = _words(body)
+    if any(words in p.headings for p in analysed):
         return Assessment(score, "not_an_answer")
     units = [u for p in analysed for u in p.units]
-    lead, colon, items = LIST_MARK.sub("", claim).partition(": ")
-    parts = [[w.lower() for w in _PIECE.findall(x)] for x in (lead, *items.split("; "))] if colon else []
+    lead, colon, items = body.partition(": ")
+    parts = [_words(x) for x in (lead, *items.split("; "))] if colon else []
     if any(p.stream.holds(words) or p.stream.chains(parts) for p in analysed):
         best = max(units, key=lambda u: (len(terms & u.terms), len(terms & u.own)), default=None)
         return Assessment(score, None, (best.premise(),) if best else (), verbatim=True)
-    row, misread = _said_row(LIST_MARK.sub("", claim), passages)
+    row, misread = _said_row(body, passages)
     if row is not None:
         return Assessment(score, None, (row,), verbatim=True)
     if misread:
         return Assessment(score, "unit_mismatch")
 
     # numbers: each in one unit, with its measurement unit and the thing it quantifies
-    body = LIST_MARK.sub("", claim)
     toks = _tokens(body)
     passing: list[tuple[int, set[int]]] = []  # (offset in body, units stating the number)
     for i, t in enumerate(toks):

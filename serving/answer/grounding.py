@@ -126,15 +126,16 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
         scores = [len(terms & st) / (1 + 0.01 * len(span.text)) for span, st in zip(spans, span_terms)]
         return scores.index(max(scores))
 
+    texts = [strip_markers(c) for c in claims]
+    claim_terms = [set(sparse.terms(t)) for t in texts]
     picked = []
-    for claim in map(strip_markers, claims):
-        k = best(set(sparse.terms(claim)))
+    for text, terms in zip(texts, claim_terms):
+        k = best(terms)
         picked.append(spans[k])
-        for piece in re.split(r":\s|;\s", claim):  # "lead-in: item; item" may skip to items further down
-            if (terms := set(sparse.terms(piece))) and not terms <= span_terms[k]:
-                picked.append(spans[best(terms)])
+        for piece in re.split(r":\s|;\s", text):  # "lead-in: item; item" may skip to items further down
+            if (piece_terms := set(sparse.terms(piece))) and not piece_terms <= span_terms[k]:
+                picked.append(spans[best(piece_terms)])
     picked = picked or [spans[0]]
-    claim_terms = [set(sparse.terms(strip_markers(c))) for c in claims]
     start, end = min(p.start for p in picked), max(p.end for p in picked)
     if end - start > max_chars:
         one = spans[best(set().union(*claim_terms))]
