@@ -121,11 +121,11 @@ class AnswerSettings(Section):
     generator: GeneratorKind = GeneratorKind.EXTRACTIVE
     threshold_chat: float | None = Field(
         None, ge=0.0, le=1.0, description="min confidence to answer in chat; None: the value calibrated for the "
-                                          "configured reader (0.7006 with a cross-encoder, 0.736 with a language "
+                                          "configured reader (0.6933 with a cross-encoder, 0.736 with a language "
                                           "model; 0.5 without a reader)")
     threshold_voice: float | None = Field(
         None, ge=0.0, le=1.0, description="min confidence to answer in voice; None: the value calibrated for the "
-                                          "configured reader (0.7755 with a cross-encoder, 0.836 with a "
+                                          "configured reader (0.7809 with a cross-encoder, 0.836 with a "
                                           "language model; 0.6 without a reader)")
     max_sentences: int = Field(3, ge=1, le=10, description="extractive: sentences in an answer")
     evidence_chunks: int = Field(4, ge=1, le=20, description="chunks given to the generator")

@@ -138,6 +138,42 @@ def test_group_label_lines_stay_inside_their_table() -> None:
     assert "Name: Records; Default: 5" in {u.text for u in answer_units(two) if u.kind == "table_row"}
 
 
+STATES = """A load balancer can be in one of the following states:
+
+`provisioning`
+The load balancer is being set up.
+
+`active`
+The load balancer is fully set up and ready to route traffic.
+
+`active_impaired`
+The load balancer is routing traffic but does not have the resources it needs to scale.
+
+`failed`
+The load balancer could not be set up. Delete it and create another.
+"""
+
+
+def test_a_lead_in_brings_whole_definition_entries_not_a_count_of_sentences() -> None:
+    from citedesk.serving.answer.generators import first_entries, say_entries
+
+    spans = sentence_spans(STATES)
+    following = spans[1:]
+    kept = first_entries(following, 0)
+    assert [s.text for s in kept] == [s.text for s in following]  # four terms with their definitions: all said
+    assert [s.text.strip("`") for s in first_entries(following, 0, entries=2)][-2:] == [
+        "active", "The load balancer is fully set up and ready to route traffic."]  # cut between entries
+    assert first_entries(following, 0, window=110)[-1].text == "The load balancer is being set up."
+    assert first_entries(following, 0, window=80) == []  # a term cut from its definition is not said
+    assert say_entries([s.text for s in first_entries(following, 0, entries=2)]) == (
+        "`provisioning`: The load balancer is being set up; `active`: The load balancer is fully set up and ready to "
+        "route traffic")
+    code = sentence_spans("Use the following command to download a bucket:\n\n```\n$ aws s3 sync s3://b dir\n```\n")[1:]
+    assert say_entries([s.text for s in first_entries(code, 0)])== "$ aws s3 sync s3://b dir"  # fences: no term, not said
+    plain = sentence_spans("We offer these plans: Free. Pro. Team. Business. Enterprise. Custom. Legacy.")[1:]
+    assert len(first_entries(plain, 0)) == 6  # no term lines: each sentence is an entry
+
+
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
     units = answer_units(STEPS)
     items = [u for u in units if u.kind == "list_item"]

@@ -199,10 +199,9 @@ class ExtractiveGenerator:
             lead_terms = set(sparse.terms(best.unit.text))
             rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
             named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
-            tail = named or [s for s in following if s.end - best.unit.start <= 500][:6]
+            tail = named or first_entries(following, best.unit.start)
             if tail:
-                said = best.unit.text.rstrip(" .:") + ": " + "; ".join(
-                    LIST_MARK.sub("", s.text).strip().rstrip(" .;") for s in tail) + "."
+                said = best.unit.text.rstrip(" .:") + ": " + say_entries([s.text for s in tail]) + "."
                 return [(best.hit, best.unit.start, tail[-1].end, said)]
         if best.unit.kind == "sentence" and _REFERS_BACK.match(best.unit.text):
             before = [s for s in sentence_spans(hit.text) if s.end <= best.unit.start]
@@ -241,6 +240,64 @@ class ExtractiveGenerator:
             if not said.rstrip().endswith((".", "!", "?")):
                 said = said.rstrip(" ;,:") + "."
             yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
+
+
+def _term_line(text: str) -> bool:
+    """A definition list's term line: up to four words with no sentence end (```provisioning```, "Read replica")."""
+    words = LIST_MARK.sub("", text).strip()
+    return (bool(re.search(r"\w", words)) and not words.startswith(("```", "~~~")) and len(words.split()) <= 4
+            and not words.endswith((".", "!", "?", ":", ";", ",")))
+
+
+def first_entries(following: list, origin: int, *, entries: int = 6, window: int = 500) -> list:
+    """The first ``entries`` entries of what a lead-in announces, within ``window`` characters of ``origin``.
+
+    An entry is a sentence, or, in a definition list (term lines each followed by their definition), a term with
+    its definition's sentences: "one of the following states:" with four states and their definitions is four
+    entries, said whole.
+
+    Args:
+        following: the sentence spans after the lead-in, in text order (``start``/``end``/``text``).
+        origin: the lead-in's start offset (same text as the spans).
+        entries: most entries kept.
+        window: characters from ``origin`` past which nothing is kept.
+
+    Returns:
+        A prefix of ``following`` (never ending with a term cut from its definition).
+    """
+    definitions = any(_term_line(s.text) for s in following)
+    out: list = []
+    count = 0
+    seen_term = False
+    for s in following:
+        if s.end - origin > window:
+            break
+        term = _term_line(s.text)
+        if term or not (definitions and seen_term):  # after a term, a sentence belongs to its definition
+            count += 1
+            if count > entries:
+                break
+        seen_term |= term
+        out.append(s)
+    while definitions and out and _term_line(out[-1].text):
+        out.pop()  # a term cut from its definition says nothing
+    return out
+
+
+def say_entries(texts: list[str]) -> str:
+    """What follows a lead-in, said on one line: entries joined by "; ", a definition list's term joined to its
+    definition by ": " ("provisioning: The load balancer is being set up; active: …"), list marks and code fences
+    dropped."""
+    out: list[str] = []
+    for k, text in enumerate(texts):
+        piece = LIST_MARK.sub("", text).strip().rstrip(" .;")
+        if not re.search(r"\w", piece) or piece.startswith(("```", "~~~")):
+            continue  # a code fence or a rule line says nothing
+        if out and _term_line(texts[k - 1]) and not _term_line(text):
+            out[-1] += ": " + piece
+        else:
+            out.append(piece)
+    return "; ".join(out)
 
 
 def _candidate(unit: AnswerUnit) -> bool:
