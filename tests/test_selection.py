@@ -46,3 +46,23 @@ def test_shipped_weights_are_the_hand_set_ranking() -> None:
     f = unit_features(QuestionType.QUANTITY, match("Up to 40 DB instances.", hit=2, number=True), 0.8)
     assert SelectionModel().score(f) == pytest.approx(0.5 * 0.6 + 0.5 * 0.8 + 0.3 * 0.4 + 0.1 - 0.02 * 2)
     assert SelectionModel({"cosine": 1.0, "bias": -1.0}).score(f) == pytest.approx(-0.2)
+
+
+def test_a_lead_in_whose_list_is_in_another_chunk_is_no_candidate(embedder) -> None:
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    def hit(text: str, n: int) -> Hit:
+        return Hit(point_id=f"p{n}", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                   article_id="spark.md", locale="en", title="Spark", content_hash="h", chunk_index=n, text=text)
+
+    lead = "You have the following options for downloading the Spark library provided by SageMaker:"
+    question = "What are the options for downloading the Spark library provided by SageMaker?"
+    gen = ExtractiveGenerator(embedder)
+    cut = [hit(f"## Download the Spark library\n\n{lead}", 0),
+           hit("Spark runs the training on SageMaker. The library is open source.", 1)]
+    assert lead not in [m.unit.text for m, _, _ in gen.rank(question, cut)]  # the chunk ends at the lead-in
+    assert all(text != lead for _, _, _, text in gen.select(question, cut))
+    whole = [hit(f"{lead}\n\n+ Download the source code from GitHub.\n+ Use pip install sagemaker_pyspark.", 0)]
+    said = gen.select(question, whole)
+    assert said and said[0][3].startswith(lead.rstrip(":")) and "pip install" in said[0][3]  # with its list

@@ -58,9 +58,11 @@ class ExtractiveGenerator:
     """Answers with the evidence's best answer unit, verbatim (a table row said with its header), cited.
 
     Units are sentences, list items with their lead-in, whole lists and table rows
-    (:func:`citedesk.core.text.answer_units`). The best :attr:`candidates` by lexical coverage are embedded and
-    ranked by the selection model (:class:`citedesk.retrieval.selection.SelectionModel`: coverage, dense
-    cosine, precision, rank, and whether the unit has the shape the question asks for). The answer is the best
+    (:func:`citedesk.core.text.answer_units`); a sentence that announces what follows ("… the following options:")
+    with nothing after it in its chunk is none (what it announces is in another chunk). The best :attr:`candidates`
+    by lexical coverage are embedded and ranked by the selection model
+    (:class:`citedesk.retrieval.selection.SelectionModel`: coverage, dense cosine, precision, rank, and whether the
+    unit has the shape the question asks for). The answer is the best
     unit; a lead-in sentence brings its list, a sentence that refers back ("This …", "These …") carries the
     sentence before it, a table row says the cells the question asks for (:func:`focus_row`; the citation quotes the
     whole row), and a second unit is added only when it covers question terms the first does not and the first is
@@ -120,7 +122,7 @@ class ExtractiveGenerator:
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
         matches = [m for m in match_units(question, evidence, sparse, max_hits=len(evidence), weights=weights)
-                   if _candidate(m.unit)][: self.candidates]
+                   if _candidate(m.unit) and not _announces_nothing(m.unit, evidence[m.hit].text)][: self.candidates]
         if not matches:
             return []
         q = self.embedder.embed_query(question)
@@ -298,6 +300,16 @@ def say_entries(texts: list[str]) -> str:
         else:
             out.append(piece)
     return "; ".join(out)
+
+
+def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
+    """A sentence that announces what follows ("You have the following options …:") with nothing after it in its
+    chunk before a heading: what it announces is in another chunk, and the sentence alone answers nothing."""
+    if unit.kind != "sentence" or not _REFERS_FORWARD.search(unit.text):
+        return False
+    rest = chunk_text[unit.end:]
+    heading = re.search(r"^\s{0,3}#{1,6}\s", rest, re.MULTILINE)
+    return not re.search(r"\w", rest[: heading.start()] if heading else rest)
 
 
 def _candidate(unit: AnswerUnit) -> bool:
