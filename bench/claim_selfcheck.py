@@ -17,6 +17,11 @@ at b3c4308, 795 grounded and 2 (a lead-in joined with a "Topics" line, a definit
 other three escalations are not claim-check rejections: a question that is a Java stack trace
 (``invalid_citation``) and two whose only sentences are not answers (``uncited_answer``). Re-synced with table rows
 kept whole (1e0d864; 3,166 chunks, so another draw of 800): 798 grounded, 0 false rejections, 2 ``uncited_answer``.
+2026-11-27, same draw: lead-ins said with whole definition entries and without code fences (583c92e) gave 795 and 2
+false rejections (``entity_missing``: a "Topics" line read as a definition term, and a code line whose URL the
+pipeline strips before the check); with list items, code lines and "Topics" lines never terms and the verbatim rule
+comparing passages without URLs, 797 grounded, 0 false rejections, 3 ``uncited_answer`` (the third: a question that
+is a bare lead-in at the end of its chunk, "A video of the presentation is available here:", no longer a candidate).
 """
 
 from __future__ import annotations

@@ -170,6 +170,11 @@ def test_a_lead_in_brings_whole_definition_entries_not_a_count_of_sentences() ->
         "route traffic")
     code = sentence_spans("Use the following command to download a bucket:\n\n```\n$ aws s3 sync s3://b dir\n```\n")[1:]
     assert say_entries([s.text for s in first_entries(code, 0)])== "$ aws s3 sync s3://b dir"  # fences: no term, not said
+    listed = [s.text for s in sentence_spans("The page shows:\n\n+ Current alarms\n+ Graphs of alarms and resources\n")[1:]]
+    assert say_entries(listed) == "Current alarms; Graphs of alarms and resources"  # short list items are not terms
+    fenced = [s.text for s in sentence_spans("Run the following:\n\n```\nUSE [msdb]\nGO\nEXEC proxy\n```\n"
+                                             "Topics\n")[1:]]
+    assert ": " not in say_entries(fenced)  # code lines and a "Topics" line are not terms
     plain = sentence_spans("We offer these plans: Free. Pro. Team. Business. Enterprise. Custom. Legacy.")[1:]
     assert len(first_entries(plain, 0)) == 6  # no term lines: each sentence is an entry
 

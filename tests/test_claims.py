@@ -193,6 +193,17 @@ def test_a_lead_in_with_items_further_down_its_list_passes_but_not_past_a_headin
         assert not r.supported and r.reason == "entity_missing", (draft, r)
 
 
+def test_a_quoted_code_line_passes_with_its_url_removed() -> None:
+    # the pipeline strips URLs from a sentence before its check: the verbatim rule compares the passage without them
+    page = ("Using Amazon S3\n\nTo download an Amazon S3 object, use the following command, substituting the URL "
+            "of the object to download.\n\n```\n[ec2-user ~]$ wget https://my_bucket.s3.amazonaws.com/path-to-file\n"
+            "```\n\nThis method requires that the object is public.")
+    said = ("To download an Amazon S3 object, use the following command, substituting the URL of the object to "
+            "download: [ec2-user ~]$ wget [1]")
+    assert check(said, page).supported
+    assert not check(said.replace("wget", "curl"), page).supported
+
+
 @pytest.mark.parametrize("sentence, passage", [
     ("The maximum number of dataset groups is 500 [1].", QUOTAS),
     ("Resource: Maximum number of dataset groups; Default Limit: 500. [1]", QUOTAS),  # a row said with its header

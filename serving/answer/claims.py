@@ -448,7 +448,7 @@ class _Stream:
     walls: list[int] = field(default_factory=list)  # starts of headings and of lead-ins ("…:"), ascending
 
     def add(self, segment: str, *, mark: bool = False, wall: bool = False) -> None:
-        if seg_words := _words(segment):
+        if seg_words := _words(URL.sub(" ", segment)):  # claims reach the checks with their URLs removed
             start = len(self.words)
             self.words += seg_words
             self.starts.add(start)

@@ -244,11 +244,32 @@ class ExtractiveGenerator:
             yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
 
 
-def _term_line(text: str) -> bool:
-    """A definition list's term line: up to four words with no sentence end (```provisioning```, "Read replica")."""
-    words = LIST_MARK.sub("", text).strip()
-    return (bool(re.search(r"\w", words)) and not words.startswith(("```", "~~~")) and len(words.split()) <= 4
-            and not words.endswith((".", "!", "?", ":", ";", ",")))
+_NOT_TERM = re.compile(r"[$<>{}\[\]=/\\|]|^\W*(?:topics|contents|see also|related (?:topics|information|resources))"
+                       r"\W*$", re.IGNORECASE)  # a code line, a path or URL; a "Topics" line over links
+_FENCE = ("```", "~~~")
+
+
+def _term_flags(texts: list[str]) -> list[bool]:
+    """Which lines are a definition list's terms: up to four words with no sentence end (```provisioning```,
+    "Read replica") right before a sentence that ends like one (its definition); never a list item, a code line
+    ("$ wget …", anything inside a fenced block), a path, a fence or a "Topics" line."""
+    fence = False
+    shaped: list[bool] = []
+    for text in texts:
+        words = text.strip()
+        if words.startswith(_FENCE):
+            fence = not fence
+            shaped.append(False)
+            continue
+        shaped.append(not fence and not LIST_MARK.match(text) and bool(re.search(r"\w", words))
+                      and len(words.split()) <= 4 and not words.endswith((".", "!", "?", ":", ";", ","))
+                      and not _NOT_TERM.search(words))
+    out = []
+    for k, ok in enumerate(shaped):
+        after = texts[k + 1].strip() if k + 1 < len(texts) else ""
+        out.append(ok and not shaped[k + 1] and not LIST_MARK.match(texts[k + 1]) and not after.startswith(_FENCE)
+                   and after.endswith((".", "!", "?")) if after else False)
+    return out
 
 
 def first_entries(following: list, origin: int, *, entries: int = 6, window: int = 500) -> list:
@@ -267,21 +288,21 @@ def first_entries(following: list, origin: int, *, entries: int = 6, window: int
     Returns:
         A prefix of ``following`` (never ending with a term cut from its definition).
     """
-    definitions = any(_term_line(s.text) for s in following)
+    terms = _term_flags([s.text for s in following])
+    definitions = any(terms)
     out: list = []
     count = 0
     seen_term = False
-    for s in following:
+    for s, term in zip(following, terms):
         if s.end - origin > window:
             break
-        term = _term_line(s.text)
         if term or not (definitions and seen_term):  # after a term, a sentence belongs to its definition
             count += 1
             if count > entries:
                 break
         seen_term |= term
         out.append(s)
-    while definitions and out and _term_line(out[-1].text):
+    while out and terms[len(out) - 1]:
         out.pop()  # a term cut from its definition says nothing
     return out
 
@@ -290,12 +311,13 @@ def say_entries(texts: list[str]) -> str:
     """What follows a lead-in, said on one line: entries joined by "; ", a definition list's term joined to its
     definition by ": " ("provisioning: The load balancer is being set up; active: …"), list marks and code fences
     dropped."""
+    terms = _term_flags(texts)
     out: list[str] = []
     for k, text in enumerate(texts):
         piece = LIST_MARK.sub("", text).strip().rstrip(" .;")
-        if not re.search(r"\w", piece) or piece.startswith(("```", "~~~")):
+        if not re.search(r"\w", piece) or piece.startswith(_FENCE):
             continue  # a code fence or a rule line says nothing
-        if out and _term_line(texts[k - 1]) and not _term_line(text):
+        if out and k and terms[k - 1]:
             out[-1] += ": " + piece
         else:
             out.append(piece)
