@@ -65,6 +65,17 @@ ml.eia2.large | 2 | 4 GB
 ml.eia2.xlarge | 4 | 8 GB"""
 
 
+EXTENSIONS = """PostgreSQL extensions supported on Amazon RDS
+
+The following table shows the extension versions for each PostgreSQL version.
+
+| Extension | 12.2 | 11.7 |
+| --- | --- | --- |
+| PostGIS | 3.0.2 | 2.5.2 |
+| pg_cron | 1.2.0 | 1.1.0 |
+| postgis_raster | 3.0.2 | 2.5.2 |"""
+
+
 def check(sentence: str, *passages: str, **kw) -> ClaimCheck:
     return check_claim(sentence, list(passages), SPARSE, **kw)
 
@@ -191,6 +202,15 @@ def test_a_lead_in_with_items_further_down_its_list_passes_but_not_past_a_headin
                   "Amazon Forecast reserves the following names: SELECT. [1]"):  # not in the list
         r = check(draft, RESERVED)
         assert not r.supported and r.reason == "entity_missing", (draft, r)
+
+
+def test_a_row_key_is_not_paired_with_another_rows_value() -> None:
+    for draft in ("The pg_cron version is 3.0.2 [1].", "The postgis_raster version is 1.1.0 [1]."):
+        r = check(draft, EXTENSIONS)
+        assert not r.supported and r.reason == "entity_missing", (draft, r)
+    for draft in ("The pg_cron version is 1.2.0 [1].", "PostGIS 3.0.2 and pg_cron 1.2.0 are supported [1].",
+                  "PostGIS and postgis_raster are at version 3.0.2 [1].", "PostGIS and pg_cron are supported [1]."):
+        assert check(draft, EXTENSIONS).supported, draft  # one row each, or rows named in the same columns
 
 
 def test_a_quoted_code_line_passes_with_its_url_removed() -> None:

@@ -54,7 +54,8 @@ heading line. A unit has a *context* — the table's header row for a row; the l
   bearing every number of the clause (else a list or table block holding them); for a clause without
   numbers, a unit holding the most of its other terms — what it says about the names — (one fewer
   when that is four or more), or such a block two or more of whose items or rows name them
-  ("available in A and B"). A plain capitalised word (no digit, inner capital or acronym) may also be
+  ("available in A and B"; table rows only where the names stand in the same columns of each row, so one
+  row's key is not paired with another row's value: "the pg_cron version is 3.0.2"). A plain capitalised word (no digit, inner capital or acronym) may also be
   found elsewhere in the passage — a product named in the intro — unless it occurs in a sibling item
   or row of that unit's list or table (another region of the same list).
 """
@@ -816,7 +817,7 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
         clause = body[start:end]
         strict, plain = _claim_names(sparse, clause)
         own = [ok for at, ok in passing if start <= at < end]
-        if (strict or plain) and not _names_ok(strict, plain, _terms(sparse, clause), analysed, own):
+        if (strict or plain) and not _names_ok(strict, plain, _terms(sparse, clause), analysed, own, sparse):
             return Assessment(score, "entity_missing", premises)
     return Assessment(score, None, premises)
 
@@ -855,12 +856,14 @@ def _polarity_ok(c: _Polarity, u: _Polarity) -> bool:
 
 
 def _names_ok(strict: set[str], plain: set[str], terms: set[str], analysed: list[_Passage],
-              passing: list[set[int]]) -> bool:
+              passing: list[set[int]], sparse: BM25SparseEncoder) -> bool:
     """Whether one supporting unit (or block) holds the claim's names (see the module docstring).
 
     A plain name missing there still passes when the passage capitalises it elsewhere, but not in a
     sibling item or row of the supporting unit's own list or table (a product name in the intro, not
-    another region of the same list).
+    another region of the same list). A table vouches for names spread over its rows only when they stand in
+    the same columns of each row ("us-east-1 and eu-west-1", two rows' keys), not one row's key with another
+    row's value.
     """
     names = strict | plain
     # candidates: (scope names, passage, block id or -1, its terms) of every unit, then of every block
@@ -883,7 +886,14 @@ def _names_ok(strict: set[str], plain: set[str], terms: set[str], analysed: list
         return all(name_ok(n, cand) for n in names)
 
     def enumerates(idx: set[int]) -> bool:  # a block vouches for names spread over two or more of its units
-        return sum(bool(names & flat[k].own_names) for k in idx) >= 2
+        naming = [k for k in idx if names & flat[k].own_names]
+        if len(naming) < 2:
+            return False
+        if any(flat[k].header is None for k in naming):
+            return True
+        columns = {frozenset(c for c, cell in enumerate(table_cells(flat[k].text)) if names & _names(sparse, cell))
+                   for k in naming}
+        return len(columns) == 1  # rows naming them in the same columns, not a key here and a value there
 
     if passing:
         every = set.intersection(*passing)
