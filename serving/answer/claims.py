@@ -55,9 +55,10 @@ heading line. A unit has a *context* — the table's header row for a row; the l
   numbers, a unit holding the most of its other terms — what it says about the names — (one fewer
   when that is four or more), or such a block two or more of whose items or rows name them
   ("available in A and B"; table rows only where the names stand in the same columns of each row, so one
-  row's key is not paired with another row's value: "the pg_cron version is 3.0.2"). A plain capitalised word (no digit, inner capital or acronym) may also be
-  found elsewhere in the passage — a product named in the intro — unless it occurs in a sibling item
-  or row of that unit's list or table (another region of the same list).
+  row's key is not paired with another row's value: "the pg_cron version is 3.0.2"). A plain capitalised
+  word (no digit, inner capital or acronym) may also be found elsewhere in the passage — a product named in
+  the intro — unless it occurs in a sibling item or row of that unit's list or table (another region of the
+  same list).
 """
 
 from __future__ import annotations

@@ -266,9 +266,10 @@ def _term_flags(texts: list[str]) -> list[bool]:
                       and not _NOT_TERM.search(words))
     out = []
     for k, ok in enumerate(shaped):
-        after = texts[k + 1].strip() if k + 1 < len(texts) else ""
-        out.append(ok and not shaped[k + 1] and not LIST_MARK.match(texts[k + 1]) and not after.startswith(_FENCE)
-                   and after.endswith((".", "!", "?")) if after else False)
+        nxt = texts[k + 1] if k + 1 < len(texts) else ""
+        defined = (not shaped[k + 1] and not LIST_MARK.match(nxt) and not nxt.strip().startswith(_FENCE)
+                   and nxt.strip().endswith((".", "!", "?"))) if nxt.strip() else False
+        out.append(ok and defined)
     return out
 
 
