@@ -169,9 +169,9 @@ def with_list_items(text: str, spans: list[Span], max_items: int = 12, max_chars
 _NOT_ANSWER = re.compile(r"^\s*(?:topics\b|related (?:topics|information)\b|for more information\b|see also\b|see\s|"
                          r"to learn more\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
 _POINTER = re.compile(r"^\s*(?:to|for|if)\b[^.;:!?]{0,200},\s*(?:see|refer to)\s", re.IGNORECASE)  # To view X, see Y.
-_SEE_ALSO_LIST = re.compile(r"^\W*(?:topics|contents|related (?:topics|resources|information)|see also)\W*$|"
-                            r"^\s*for more information\b.*(?:\bthe following\W*|:\s*)$",
-                            re.IGNORECASE)  # the line right before a list of links
+SEE_ALSO_LIST = re.compile(r"^\W*(?:topics|contents|related (?:topics|resources|information)|see also)\W*$|"
+                           r"^\s*for more information\b.*(?:\bthe following\W*|:\s*)$", re.IGNORECASE)
+"""The line right before a list of links: "Topics", "See also", "For more information, see the following:"."""
 _DANGLING = re.compile(r"\b(?:at|to|in|on|the|a|an|of|for|with|from|see|and|or)\s*[.:]?\s*$", re.IGNORECASE)
 
 
@@ -189,7 +189,10 @@ def is_answer_text(text: str) -> bool:
 
 
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+"""A markdown heading line (``#`` to ``######`` and a space, up to three spaces in)."""
+FENCE = re.compile(r"^\s*(?:```|~~~)")
+"""A line opening or closing a fenced code block."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ def is_group_label(line: str) -> bool:
     """A short line without cells or a sentence end, as tables with spanning group rows render them ("db.t2 –
     Burstable classes")."""
     s = line.strip()
-    return bool(s) and not is_table_row(s) and not _HEADING.match(s) and len(s.split()) <= 12 \
+    return bool(s) and not is_table_row(s) and not HEADING.match(s) and len(s.split()) <= 12 \
         and not s.endswith((".", ":", "!", "?"))
 
 
@@ -283,7 +286,7 @@ def table_header_before(text: str, offset: int) -> str:
         if is_table_row(line):
             if not _TABLE_SEP.match(line):
                 first = line.strip()
-        elif not line.strip() or _HEADING.match(line):
+        elif not line.strip() or HEADING.match(line):
             break
         else:  # a group label: part of the table only when a row sits right above it
             above = text[text.rfind("\n", 0, max(prev_start - 1, 0)) + 1: max(prev_start - 1, 0)]
@@ -323,7 +326,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
     last_table: tuple[int, list[str], str] | None = None  # (span index after it, its header cells, header line)
     while i < len(spans):
         s = spans[i]
-        if _HEADING.match(s.text) or _TABLE_SEP.match(s.text):
+        if HEADING.match(s.text) or _TABLE_SEP.match(s.text):
             prev_sentence = None
             i += 1
             continue
@@ -376,7 +379,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                     j += 1
                 items.append(Span(text[first.start:last.end], first.start, last.end))
             lead = prev_sentence.text if prev_sentence is not None else ""
-            if i and _SEE_ALSO_LIST.match(spans[i - 1].text):  # "Topics", "For more information, see the following:"
+            if i and SEE_ALSO_LIST.match(spans[i - 1].text):  # "Topics", "For more information, see the following:"
                 items = []
             for it in items:
                 said = LIST_MARK.sub("", it.text).strip()

@@ -71,6 +71,7 @@ from typing import ClassVar
 
 from citedesk.core.text import (
     ABBREVIATION_END,
+    FENCE,
     LIST_MARK,
     MD_LINK,
     URL,
@@ -172,6 +173,8 @@ _PIECE = re.compile(r"[^\W_]+")
 def _words(text: str) -> tuple[str, ...]:
     """Lowercased word pieces of a text, punctuation dropped (what the verbatim rules compare)."""
     return tuple(w.lower() for w in _PIECE.findall(text))
+
+
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _GLUED = re.compile(r"(\d+(?:\.\d+)?)-?([A-Za-z]+)")
 _SCALES = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
@@ -393,7 +396,6 @@ _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z0-9
 _DRAFT_CUT = re.compile(r"(?<=[.!?])[\"')\]]*\s+")  # where the pipeline cuts drafts into sentences
 _NO_END = re.compile(r"(?:^|[\s(\[])(?:[A-Z]|e\.g|i\.e|vs|approx|No|Nos|Inc|Ltd|St|Dr|Mr|Mrs|Ms|Fig|cf)\.$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)")
-_FENCE = re.compile(r"^(?:```|~~~)")
 
 
 def _sentences(line: str) -> list[str]:
@@ -522,7 +524,7 @@ class _Passage:
 def _starts_in_code(lines: list[str]) -> bool:
     """Whether a chunk starts inside a code block: an odd number of fences, and more prose after the last
     fence than before the first (a chunk can also end inside one)."""
-    at = [i for i, line in enumerate(lines) if _FENCE.match(line.strip())]
+    at = [i for i, line in enumerate(lines) if FENCE.match(line.strip())]
     if len(at) % 2 == 0:
         return False
 
@@ -548,7 +550,7 @@ def _split(passage: str) -> list[_Unit]:
         s = line.strip()
         heads = tuple(h for _, h in stack)
         topic = (*heads, title)
-        if _FENCE.match(s):
+        if FENCE.match(s):
             fence, table, lst = not fence, None, None
             continue
         is_row = " | " in s or s.startswith("|") or (table is not None and "|" in s)

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import LIST_MARK, row_cells, say_cells, sentence_spans, speakable_line
+from citedesk.core.text import (FENCE, HEADING, LIST_MARK, SEE_ALSO_LIST, row_cells, say_cells, sentence_spans,
+                                speakable_line)
 from citedesk.core.types import GeneratorKind, Hit, Turn
 from citedesk.serving.answer.guidance import guidance_prompt
 
@@ -244,9 +245,7 @@ class ExtractiveGenerator:
             yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
 
 
-_NOT_TERM = re.compile(r"[$<>{}\[\]=/\\|]|^\W*(?:topics|contents|see also|related (?:topics|information|resources))"
-                       r"\W*$", re.IGNORECASE)  # a code line, a path or URL; a "Topics" line over links
-_FENCE = ("```", "~~~")
+_CODE_CHARS = re.compile(r"[$<>{}\[\]=/\\|]")  # a code line, a path or a URL
 
 
 def _term_flags(texts: list[str]) -> list[bool]:
@@ -257,17 +256,17 @@ def _term_flags(texts: list[str]) -> list[bool]:
     shaped: list[bool] = []
     for text in texts:
         words = text.strip()
-        if words.startswith(_FENCE):
+        if FENCE.match(words):
             fence = not fence
             shaped.append(False)
             continue
         shaped.append(not fence and not LIST_MARK.match(text) and bool(re.search(r"\w", words))
                       and len(words.split()) <= 4 and not words.endswith((".", "!", "?", ":", ";", ","))
-                      and not _NOT_TERM.search(words))
+                      and not _CODE_CHARS.search(words) and not SEE_ALSO_LIST.match(words))
     out = []
     for k, ok in enumerate(shaped):
         nxt = texts[k + 1] if k + 1 < len(texts) else ""
-        defined = (not shaped[k + 1] and not LIST_MARK.match(nxt) and not nxt.strip().startswith(_FENCE)
+        defined = (not shaped[k + 1] and not LIST_MARK.match(nxt) and not FENCE.match(nxt)
                    and nxt.strip().endswith((".", "!", "?"))) if nxt.strip() else False
         out.append(ok and defined)
     return out
@@ -309,14 +308,21 @@ def first_entries(following: list, origin: int, *, entries: int = 6, window: int
 
 
 def say_entries(texts: list[str]) -> str:
-    """What follows a lead-in, said on one line: entries joined by "; ", a definition list's term joined to its
-    definition by ": " ("provisioning: The load balancer is being set up; active: …"), list marks and code fences
-    dropped."""
+    """What follows a lead-in, said on one line.
+
+    Args:
+        texts: the sentences (or lines) after the lead-in, in text order (e.g. :func:`first_entries`' spans' text).
+
+    Returns:
+        Entries joined by "; ", a definition list's term joined to its definition by ": " ("provisioning: The load
+        balancer is being set up; active: …"); list marks, code fences and lines without a word dropped. "" when
+        nothing is left.
+    """
     terms = _term_flags(texts)
     out: list[str] = []
     for k, text in enumerate(texts):
         piece = LIST_MARK.sub("", text).strip().rstrip(" .;")
-        if not re.search(r"\w", piece) or piece.startswith(_FENCE):
+        if not re.search(r"\w", piece) or FENCE.match(piece):
             continue  # a code fence or a rule line says nothing
         if out and k and terms[k - 1]:
             out[-1] += ": " + piece
@@ -330,9 +336,12 @@ def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
     chunk before a heading: what it announces is in another chunk, and the sentence alone answers nothing."""
     if unit.kind != "sentence" or not _REFERS_FORWARD.search(unit.text):
         return False
-    rest = chunk_text[unit.end:]
-    heading = re.search(r"^\s{0,3}#{1,6}\s", rest, re.MULTILINE)
-    return not re.search(r"\w", rest[: heading.start()] if heading else rest)
+    for line in chunk_text[unit.end:].splitlines():
+        if HEADING.match(line):
+            break
+        if re.search(r"\w", line):
+            return False
+    return True
 
 
 def _candidate(unit: AnswerUnit) -> bool:
