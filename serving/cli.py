@@ -305,6 +305,8 @@ def ask(
     colour = "green" if resp.decision.value == "answer" else "yellow"
     out.print(f"[bold {colour}]{resp.decision.value}[/] ({resp.reason}) — confidence "
               f"{resp.confidence:.2f} ({resp.confidence_kind})")
+    if resp.short_answer:
+        out.print(escape(f"short answer: {resp.short_answer}"))
     if resp.answer:
         out.print(escape(resp.answer))
     for cit in resp.citations:
@@ -485,12 +487,14 @@ def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: P
         table = Table(title=f"answer correctness: {csv_path.name}, generator {sm['generator']} "
                             f"(AUROC confidence vs answerable {_fmt(sm['auroc'])})")
         for col in ("setting", "questions", "answerable", "answered", "escalated", "resolution rate",
-                    "wrong-answer rate", "token F1 (answered)", "ref. recall (answered)", "unlabeled"):
+                    "wrong-answer rate", "token F1 (answered)", "short-answer F1", "ref. recall (answered)",
+                    "unlabeled"):
             table.add_column(col, justify="right")
         for name, b in [*sm["by_setting"].items(), ("all", sm["overall"])]:
             table.add_row(name, str(b["n"]), str(b["answerable"]), str(b["answered"]), str(b["escalated"]),
                           _fmt(b["resolution_rate"]), _fmt(b["wrong_answer_rate"]), _fmt(b["mean_token_f1_answered"]),
-                          _fmt(b["mean_reference_recall_answered"]), str(b["unlabeled_answers"]))
+                          _fmt(b["mean_short_answer_f1_answered"]), _fmt(b["mean_reference_recall_answered"]),
+                          str(b["unlabeled_answers"]))
         out.print(table)
         curve = Table(title="risk–coverage (if questions with confidence ≥ threshold were answered)")
         for col in ("threshold", "answered", "precision", "coverage"):

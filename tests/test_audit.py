@@ -470,6 +470,18 @@ def test_detail_page_shows_the_passage_with_the_quote_highlighted(env) -> None:
 
 
 @pytest.mark.slow
+def test_the_short_answer_is_recorded_and_shown_above_the_answer(env) -> None:
+    _, client = env
+    body = ask(client, "What is the minimum SQL data set refresh interval in AWS IoT?", conversation_id="conv-short")
+    assert body["decision"] == "answer" and body["short_answer"] == "1 minute", body
+    rec = one(client, conversation_id="conv-short")
+    assert rec["short_answer"] == "1 minute"
+    assert 'id="short-answer">Short answer: <b>1 minute</b>' in client.get(f"/audit/answers/{rec['id']}").text
+    ask(client, ANSWERABLE, conversation_id="conv-no-short")  # a formula: no single value answers
+    assert one(client, conversation_id="conv-no-short")["short_answer"] is None
+
+
+@pytest.mark.slow
 def test_a_reader_disagreement_is_recorded_and_shown_on_the_detail_page(env) -> None:
     import numpy as np
 

@@ -337,6 +337,10 @@ def test_note_formatting_escapes_and_filters_links() -> None:
     assert '<a href="https://help.acme.com/a/1">Refunds &lt;b&gt;</a>' in note
     assert "partner.example.org" not in note and "<img" not in note and "<script>" not in note
     assert "hxxps://evil[.]test" in note and note.endswith("<p>ref cd-123</p>")
+    assert "Short answer" not in note
+    valued = format_note(response(Decision.ANSWER, answer="Refunds take 5 days. [1]", short_answer="5 days <i>",
+                                  citations=cites[:1]), config, "cd-124")
+    assert "<p><b>Short answer:</b> 5 days &lt;i&gt;</p><p>Refunds take 5 days. [1]</p>" in valued
     escalation = format_note(response(Decision.ESCALATE, reason="low_confidence", handoff_summary="Customer asked: x",
                                       hits=[HitOut(article_id="1", title="Refunds", url="https://help.acme.com/a/1",
                                                    locale="en", chunk_index=0, content_hash="a", updated_at=0,

@@ -30,6 +30,7 @@ from citedesk.serving.answer.judges import AnswerabilityJudge
 from citedesk.serving.answer.grounding import best_quote, check_claim, non_answer_reason, sanitize
 from citedesk.serving.answer.reader import ReaderVerdict
 from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, HitOut
+from citedesk.serving.answer.short_answer import short_answer
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,8 @@ class AnswerPipeline:
         hits_out = [HitOut(**h.model_dump(include=set(HitOut.model_fields))) for h in hits]
         yield Event("retrieval", {"hits": [h.model_dump() for h in hits_out], "confidence": conf})
 
-        def finish(decision: Decision, reason: str, answer: str = "", citations=()) -> AnswerResponse:
+        def finish(decision: Decision, reason: str, answer: str = "", citations=(),
+                   short: str | None = None) -> AnswerResponse:
             latency["total"] = round((time.perf_counter() - t0) * 1000, 2)
             escalate = decision == Decision.ESCALATE
             may_answer = verdict is not None and (  # the reader's pick, quoted for the human where it may answer
@@ -273,7 +275,8 @@ class AnswerPipeline:
             lead = verdict.pick(hits) if escalate and may_answer else None
             return AnswerResponse(
                 decision=decision, reason=reason, answer="" if escalate else answer,
-                citations=[] if escalate else list(citations), confidence=round(conf, 4),
+                citations=[] if escalate else list(citations), short_answer=None if escalate else short,
+                confidence=round(conf, 4),
                 confidence_kind=CONFIDENCE_KIND,
                 handoff_summary=handoff_summary(request, hits, reason, passage=lead) if escalate else None,
                 hits=hits_out, generator=self.generator.name, model=getattr(self.generator, "model", ""),
@@ -342,7 +345,8 @@ class AnswerPipeline:
         evidence = ([evidence[m - 1] for m in shown]
                     + [h for i, h in enumerate(evidence, start=1) if i not in shown])
         citations = self._citations(sentences, evidence)
-        async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations)):
+        short = short_answer(request.question, sentences, evidence, self.sparse)
+        async for e in end(finish(Decision.ANSWER, AnswerReason.GROUNDED, " ".join(sentences), citations, short)):
             yield e
 
     async def _read(self, question: str, evidence: list[Hit]) -> ReaderVerdict | None:

@@ -84,6 +84,11 @@ class AnswerResponse(BaseModel):
     reason: AnswerReason = Field(description="why it answered (grounded) or escalated")
     answer: str = Field("", description="answer text with [n] citation markers; empty on escalate")
     citations: list[Citation] = Field(default_factory=list)
+    short_answer: str | None = Field(None, description=(
+        "the span of the answer that answers the question itself — a table cell (with its column's unit) or a "
+        "quantity (\"900 seconds\", \"1.25 Gbps\") — verbatim from the answer, without markers (a bare number of a "
+        "cell takes the unit its column names: \"Memory in GB\" | 4 → \"4 GB\"); null when the sentences are the "
+        "answer (yes/no, lists, explanations), when no single value answers, or on escalate"))
     confidence: float
     confidence_kind: str
     handoff_summary: str | None = None

@@ -102,7 +102,7 @@ class AuditLog(AuditReports):
             conversation_id=request.conversation_id, request_id=current_request_id(), locale=request.locale, question=question or "",
             redactions=n_q + n_h, decision=response.decision.value, reason=response.reason,
             confidence=response.confidence, confidence_kind=response.confidence_kind, answer=response.answer,
-            handoff_summary=handoff, generator=response.generator, model=response.model,
+            short_answer=response.short_answer, handoff_summary=handoff, generator=response.generator, model=response.model,
             latency_ms=dict(response.latency_ms), signals=response.signals,
             hits=[dict(h.model_dump(mode="json"), rank=i + 1) for i, h in enumerate(response.hits)],
             evidence=[{"marker": i + 1, "point_id": h.point_id, "source": h.source, "article_id": h.article_id,
@@ -249,7 +249,7 @@ class AuditLog(AuditReports):
             if r is None:
                 return None
             out = {**self._summary(r), "workspace": r.workspace, "request_id": r.request_id, "locale": r.locale, "answer": r.answer,
-                   "redactions": r.redactions, "handoff_summary": r.handoff_summary, "generator": r.generator,
+                   "short_answer": r.short_answer, "redactions": r.redactions, "handoff_summary": r.handoff_summary, "generator": r.generator,
                    "model": r.model, "latency_ms": r.latency_ms, "signals": r.signals or {}, "hits": r.hits, "evidence": r.evidence,
                    "feedback_by": r.feedback_by, "feedback_at": iso(r.feedback_at),
                    "citations": [self._citation(c) for c in r.citations]}

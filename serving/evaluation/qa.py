@@ -9,13 +9,15 @@ the answer pipeline:
   still answers are listed in a small CSV (``question``, ``other_article``, ``note``) and count as answerable.
 
 Every answer gets token F1 and reference recall against the reference (SQuAD-style token overlap, markers and
-punctuation removed) and a correctness label: from the hand labels (a CSV kept in the repository, reused while
+punctuation removed), the token F1 of its short answer (:mod:`citedesk.serving.answer.short_answer`; of the answer
+where it has none), and a correctness label: from the hand labels (a CSV kept in the repository, reused while
 the answer text is unchanged, flagged ``changed`` when it changed), else from the configured LLM judge, else
 ``should_escalate`` by rule for an answer to an unanswerable ``gold_out`` question, else none (``unlabeled``).
 
 Reported: answered / escalated per setting, resolution rate (correct ÷ answerable questions), wrong-answer rate
-((wrong + should_escalate) ÷ answered), mean token F1 on answered, AUROC of the confidence against answerable,
-and the risk–coverage curve (precision of answered vs share of answerable answered) at each threshold.
+((wrong + should_escalate) ÷ answered), mean token F1 on answered (answers, and short answers where given), AUROC
+of the confidence against answerable, and the risk–coverage curve (precision of answered vs share of answerable
+answered) at each threshold.
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ def _summarise(rows: list[dict]) -> dict:
     correct_answerable = sum(1 for r in answerable if r["decision"] == Decision.ANSWER.value
                              and r["label"] == AnswerLabel.CORRECT)
     f1 = [r["token_f1"] for r in answered]
+    short_f1 = [r["short_answer_f1"] for r in answered]
     return {
         "n": len(rows), "answerable": len(answerable), "answered": len(answered),
         "escalated": len(rows) - len(answered),
@@ -268,6 +271,8 @@ def _summarise(rows: list[dict]) -> dict:
         "mean_token_f1_answered": round(statistics.fmean(f1), 4) if f1 else None,
         "mean_reference_recall_answered": round(statistics.fmean(r["reference_recall"] for r in answered), 4)
         if answered else None,
+        "mean_short_answer_f1_answered": round(statistics.fmean(short_f1), 4) if short_f1 else None,
+        "short_answers": sum(1 for r in answered if r["short_answer"]),
         "reasons": dict(Counter(r["reason"] for r in rows)),
     }
 
@@ -323,6 +328,9 @@ async def evaluate_qa(pipeline, cases: Sequence[QACase], *, generator_name: str,
                 "gold_in_hits": any(h.article_id == case.gold_document for h in resp.hits),
                 "token_f1": round(token_f1(resp.answer, case.reference), 4) if answered else 0.0,
                 "reference_recall": round(reference_recall(resp.answer, case.reference), 4) if answered else 0.0,
+                "short_answer": resp.short_answer or "",
+                "short_answer_f1": round(token_f1(resp.short_answer or resp.answer, case.reference), 4)
+                if answered else 0.0,
                 "label": str(label) if (answered and label) else "", "label_source": source if answered else "",
                 "label_status": status if answered else "", "label_reason": why if answered else "",
                 "signals": resp.signals,

@@ -67,7 +67,8 @@ def format_note(response: AnswerResponse, domains: Sequence[str], ref: str) -> s
         ref: the draft's ref token (last line; used to reconcile retried posts).
 
     Returns:
-        HTML. Never an ``img``; ``a`` only to help-center domains; all text escaped.
+        HTML: for an answer, the confidence, the short answer when there is one, the answer and its sources. Never
+        an ``img``; ``a`` only to help-center domains; all text escaped.
     """
     if response.decision == Decision.ESCALATE:
         why = reason_text(response.reason)
@@ -80,8 +81,10 @@ def format_note(response: AnswerResponse, domains: Sequence[str], ref: str) -> s
                          + "; ".join(_source_line(t, u, domains) for t, u in titles) + "</p>")
     else:
         lines = [(f"<p><b>citedesk draft</b> — confidence {response.confidence:.2f} "
-                  f"({_text(response.confidence_kind, domains)})</p>"),
-                 f"<p>{_text(response.answer, domains)}</p>"]
+                  f"({_text(response.confidence_kind, domains)})</p>")]
+        if response.short_answer:  # the asked value at a glance (serving/answer/short_answer.py)
+            lines.append(f"<p><b>Short answer:</b> {_text(response.short_answer, domains)}</p>")
+        lines.append(f"<p>{_text(response.answer, domains)}</p>")
         if response.citations:
             lines.append("<p><b>Sources</b></p>")
             for c in response.citations:

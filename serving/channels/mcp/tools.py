@@ -68,6 +68,8 @@ class AnswerResult(BaseModel):
     decision: Literal["answer", "escalate"]
     reason: str = Field(description="grounded, or why it escalated (no_evidence, low_confidence, ...)")
     answer: str = Field(description="answer text with [n] markers; empty on escalate")
+    short_answer: str | None = Field(None, description="the asked value (a table cell, a quantity with its unit), "
+                                                       "verbatim from the answer; null when the sentences answer")
     sources: list[Source] = Field(default_factory=list)
     confidence: float
     confidence_kind: str
@@ -139,7 +141,8 @@ class KnowledgeTools:
         except CitedeskError as exc:
             raise ToolCallError(f"the help center could not be searched: {exc}") from None
         return AnswerResult(
-            decision=r.decision.value, reason=r.reason.value, answer=r.answer, confidence=r.confidence,
+            decision=r.decision.value, reason=r.reason.value, answer=r.answer, short_answer=r.short_answer,
+            confidence=r.confidence,
             confidence_kind=r.confidence_kind, handoff_summary=r.handoff_summary,
             sources=[Source(marker=c.marker, article_id=c.article_id, title=c.title, url=c.url, quote=c.quote)
                      for c in r.citations])

@@ -1,0 +1,146 @@
+"""How often the short answer is the asked table cell, on questions made from the corpus's own tables.
+
+The dev questions shaped the short-answer rules (:mod:`citedesk.serving.answer.short_answer`), so they cannot
+score them. This check makes questions the rules never saw: for ``--n`` table rows drawn with ``--seed`` from the
+synced chunks (a header of three or more columns; the row named by its first cell), one column is drawn among the
+cells of at most six words and asked as "What is the <column> of <row name>?"; the cell is the reference. Each is
+asked through the answer pipeline (extractive generator, no reader, chat threshold 0, so that every question gets
+an answer). Printed, for the answers that said the asked row (its name and the asked cell), how often the short
+answer is the cell (exactly, or its quantity, or with its column's unit), another value (wrong), or none; and how
+many answers said another row (a selection miss, where a short answer is the other row's value).
+
+    python bench/short_answer_check.py --data-dir <index of data/aws-docs> [--n 300] [--seed 5] [--dump rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def cases(index, n: int, seed: int) -> list[dict]:
+    """``{"question", "row", "column", "cell"}`` for ``n`` table rows drawn at random (one per chunk)."""
+    from citedesk.core.text import answer_units, row_cells
+
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    out = []
+    for text, header in chunks:
+        rows = [u for u in answer_units(text, table_header=header) if u.kind == "table_row" and u.context]
+        rng.shuffle(rows)
+        for unit in rows:
+            cells = row_cells(unit.context, text[unit.start:unit.end])
+            if len(cells) < 3 or not cells[0][1] or not cells[0][0]:
+                continue
+            asked = [(name, cell) for name, cell in cells[1:] if name and cell and len(cell.split()) <= 6
+                     and len(name.split()) <= 6 and cell.lower() != cells[0][1].lower()]
+            if not asked:
+                continue
+            name, cell = rng.choice(asked)
+            out.append({"question": f"What is the {name} of {cells[0][1]}?", "row": cells[0][1], "column": name,
+                        "cell": cell})
+            break
+        if len(out) >= n:
+            break
+    return out
+
+
+
+
+def sentence_cases(index, n: int, seed: int) -> list[dict]:
+    """``{"question", "cell"}`` from sentences that state a bound or default ("The maximum allowed value is 900
+    seconds."): asked as "What is the maximum allowed value?" with a tail of the sentence's other words naming what
+    it is about when the sentence has them before the statement; the quantity is the reference."""
+    import re
+
+    from citedesk.core.text import sentence_spans
+    from citedesk.serving.answer.short_answer import quantities
+
+    stated = re.compile(r"\b[Tt]he ((?:maximum|minimum|default)\s[^.,;:()]{3,60}?) (?:is|are) (?:up to |at most |"
+                        r"at least )?(?=\d)")
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    out = []
+    for text, _header in chunks:
+        for span in sentence_spans(text):
+            m = stated.search(span.text)
+            q = quantities(span.text[m.end():]) if m else []
+            if m and q and q[0][0] == 0:
+                out.append({"question": f"What is the {m.group(1)}?", "row": "", "column": "",
+                            "cell": span.text[m.end():][q[0][0]:q[0][1]], "sentence": span.text})
+                break
+        if len(out) >= n:
+            break
+    return out
+
+
+def verdict(case: dict, answer: str, short: str | None) -> str:
+    """``right`` / ``wrong`` / ``none`` for an answer that said the asked row (or, for a sentence case, holds the
+    stated quantity); ``other_row`` otherwise."""
+    if case["row"] and (f"{case['column']}: {case['cell']}" not in answer or case["row"] not in answer):
+        return "other_row"
+    if not case["row"] and case["cell"] not in answer:
+        return "other_row"
+    if not short:
+        return "none"
+    a, b = set(short.lower().split()), set(case["cell"].lower().split())
+    return "right" if a <= b or b <= a else "wrong"  # the cell, its quantity, or the cell with its column's unit
+
+
+async def ask_all(pipeline, items: list[dict]) -> list[dict]:
+    from citedesk.serving.answer.schemas import AnswerRequest
+
+    rows = []
+    for case in items:
+        r = await pipeline.answer(AnswerRequest(question=case["question"][:500]))
+        rows.append({**case, "decision": str(r.decision), "answer": r.answer, "short_answer": r.short_answer,
+                     "verdict": verdict(case, r.answer, r.short_answer) if r.answer else "escalated"})
+    return rows
+
+
+def main() -> None:
+    from citedesk.config.settings import Settings
+    from citedesk.serving.container import Container
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--dump", type=Path, help="write every question with its answer and short answer here")
+    args = ap.parse_args()
+
+    s = Settings(data_dir=args.data_dir)
+    s = s.model_copy(update={"answer": s.answer.model_copy(update={"reader_model": None, "threshold_chat": 0.0,
+                                                                    "generator": "extractive"})})
+    c = Container(s)
+    try:
+        c.pipeline.warm_up()
+        rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed)))
+        sentences = asyncio.run(ask_all(c.pipeline, sentence_cases(c.index, args.n, args.seed)))
+    finally:
+        c.index.close()
+    if args.dump:
+        args.dump.write_text(json.dumps(rows + sentences, indent=1))
+    for kind, got in (("table rows", rows), ("sentences stating a bound or default", sentences)):
+        counts = collections.Counter(r["verdict"] for r in got)
+        said = counts["right"] + counts["wrong"] + counts["none"]
+        others = sum(1 for r in got if r["verdict"] == "other_row" and r["short_answer"])
+        print(f"{len(got)} questions from corpus {kind}; {said} answers said the asked row or quantity: short "
+              f"answer right {counts['right']}, wrong {counts['wrong']}, none {counts['none']}; another row or "
+              f"passage {counts['other_row']} (of which with a short answer {others}); escalated {counts['escalated']}")
+        for r in got:
+            if r["verdict"] == "wrong":
+                print(f"  wrong: {r['question']!r} → {r['short_answer']!r} (reference {r['cell']!r})")
+
+
+if __name__ == "__main__":
+    main()

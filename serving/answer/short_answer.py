@@ -1,0 +1,202 @@
+"""The short answer: the span of a checked answer that answers the question itself.
+
+An answer is whole sentences (or a table row said with its header), each cited. Many questions ask for one value
+("What is F32 Throughput in TFLOPS of ml.eia2.large?", "What is the maximum function timeout?"): the short answer
+is that value, taken verbatim from the answer ("2 TFLOPS", "900 seconds"), like a search engine's answer box
+above its snippet. It is shown next to the answer, never instead of it (the answer carries the citations).
+
+Found without a model, from the answer's first sentences and the passages they cite:
+
+* **a table row** said in the answer ("Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2"): the cell
+  the question asks for — not the row's name, not a cell holding the question's own terms (the key it was found
+  by); among several, for a quantity question those with a number, then the column whose name shares most terms
+  with the question. A bare number takes the unit its column names ("Memory in GB" → "4 GB");
+* **a quantity question** (:data:`~citedesk.retrieval.answerability.QuestionType.QUANTITY`) answered by
+  sentences (or by a cell holding several values): the quantity — a number with its unit or magnitude ("900
+  seconds", "1.25 Gbps", "1 billion", "2 x 900 GB", "1.11 and later") — whose surrounding words (since the previous
+  quantity or clause, and its own parenthetical or counted words) hold the most question terms; none when two tie;
+* nothing otherwise (yes/no, lists, procedures and explanations are answered by the sentences themselves).
+"""
+
+from __future__ import annotations
+
+import re
+
+from citedesk.core.text import answer_units, row_cells, strip_markers
+from citedesk.core.types import Hit
+from citedesk.retrieval.answerability import QuestionType, question_type, term_weights
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+__all__ = ["asks_value", "quantities", "short_answer"]
+
+_UNIT = (r"(?:%|percent|bytes?|[KMGTPE]i?B|[KMGT]bit|[KMGT]b(?:ps|/s)|[KMG]Hz|ms|milliseconds?|"
+         r"microseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
+         r"vCPUs?|TFLOPS|IOPS|characters?|(?:MB|GB|KB)/s)")
+_MAGNITUDE = r"(?:thousand|million|billion|trillion)"
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*"
+_QUANTITY = re.compile(
+    rf"(?<![\w.\-/])(?:{_NUM})(?:\s*[x×]\s*(?:{_NUM}))?"  # 2 x 900
+    rf"(?:\s*{_MAGNITUDE}\b)?(?:\s*{_UNIT}(?![\w]))?"  # 1 billion, 900 GB, 250MB
+    r"(?:\s+(?:and|or)\s+(?:later|above|higher|newer|greater|earlier|below|lower|more|less|fewer)\b)?"  # 1.11 and later
+    r"(?![\w\-]|\.\d)")
+_PAREN = re.compile(r"\s*\(([^()]{0,80})\)")
+_CLAUSE = re.compile(r"[.;!?](?:\s|$)|,\s")  # not ":": "Load balancers per Region: 50" names what 50 counts
+_FORMULA = (re.compile(r"(?:[+*/×=]|\bplus|\btimes)[\s(]*$", re.IGNORECASE),
+            re.compile(r"^[\s)]*(?:[+*/×=]|plus\b|times\b)", re.IGNORECASE))
+_VALUE_HEAD = re.compile(
+    r"(?:max(?:imum)?|min(?:imum)?|(?:limit|quota|number|count|size|default|timeout|value|version|port|threshold|"
+    r"level|length|period|price|cost|total|amount|percentage|height|width)s?|throughput|bandwidth|memory|storage|"
+    r"interval|rate|duration|capacity|retention|speed|latency|frequency|ttl|depth|seconds|minutes|hours|days|"
+    r"bytes)$",
+    re.IGNORECASE)
+_FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|was|were)|'s)?(?:\s+the)?\s+(.*)$",
+                    re.IGNORECASE)
+_FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
+                        r"when|by|at|from|supported|allowed|available|i|you|we)\b|[?,]", re.IGNORECASE)
+_HEADER_UNIT = re.compile(rf"(?:\bin\s+|\()({_UNIT})\)?\s*$")
+
+
+def quantities(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each quantity in ``text``: a number (not inside a name such as ``ml.eia2.large``,
+    ``db.t2.medium`` or ``us-east-1``) with its multiplier, magnitude, unit and "and later" qualifier. A quantity
+    in the parentheses right after another is the same one restated ("2 x 900 GB (1.8 TB)") and left out."""
+    out: list[tuple[int, int]] = []
+    restated = -1
+    for m in _QUANTITY.finditer(text):
+        if m.start() < restated:
+            continue
+        out.append(m.span())
+        paren = _PAREN.match(text, m.end())
+        restated = paren.end() if paren is not None else -1
+    return out
+
+
+def _context(text: str, spans: list[tuple[int, int]], k: int) -> str:
+    """The words that say what quantity ``k`` quantifies: from the previous quantity or clause end before it, to
+    its parenthetical or the next clause end or quantity after it."""
+    start, end = spans[k]
+    left = spans[k - 1][1] if k else 0
+    cut = [m.end() for m in _CLAUSE.finditer(text, left, start)]
+    left = cut[-1] if cut else left
+    right = spans[k + 1][0] if k + 1 < len(spans) else len(text)
+    paren = _PAREN.match(text, end)
+    if paren is not None:
+        right = min(right, paren.end())
+    else:
+        stop = _CLAUSE.search(text, end, right)
+        right = stop.start() if stop is not None else right
+    return text[left:start] + " " + text[end:right]
+
+
+def asks_value(question: str) -> bool:
+    """Whether a quantity question (:func:`~citedesk.retrieval.answerability.question_type`) asks for one value:
+    "how many/much/long …", or "what/which is the …" whose asked noun phrase ends in a value word ("maximum
+    storage", "function timeout", "TLS version" — not "storage engine"). Other wordings count as asking."""
+    if re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE):
+        return True
+    focus = _FOCUS.match(question)
+    if focus is None:
+        return True
+    end = _FOCUS_END.search(focus.group(1))
+    words = (focus.group(1)[: end.start()] if end is not None else focus.group(1)).split()
+    if not words:
+        return False
+    head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
+    return bool(_VALUE_HEAD.match(head[-1]))
+
+
+def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncoder, *,
+                   named: bool = False) -> str | None:
+    """The quantity of ``text`` whose context holds the most question-term weight (the only one when there is one).
+
+    None when there is none, when the best two tie, when the quantity is a term of a formula ("(length of
+    attribute name) + (1 byte)"), or, with ``named``, when its context holds no question term (a sentence's number
+    that quantifies something else)."""
+    spans = quantities(text)
+    if not spans:
+        return None
+    scored = sorted(((sum(weights.get(t, 0.0) for t in set(sparse.terms(_context(text, spans, k)))), k)
+                     for k in range(len(spans))), reverse=True)
+    if len(spans) > 1 and (scored[0][0] <= 0.0 or scored[0][0] == scored[1][0]):
+        return None
+    if named and scored[0][0] <= 0.0:
+        return None
+    start, end = spans[scored[0][1]]
+    if _FORMULA[0].search(text[:start]) or _FORMULA[1].search(text[end:]):
+        return None
+    return text[start:end]
+
+
+def _said_row(sentence: str, hits: list[Hit]) -> list[tuple[str, str, bool]] | None:
+    """The table row a sentence says, as ``(column name, cell, said)``: the row of a cited hit with the most cells
+    said in the sentence ("Name: cell"), at least two. None when the sentence says no row."""
+    best, best_said = None, 1
+    for hit in hits:
+        for unit in answer_units(hit.text, table_header=hit.table_header):
+            if unit.kind != "table_row" or not unit.context:
+                continue
+            cells = row_cells(unit.context, hit.text[unit.start:unit.end])
+            said = [(f"{name}: {cell}" if name else cell) in sentence for name, cell in cells]
+            if sum(said) > best_said:
+                best, best_said = [(n, c, s) for (n, c), s in zip(cells, said)], sum(said)
+    return best
+
+
+def _row_answer(row: list[tuple[str, str, bool]], weights: dict[str, float], sparse: BM25SparseEncoder,
+                quantity: bool) -> str | None:
+    keys = set(weights)
+    said = [(name, cell) for k, (name, cell, was_said) in enumerate(row) if was_said and k > 0]
+    shares = [(len(keys & set(sparse.terms(n))) / max(1, len(set(sparse.terms(n)))), len(keys & set(sparse.terms(n))))
+              for n, _ in said]  # (share of the column name's terms the question has, how many)
+    top = max(shares, default=(0.0, 0))
+    if top[0] >= 0.5:  # the column the question names ("F32 Throughput in TFLOPS", "Description")
+        asked = [a for a, share in zip(said, shares) if share == top]
+    else:  # not a cell with the question's terms (the key the row was found by), unless it is the quantity asked
+        asked = [(n, c) for n, c in said if not keys & set(sparse.terms(c)) or quantity and quantities(c)]
+        if quantity and len(asked) > 1:
+            asked = [(n, c) for n, c in asked if quantities(c)] or asked
+    if len(asked) != 1:
+        return None
+    name, cell = asked[0]
+    value = _best_quantity(cell, weights, sparse) if quantity and quantities(cell) else None
+    value = value or cell  # the cell's values, when none of several is the one asked ("1, 2")
+    if len(value.split()) > 12:
+        return None
+    unit = _HEADER_UNIT.search(name)
+    if unit is not None and re.fullmatch(_NUM, value):  # "Memory in GB" | 4 → "4 GB"
+        value = f"{value} {unit.group(1)}"
+    return value
+
+
+def short_answer(question: str, sentences: list[str], evidence: list[Hit], sparse: BM25SparseEncoder, *,
+                 max_sentences: int = 3) -> str | None:
+    """The short answer of a checked answer (see the module docstring).
+
+    Args:
+        question: as asked.
+        sentences: the answer's sentences as given, with their ``[n]`` markers (``[n]`` cites ``evidence[n-1]``).
+        evidence: the hits in marker order.
+        sparse: the BM25 encoder (the question's term analysis).
+        max_sentences: answer sentences looked at, from the first.
+
+    Returns:
+        A span of the answer (a table cell, possibly with its column's unit; a quantity), or None where the answer
+        has no single value that answers (the sentences answer: yes/no, lists, explanations).
+    """
+    from citedesk.core.text import markers
+
+    qtype = question_type(question)
+    weights = term_weights(question, sparse)
+    quantity = qtype == QuestionType.QUANTITY and asks_value(question)
+    found: list[str] = []
+    for sentence in sentences[:max_sentences]:
+        cited = [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
+        text = strip_markers(sentence).strip()
+        row = _said_row(text, cited) if qtype in (QuestionType.QUANTITY, QuestionType.OTHER) else None
+        if row is not None:
+            return _row_answer(row, weights, sparse, quantity)
+        if quantity and quantities(text):
+            found.append(text)
+    if not found:
+        return None
+    return _best_quantity(" ".join(found), weights, sparse, named=True)

@@ -1,0 +1,111 @@
+"""The short answer: the asked table cell or quantity of a checked answer, verbatim."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from citedesk.core.types import Hit
+from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.answer.schemas import AnswerRequest
+from citedesk.serving.answer.short_answer import asks_value, quantities, short_answer
+
+SPARSE = BM25SparseEncoder()
+
+TABLE = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
+         "--- | --- | --- | ---\n"
+         "ml.eia2.medium | 1 | 8 | 2\n"
+         "ml.eia2.large | 2 | 16 | 4\n")
+QUOTAS = ("Resource | Quota\n--- | ---\n"
+          "Deployment package size | 50 MB (zipped, for direct upload) 250 MB (unzipped, including layers) "
+          "3 MB (console editor)\n")
+
+
+def hit(text: str, **kw) -> Hit:
+    return Hit(point_id="p", workspace="default", source="folder", article_id="a.md", title="Page", locale="en",
+               chunk_index=0, text=text, content_hash="h", score=1.0, score_kind="rrf", **kw)
+
+
+def texts(text: str) -> list[str]:
+    return [text[a:b] for a, b in quantities(text)]
+
+
+def test_quantities_take_units_and_leave_names_alone() -> None:
+    assert texts("ml.eia2.large in us-east-1 has 1.25 Gbps") == ["1.25 Gbps"]
+    assert texts("2 x 900 GB (1.8 TB)") == ["2 x 900 GB"]  # the parenthetical restates it
+    assert texts("up to 1 billion rows, 5,000 requests") == ["1 billion", "5,000"]
+    assert texts("For TensorFlow versions 1.11 and later, use script mode") == ["1.11 and later"]
+    assert texts("db.t2.medium and r5a.12xlarge") == []
+
+
+@pytest.mark.parametrize(("question", "asks"), [
+    ("What is the maximum function timeout in AWS Lambda?", True),
+    ("Which TLS version is used in Amazon Forecast?", True),
+    ("How much memory does ml.eia1.xlarge have?", True),
+    ("What is the default HealthCheckTimeoutSeconds for lambda target type?", True),
+    ("What is the recommended and supported storage engine for MySQL DB instances?", False),
+    ("What storage class should I use for backups?", False),
+])
+def test_asks_value_reads_the_asked_noun(question: str, asks: bool) -> None:
+    assert asks_value(question) is asks
+
+
+def test_table_row_answer_gives_the_asked_cell_with_its_columns_unit() -> None:
+    said = ["Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2. [1]"]
+    assert short_answer("What is F32 Throughput in TFLOPS of ml.eia2.large?", said, [hit(TABLE)], SPARSE) \
+        == "2 TFLOPS"
+    said = ["Accelerator Type: ml.eia2.large; Memory in GB: 4. [1]"]
+    assert short_answer("How much memory does ml.eia2.large have?", said, [hit(TABLE)], SPARSE) == "4 GB"
+
+
+def test_a_cell_with_several_values_gives_the_one_the_question_names() -> None:
+    said = [("Resource: Deployment package size; Quota: 50 MB (zipped, for direct upload) 250 MB (unzipped, "
+             "including layers) 3 MB (console editor). [1]")]
+    q = "What is the maximum unzipped deployment package size in AWS Lambda?"
+    assert short_answer(q, said, [hit(QUOTAS)], SPARSE) == "250 MB"
+    q = "What is the maximum zipped deployment package size for direct upload?"
+    assert short_answer(q, said, [hit(QUOTAS)], SPARSE) == "50 MB"
+
+
+def test_sentence_answer_gives_the_quantity_of_what_was_asked() -> None:
+    text = ("Timeout – The amount of time that Lambda allows a function to run before stopping it. The default is 3 "
+            "seconds. The maximum allowed value is 900 seconds.")
+    said = ["Timeout – The amount of time that Lambda allows a function to run before stopping it. [1]",
+            "The default is 3 seconds. [1]", "The maximum allowed value is 900 seconds. [1]"]
+    h = [hit(text)]
+    assert short_answer("What is the maximum function timeout in AWS Lambda?", said, h, SPARSE) == "900 seconds"
+    assert short_answer("What is the default function timeout in AWS Lambda?", said, h, SPARSE) == "3 seconds"
+
+
+@pytest.mark.parametrize(("question", "said"), [
+    # a number in a formula is not the answer: "(length of attribute name) + (1 byte)"
+    ("What is the size of a null attribute in DynamoDB?",
+     "The size of a null attribute or a Boolean attribute is (length of attribute name) + (1 byte). [1]"),
+    # the question asks for a thing, not a value
+    ("What is the recommended and supported storage engine for MySQL DB instances?",
+     "You can create MySQL DB instances with up to 64 TiB of storage. [1]"),
+    # two values, neither named by the question
+    ("What is the maximum number of items?", "Use 10 items in test and 20 items in production. [1]"),
+    # yes/no and list questions are answered by the sentences
+    ("Can I use more than 5 GB?", "You can use up to 10 GB. [1]"),
+])
+def test_no_short_answer_where_no_single_value_answers(question: str, said: str) -> None:
+    assert short_answer(question, [said], [hit(said.rsplit(" [", 1)[0])], SPARSE) is None
+
+
+@pytest.mark.slow
+def test_pipeline_answers_carry_the_short_answer(aws_container) -> None:
+    """Real index, real embedding model: a table question's answer carries the cell; an escalation has none."""
+    pipe = aws_container.pipeline
+
+    def ask(question: str, **kw):
+        return asyncio.run(pipe.answer(AnswerRequest(question=question), **kw))
+
+    r = ask("What is F32 Throughput in TFLOPS of ml.eia2.large?", threshold=0.0)
+    assert r.decision == "answer", r.reason
+    assert r.short_answer == "2 TFLOPS" and "2" in r.answer
+    r = ask("What is the maximum storage for MariaDB on db.t2.medium?", threshold=0.0)
+    assert r.decision == "answer", r.reason
+    assert r.short_answer == "32"
+    r = ask("What is F32 Throughput in TFLOPS of ml.eia2.large?", threshold=1.01)
+    assert r.decision == "escalate" and r.short_answer is None
