@@ -5,7 +5,8 @@ drawn with ``--seed``), asked through the answer pipeline with the extractive ge
 threshold at 0, so that every answer reaches the claim checks. An extractive answer says the passages' own text
 (a sentence, a lead-in with its items, a table row said with its header), so an ``unsupported_citation`` or
 ``unsupported_claim`` escalation is a false rejection: a correct answer the service would have withheld. Prints
-the counts of answer reasons and every rejected sentence with the check that refused it.
+the counts of answer reasons and every rejected sentence with the check that refused it, and how well the citations'
+quotes show their support: the share of the terms of the sentences citing a chunk that its quoted span holds.
 
     python bench/claim_selfcheck.py --data-dir <index of data/aws-docs> [--n 800] [--seed 11] [--dump rows.json]
 
@@ -22,6 +23,11 @@ false rejections (``entity_missing``: a "Topics" line read as a definition term,
 pipeline strips before the check); with list items, code lines and "Topics" lines never terms and the verbatim rule
 comparing passages without URLs, 797 grounded, 0 false rejections, 3 ``uncited_answer`` (the third: a question that
 is a bare lead-in at the end of its chunk, "A video of the presentation is available here:", no longer a candidate).
+Quotes, same draw, 804 citations: a claim from one list item quoted the item's whole list (lead-in and every item)
+and a column name of a header row in another chunk stretched the quote to the chunk's start: the quotes held 0.9597
+of the terms of the sentences citing them, all of them for 733, mean 180 characters; with each sentence a candidate
+span beside the lead-in-and-list spans and pieces found nowhere in the chunk left alone, 0.9869, 773, 147 (the
+answers are the same; the 31 left short are mostly rows whose column names are in another chunk).
 """
 
 from __future__ import annotations
@@ -54,6 +60,21 @@ def questions(index, n: int, seed: int) -> list[str]:
     return out
 
 
+def quote_coverage(answer: str, citations, sparse) -> list[tuple[float, int]]:
+    """Per citation: the share of the terms of the answer sentences citing it that its quote holds, and the quote's
+    length in characters."""
+    import re
+
+    from citedesk.core.text import markers, strip_markers
+
+    sentences = re.split(r"(?<=\])\s+", answer)
+    out = []
+    for c in citations:
+        terms = set(sparse.terms(" ".join(strip_markers(x) for x in sentences if c.marker in markers(x))))
+        out.append((len(terms & set(sparse.terms(c.quote))) / len(terms) if terms else 1.0, len(c.quote)))
+    return out
+
+
 async def ask_all(pipeline, qs: list[str]) -> list[dict]:
     from citedesk.serving.answer.schemas import AnswerRequest
 
@@ -61,7 +82,8 @@ async def ask_all(pipeline, qs: list[str]) -> list[dict]:
     for q in qs:
         r = await pipeline.answer(AnswerRequest(question=q[:500]))
         rows.append({"question": q, "decision": str(r.decision), "reason": str(r.reason), "answer": r.answer,
-                     "rejected": (r.signals or {}).get("rejected", [])})
+                     "rejected": (r.signals or {}).get("rejected", []),
+                     "quotes": quote_coverage(r.answer, r.citations, pipeline.sparse)})
     return rows
 
 
@@ -90,6 +112,11 @@ def main() -> None:
     counts = collections.Counter(r["reason"] for r in rows)
     print(f"{len(rows)} questions made from corpus units; answer reasons: "
           + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    quotes = [q for r in rows for q in r["quotes"]]
+    if quotes:
+        print(f"{len(quotes)} citations: their quotes hold {sum(c for c, _ in quotes) / len(quotes):.4f} of the terms "
+              f"of the sentences citing them on average, all of them for {sum(c >= 0.999 for c, _ in quotes)}; "
+              f"mean quote {sum(n for _, n in quotes) / len(quotes):.0f} characters")
     for r in rows:
         for rej in r["rejected"]:
             if not str(rej["reason"]).startswith("not_an_answer"):

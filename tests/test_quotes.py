@@ -35,3 +35,21 @@ def test_quote_of_a_lead_in_join_reaches_the_items_it_names() -> None:
                                    BM25SparseEncoder())
     assert text[start:end] == quote
     assert quote.startswith("Amazon Forecast reserves") and quote.endswith("ALIAS")
+
+
+def test_a_claim_from_one_list_item_quotes_that_item_not_the_whole_list() -> None:
+    text = ("6. In the Advanced Function Details window, configure the following options:\n"
+            "  - Role Name (required) – The IAM role that AWS Lambda assumes when it executes your function.\n"
+            "  - Memory – The amount of memory available to the function during execution. Choose an amount between "
+            "128 MB and 3,008 MB in 64-MB increments.\n"
+            "  - Timeout – The amount of time that Lambda allows a function to run before stopping it. The default is "
+            "3 seconds. The maximum allowed value is 900 seconds.\n"
+            "  - VPC – If your function needs network access to resources, configure it to connect to a VPC.")
+    claims = ["Timeout – The amount of time that Lambda allows a function to run before stopping it. [1]",
+              "The default is 3 seconds. [1]", "The maximum allowed value is 900 seconds. [1]"]
+    quote, start, end = best_quote(_hit(text), claims, BM25SparseEncoder())
+    assert text[start:end] == quote
+    assert quote == ("- Timeout – The amount of time that Lambda allows a function to run before stopping it. The "
+                     "default is 3 seconds. The maximum allowed value is 900 seconds.")
+    one, *_ = best_quote(_hit(text), ["The maximum allowed value is 900 seconds. [1]"], BM25SparseEncoder())
+    assert one == "The maximum allowed value is 900 seconds."

@@ -111,20 +111,27 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
                max_chars: int = 1000) -> tuple[str, int, int]:
     """The quoted span of ``hit.text`` backing the claims citing it: (quote, start, end).
 
-    Each claim picks the sentence (or list item) of the chunk sharing most of its BM25 terms, and each
-    piece of it (cut at ``": "`` and ``"; "``) whose terms that sentence lacks picks its own (the items a
-    lead-in join names); the quote is the contiguous span from the first to the last picked sentence, so
+    Each claim picks the sentence (or a lead-in with its list items) of the chunk sharing most of its BM25 terms
+    for its length (a shorter span wins a tie, so an item's claim quotes the item, not its whole list), and each
+    piece of it (cut at ``": "`` and ``"; "``) whose terms that sentence lacks, and some other sentence has, picks its
+    own (the items a lead-in join names; not a column name of a table whose header row is in another chunk); the
+    quote is the contiguous span from the first to the last picked sentence, so
     every claim finds its support in it. When that span is over ``max_chars`` characters, the single
     sentence best for all claims together is quoted instead. Offsets are characters into ``hit.text``.
     """
-    spans = list(with_list_items(hit.text, sentence_spans(hit.text)))
-    if not spans:
+    sentences = sentence_spans(hit.text)
+    merged = with_list_items(hit.text, sentences)  # a lead-in with its items, as one span …
+    spans = sorted({(sp.start, sp.end): sp for sp in [*merged, *sentences]}.values(), key=lambda sp: (sp.start, sp.end))
+    if not spans:  # … and each sentence alone, so an item's claim quotes that item, not its whole list
         return hit.text, 0, len(hit.text)
     span_terms = [set(sparse.terms(span.text)) for span in spans]
 
     def best(terms: set[str]) -> int:
         scores = [len(terms & st) / (1 + 0.01 * len(span.text)) for span, st in zip(spans, span_terms)]
         return scores.index(max(scores))
+
+    def holds(terms: set[str]) -> bool:  # some span has one of them (a carried table header's are in none)
+        return any(terms & st for st in span_terms)
 
     texts = [strip_markers(c) for c in claims]
     claim_terms = [set(sparse.terms(t)) for t in texts]
@@ -133,8 +140,9 @@ def best_quote(hit: Hit, claims: list[str], sparse: BM25SparseEncoder, *,
         k = best(terms)
         picked.append(spans[k])
         for piece in re.split(r":\s|;\s", text):  # "lead-in: item; item" may skip to items further down
-            if (piece_terms := set(sparse.terms(piece))) and not piece_terms <= span_terms[k]:
-                picked.append(spans[best(piece_terms)])
+            missing = set(sparse.terms(piece)) - span_terms[k]
+            if missing and holds(missing):
+                picked.append(spans[best(missing)])
     picked = picked or [spans[0]]
     start, end = min(p.start for p in picked), max(p.end for p in picked)
     if end - start > max_chars:
