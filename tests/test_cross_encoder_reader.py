@@ -163,3 +163,17 @@ def test_a_disagreeing_cross_encoder_lowers_the_confidence_without_escalating(aw
     off = ask(shipped, escalates=False, question="How do I bake sourdough bread?", threshold=1.0)
     assert off.decision == "escalate" and off.confidence < LEAD_MIN_CONFIDENCE
     assert "Closest articles" in off.handoff_summary and "Closest passage" not in off.handoff_summary
+
+
+@pytest.mark.slow
+def test_the_handoff_passage_of_a_table_row_is_the_row_as_said_not_its_raw_header(aws_container) -> None:
+    from citedesk.retrieval.store import SearchFilter
+
+    base = aws_container.pipeline
+    question = "What is F32 Throughput in TFLOPS of ml.eia2.large?"
+    evidence = base.retriever.retrieve(question, SearchFilter(workspace="default"), top_k=5).hits[:4]
+    verdict = ReaderAgreementCheck(base.generator, FixedScores(0), candidates=5).verdict(question, evidence)
+    title, passage = verdict.pick(evidence)
+    assert verdict.units[0].startswith("Accelerator Type | F32 Throughput")  # what the reader read: header, row
+    assert passage.startswith("Accelerator Type: ml.eia2.large;") and "|" not in passage  # what a human is shown
+    assert title == evidence[verdict.reader_hit].title

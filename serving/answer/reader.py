@@ -44,6 +44,8 @@ class ReaderVerdict:
         score_kind: the kind of ``scores`` (the reader model's ``SCORE_KIND``, e.g. ``mean_question_logprob`` or
             ``answers_probability``).
         hits: for each unit, the index (0-based, rank order) of the evidence hit it comes from.
+        said: for each unit, its text as an answer would say it (a table row with its column names, not after its
+            raw header line as in ``units``); empty: ``units``.
     """
 
     best: int = 0
@@ -51,6 +53,7 @@ class ReaderVerdict:
     scores: tuple[float, ...] = ()
     score_kind: str = ""
     hits: tuple[int, ...] = ()
+    said: tuple[str, ...] = ()
 
     @property
     def reader_hit(self) -> int | None:
@@ -69,7 +72,9 @@ class ReaderVerdict:
     def pick(self, evidence: list[Hit]) -> tuple[str, str] | None:
         """``(article title, unit text)`` of the reader's best unit, from ``evidence`` (the hits it read, or a list
         they begin); None when nothing was read."""
-        return None if self.reader_hit is None else (evidence[self.reader_hit].title, self.units[self.best])
+        if self.reader_hit is None:
+            return None
+        return evidence[self.reader_hit].title, (self.said or self.units)[self.best]
 
     @property
     def agrees(self) -> bool:
@@ -124,8 +129,9 @@ class ReaderAgreementCheck:
             return ReaderVerdict(score_kind=self.model.SCORE_KIND)
         units = tuple(unit_text(m.unit) for m, _, _ in ranked)
         scores = self.model.score_units(question, list(units))
+        said = tuple(m.unit.text if m.unit.kind == "table_row" else u for (m, _, _), u in zip(ranked, units))
         return ReaderVerdict(best=int(scores.argmax()), units=units, scores=tuple(float(s) for s in scores),
-                             score_kind=self.model.SCORE_KIND, hits=tuple(m.hit for m, _, _ in ranked))
+                             score_kind=self.model.SCORE_KIND, hits=tuple(m.hit for m, _, _ in ranked), said=said)
 
     async def check(self, question: str, evidence: list[Hit]) -> ReaderVerdict:
         """:meth:`verdict` in a worker thread (abandoned if the caller's timeout cancels it)."""
