@@ -109,3 +109,19 @@ def test_pipeline_answers_carry_the_short_answer(aws_container) -> None:
     assert r.short_answer == "32"
     r = ask("What is F32 Throughput in TFLOPS of ml.eia2.large?", threshold=1.01)
     assert r.decision == "escalate" and r.short_answer is None
+
+
+def test_a_list_question_answered_by_a_lead_in_gets_the_entries_names() -> None:
+    said = ("A load balancer can be in one of the following states: provisioning: The load balancer is being set up; "
+            "active: The load balancer is fully set up and ready to route traffic; failed: The load balancer could not "
+            "be set up. [1]")
+    q = "What are the three states of Application Load Balancers?"
+    assert short_answer(q, [said], [hit(said[:-4])], SPARSE) == "provisioning, active, failed"
+    items = "You can choose one of the following engines: MySQL; MariaDB; PostgreSQL. [1]"
+    assert short_answer("What are the supported engines?", [items], [hit(items[:-4])], SPARSE) \
+        == "MySQL, MariaDB, PostgreSQL"
+    # entries that are sentences are no names; a table row is no lead-in
+    long = "The following steps apply: Open the console and sign in; Choose the table you want to change. [1]"
+    assert short_answer("What are the steps?", [long], [hit(long[:-4])], SPARSE) is None
+    row = "Resource: Filters; Default: 100. [1]"
+    assert short_answer("What are the GuardDuty filter quotas?", [row], [hit(row[:-4])], SPARSE) is None

@@ -15,7 +15,10 @@ Found without a model, from the answer's first sentences and the passages they c
   sentences (or by a cell holding several values): the quantity — a number with its unit or magnitude ("900
   seconds", "1.25 Gbps", "1 billion", "2 x 900 GB", "1.11 and later") — whose surrounding words (since the previous
   quantity or clause, and its own parenthetical or counted words) hold the most question terms; none when two tie;
-* nothing otherwise (yes/no, lists, procedures and explanations are answered by the sentences themselves).
+* **a list question** answered by a lead-in with what it announces ("… one of the following states: provisioning:
+  The load balancer is being set up; active: …"): the names of the entries ("provisioning, active, …"), when each
+  has at most four words;
+* nothing otherwise (yes/no, procedures and explanations are answered by the sentences themselves).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ _FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|wa
                     re.IGNORECASE)
 _FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
                         r"when|by|at|from|supported|allowed|available|i|you|we)\b|[?,]", re.IGNORECASE)
+_ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b", re.IGNORECASE)
 _HEADER_UNIT = re.compile(rf"(?:\bin\s+|\()({_UNIT})\)?\s*$")
 
 
@@ -168,6 +172,22 @@ def _row_answer(row: list[tuple[str, str, bool]], weights: dict[str, float], spa
     return value
 
 
+def _list_answer(text: str) -> str | None:
+    """The names a lead-in's list gives ("… one of the following states: provisioning: The load balancer is being set
+    up; active: …" → "provisioning, active, …"): each entry's term (before its ": "), or the entry itself; None
+    unless the sentence is a lead-in that announces what follows and every name has at most four words."""
+    lead, sep, rest = text.partition(": ")
+    if not sep or not _ANNOUNCES.search(lead) or len(lead.split()) < 3:
+        return None
+    names = []
+    for entry in rest.rstrip(" .").split("; "):
+        name = entry.partition(": ")[0].strip() if ": " in entry else entry.strip()
+        if not name or len(name.split()) > 4:
+            return None
+        names.append(name)
+    return ", ".join(names) if len(names) >= 2 else None
+
+
 def short_answer(question: str, sentences: list[str], evidence: list[Hit], sparse: BM25SparseEncoder, *,
                  max_sentences: int = 3) -> str | None:
     """The short answer of a checked answer (see the module docstring).
@@ -186,6 +206,8 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
     from citedesk.core.text import markers
 
     qtype = question_type(question)
+    if qtype == QuestionType.LIST and sentences:
+        return _list_answer(strip_markers(sentences[0]).strip())
     weights = term_weights(question, sparse)
     quantity = qtype == QuestionType.QUANTITY and asks_value(question)
     found: list[str] = []
