@@ -479,6 +479,9 @@ def test_the_short_answer_is_recorded_and_shown_above_the_answer(env) -> None:
     assert 'id="short-answer">Short answer: <b>1 minute</b>' in client.get(f"/audit/answers/{rec['id']}").text
     ask(client, ANSWERABLE, conversation_id="conv-no-short")  # a formula: no single value answers
     assert one(client, conversation_id="conv-no-short")["short_answer"] is None
+    rows = list(csv.DictReader(io.StringIO(client.get("/v1/audit/answers.csv",
+                                                      params={"conversation_id": "conv-short"}).text)))
+    assert [r["short_answer"] for r in rows] == ["1 minute"]
 
 
 @pytest.mark.slow

@@ -44,8 +44,8 @@ ADOPTION_CSV_COLUMNS = ("key", "replied_at", "conversation_id", "answer_id", "de
                         "team_id", "admin_id", "admin_name", "reply_links", "note_part_id", "reply_part_id")
 
 CSV_COLUMNS = ("id", "created_at", "channel", "conversation_id", "question", "decision", "reason", "confidence",
-               "confidence_kind", "answer", "citations", "generator", "model", "latency_total_ms", "feedback",
-               "citations_incorrect", "citations_correct")
+               "confidence_kind", "answer", "short_answer", "citations", "generator", "model", "latency_total_ms",
+               "feedback", "citations_incorrect", "citations_correct")
 
 
 

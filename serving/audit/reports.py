@@ -69,7 +69,7 @@ class AuditReports:
                 cites = " ".join(f"[{c.marker}]{c.article_id}@{c.content_hash[:12]}" for c in r.citations)
                 w.writerow([_csv_cell(v) for v in (
                     r.id, sm["created_at"], r.channel, r.conversation_id, r.question, r.decision, r.reason,
-                    r.confidence, r.confidence_kind, r.answer, cites, r.generator, r.model,
+                    r.confidence, r.confidence_kind, r.answer, r.short_answer or "", cites, r.generator, r.model,
                     sm["latency_total_ms"], r.feedback, sm["citations_incorrect"], sm["citations_correct"])])
         return buf.getvalue()
 
