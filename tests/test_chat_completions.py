@@ -82,6 +82,7 @@ def test_blocking_answer_is_the_pipeline_answer_with_citations(client, api) -> N
     native = httpx.post(f"{base}/v1/answer", json={"question": ANSWERABLE},
                         headers={"Authorization": f"Bearer {key}"}, timeout=120).json()
     assert native["answer"] == choice.message.content  # same pipeline, same answer
+    assert meta["short_answer"] == native["short_answer"]
     total, rows = container.audit.list(AuditFilter(conversation_id="conv-sdk-1"))
     assert total == 1 and rows[0]["decision"] == "answer" and rows[0]["channel"] == "chat"
 
@@ -317,3 +318,13 @@ def test_livekit_openai_plugin_streams_answers_and_the_transfer_call(api) -> Non
     assert text == "" and [c.name for c in calls] == ["transfer_to_human"]
     args = json.loads(calls[0].arguments)
     assert args["reason"] == "low_confidence" and OFF_TOPIC in args["handoff_summary"]
+
+
+def test_the_extension_carries_the_short_answer() -> None:
+    from citedesk.serving.answer.schemas import AnswerResponse
+    from citedesk.serving.channels.chat_completions.responder import ChatCompletionsResponder
+
+    response = AnswerResponse(decision="answer", reason="grounded", answer="The maximum allowed value is 900 seconds. "
+                              "[1]", short_answer="900 seconds", confidence=0.9, confidence_kind="answerable_probability",
+                              generator="extractive", model="extractive")
+    assert ChatCompletionsResponder.extension(response, "chat").short_answer == "900 seconds"

@@ -275,4 +275,5 @@ class ChatCompletionsResponder:
         return CitedeskExtension(decision=response.decision.value, reason=response.reason.value,
                                  confidence=response.confidence, confidence_kind=response.confidence_kind,
                                  citations=response.citations, handoff_summary=response.handoff_summary,
-                                 answer=response.answer, profile=profile, latency_ms=response.latency_ms)
+                                 answer=response.answer, short_answer=response.short_answer, profile=profile,
+                                 latency_ms=response.latency_ms)
