@@ -87,10 +87,18 @@ async def ask_all(pipeline, qs: list[str]) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def every_answer_container(data_dir: Path):
+    """A :class:`~citedesk.serving.container.Container` over the index in ``data_dir`` whose pipeline lets every
+    question reach the generator and the claim checks: the extractive generator, no reader, chat threshold 0."""
     from citedesk.config.settings import Settings
     from citedesk.serving.container import Container
 
+    s = Settings(data_dir=data_dir)
+    return Container(s.model_copy(update={"answer": s.answer.model_copy(update={
+        "reader_model": None, "threshold_chat": 0.0, "generator": "extractive"})}))
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
     ap.add_argument("--n", type=int, default=800)
@@ -98,10 +106,7 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write every question with its answer and rejections here")
     args = ap.parse_args()
 
-    s = Settings(data_dir=args.data_dir)
-    s = s.model_copy(update={"answer": s.answer.model_copy(update={"reader_model": None, "threshold_chat": 0.0,
-                                                                    "generator": "extractive"})})
-    c = Container(s)
+    c = every_answer_container(args.data_dir)
     try:
         c.pipeline.warm_up()
         rows = asyncio.run(ask_all(c.pipeline, questions(c.index, args.n, args.seed)))

@@ -108,8 +108,8 @@ async def ask_all(pipeline, items: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    from citedesk.config.settings import Settings
-    from citedesk.serving.container import Container
+    # bench/ is the script's folder, first on sys.path
+    from claim_selfcheck import every_answer_container
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
@@ -118,10 +118,7 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write every question with its answer and short answer here")
     args = ap.parse_args()
 
-    s = Settings(data_dir=args.data_dir)
-    s = s.model_copy(update={"answer": s.answer.model_copy(update={"reader_model": None, "threshold_chat": 0.0,
-                                                                    "generator": "extractive"})})
-    c = Container(s)
+    c = every_answer_container(args.data_dir)
     try:
         c.pipeline.warm_up()
         rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed)))
