@@ -125,3 +125,9 @@ def test_a_list_question_answered_by_a_lead_in_gets_the_entries_names() -> None:
     assert short_answer("What are the steps?", [long], [hit(long[:-4])], SPARSE) is None
     row = "Resource: Filters; Default: 100. [1]"
     assert short_answer("What are the GuardDuty filter quotas?", [row], [hit(row[:-4])], SPARSE) is None
+
+
+def test_a_cell_is_said_only_whole() -> None:
+    table = "Instance Class | MariaDB | Oracle\n--- | --- | ---\ndb.t2.micro | 1 | 2\ndb.t2.small | 16 | 1\n"
+    said = ["Instance Class: db.t2.small; MariaDB: 16. [1]"]
+    assert short_answer("What is the maximum storage for MariaDB on db.t2.small?", said, [hit(table)], SPARSE) == "16"

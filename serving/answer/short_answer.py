@@ -140,7 +140,8 @@ def _said_row(sentence: str, hits: list[Hit]) -> list[tuple[str, str, bool]] | N
             if unit.kind != "table_row" or not unit.context:
                 continue
             cells = row_cells(unit.context, hit.text[unit.start:unit.end])
-            said = [(f"{name}: {cell}" if name else cell) in sentence for name, cell in cells]
+            said = [re.search(rf"(?:^|;\s){re.escape(f'{name}: {cell}' if name else cell)}(?=;\s|\.?\s*$)", sentence)
+                    is not None for name, cell in cells]  # whole cells: "MariaDB: 1" is not said by "MariaDB: 16"
             if sum(said) > best_said:
                 best, best_said = [(n, c, s) for (n, c), s in zip(cells, said)], sum(said)
     return best
