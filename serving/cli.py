@@ -482,6 +482,7 @@ def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: P
         _fail(exc)
     finally:
         c.index.close()
+    wide = out if out.is_terminal else Console(width=160)  # piped to a file: eleven columns, unabridged
     for res in results:
         sm = res.summary
         table = Table(title=f"answer correctness: {csv_path.name}, generator {sm['generator']} "
@@ -495,7 +496,7 @@ def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: P
                           _fmt(b["resolution_rate"]), _fmt(b["wrong_answer_rate"]), _fmt(b["mean_token_f1_answered"]),
                           _fmt(b["mean_short_answer_f1_answered"]), _fmt(b["mean_reference_recall_answered"]),
                           str(b["unlabeled_answers"]))
-        out.print(table)
+        wide.print(table)
         curve = Table(title="risk–coverage (if questions with confidence ≥ threshold were answered)")
         for col in ("threshold", "answered", "precision", "coverage"):
             curve.add_column(col, justify="right")
