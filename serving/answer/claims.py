@@ -83,7 +83,8 @@ from citedesk.core.text import (
 )
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["REASONS", "Assessment", "ClaimCheck", "assess", "is_answer_sentence", "non_answer_reason"]
+__all__ = ["REASONS", "Assessment", "ClaimCheck", "SaidRow", "assess", "is_answer_sentence", "non_answer_reason",
+           "said_row"]
 
 REASONS = ("not_an_answer", "number_mismatch", "unit_mismatch", "low_term_support", "polarity_mismatch",
            "entity_missing", "not_entailed")
@@ -713,19 +714,40 @@ class Assessment:
     verbatim: bool = False
 
 
-def _said_row(claim: str, passages: list[str]) -> tuple[str | None, bool]:
+@dataclass(frozen=True)
+class SaidRow:
+    """The table row a claim says cell by cell (:func:`said_row`).
+
+    Attributes:
+        premise: the row with its header line (``"Header 1 | Header 2\nrow 1 | row 2"``); None when no row holds
+            the claim's cells.
+        cells: ``(column name, cell, said)`` of that row in column order, ``said`` when the claim says that cell;
+            empty when there is no such row.
+        named: with no such row, whether the pieces name columns of a table of the passages (a value from another
+            row or column).
+    """
+
+    premise: str | None = None
+    cells: tuple[tuple[str, str, bool], ...] = ()
+    named: bool = False
+
+
+def said_row(claim: str, passages: list[str]) -> SaidRow:
     """The table row a claim says cell by cell, as the extractive generator renders one (``"Header 1: cell 1;
     Header 3: cell 3"``, :func:`citedesk.core.text.say_cells`; tables read as :func:`~citedesk.core.text.
-    answer_units` reads them).
+    answer_units` reads them): the row in which every piece is a column's name and that row's cell, compared word
+    by word (case and punctuation aside).
+
+    Args:
+        claim: one sentence, citation markers removed.
+        passages: the cited passages' texts (a carried header row on the line before the chunk's text).
 
     Returns:
-        ``(premise, False)``: the row (with its header) in which every piece is a column's name and that row's
-        cell; ``(None, True)``: the pieces name columns of a table of the passages but no row of it holds those
-        cells (a value from another row or column); ``(None, False)``: the claim is not said that way.
+        :class:`SaidRow`; empty (``premise`` None, ``named`` False) when the claim is not said that way.
     """
     pieces = [p.partition(": ") for p in claim.strip().rstrip(".").split("; ")]
     if len(pieces) < 2 or not all(colon for _, colon, _ in pieces):
-        return None, False
+        return SaidRow()
 
     said = [(_words(name), _words(value)) for name, _, value in pieces]
     named = False
@@ -733,12 +755,14 @@ def _said_row(claim: str, passages: list[str]) -> tuple[str | None, bool]:
         for u in answer_units(passage):
             if u.kind != "table_row" or not u.context:
                 continue
-            cells = {(_words(h), _words(c)) for h, c in row_cells(u.context, passage[u.start:u.end])}
+            row = row_cells(u.context, passage[u.start:u.end])
+            cells = {(_words(h), _words(c)) for h, c in row}
             if all(pair in cells for pair in said):
-                return f"{u.context}\n{passage[u.start:u.end]}", False
+                return SaidRow(f"{u.context}\n{passage[u.start:u.end]}",
+                               tuple((h, c, (_words(h), _words(c)) in said) for h, c in row))
             columns = {_words(h) for h in table_cells(u.context)}
             named = named or all(name in columns for name, _ in said)
-    return None, named
+    return SaidRow(named=named)
 
 
 def _number_ok(num: _Tok, near: set[str], u: _Unit) -> bool:
@@ -779,10 +803,10 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
     if any(p.stream.holds(words) or p.stream.chains(parts) for p in analysed):
         best = max(units, key=lambda u: (len(terms & u.terms), len(terms & u.own)), default=None)
         return Assessment(score, None, (best.premise(),) if best else (), verbatim=True)
-    row, misread = _said_row(body, passages)
-    if row is not None:
-        return Assessment(score, None, (row,), verbatim=True)
-    if misread:
+    row = said_row(body, passages)
+    if row.premise is not None:
+        return Assessment(score, None, (row.premise,), verbatim=True)
+    if row.named:
         return Assessment(score, "unit_mismatch")
 
     # numbers: each in one unit, with its measurement unit and the thing it quantifies

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import re
 
-from citedesk.core.text import answer_units, row_cells, strip_markers
+from citedesk.core.text import markers, strip_markers
 from citedesk.core.types import Hit
 from citedesk.retrieval.answerability import QuestionType, question_type, term_weights
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+from citedesk.serving.answer.claims import said_row
 
 __all__ = ["asks_value", "quantities", "short_answer"]
 
@@ -44,8 +45,8 @@ _QUANTITY = re.compile(
     r"(?![\w\-]|\.\d)")
 _PAREN = re.compile(r"\s*\(([^()]{0,80})\)")
 _CLAUSE = re.compile(r"[.;!?](?:\s|$)|,\s")  # not ":": "Load balancers per Region: 50" names what 50 counts
-_FORMULA = (re.compile(r"(?:[+*/×=]|\bplus|\btimes)[\s(]*$", re.IGNORECASE),
-            re.compile(r"^[\s)]*(?:[+*/×=]|plus\b|times\b)", re.IGNORECASE))
+_OPERATOR_BEFORE = re.compile(r"(?:[+*/×=]|\bplus|\btimes)[\s(]*$", re.IGNORECASE)  # "… + (1 byte)"
+_OPERATOR_AFTER = re.compile(r"^[\s)]*(?:[+*/×=]|plus\b|times\b)", re.IGNORECASE)
 _VALUE_HEAD = re.compile(
     r"(?:max(?:imum)?|min(?:imum)?|(?:limit|quota|number|count|size|default|timeout|value|version|port|threshold|"
     r"level|length|period|price|cost|total|amount|percentage|height|width)s?|throughput|bandwidth|memory|storage|"
@@ -126,33 +127,19 @@ def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncod
     if named and scored[0][0] <= 0.0:
         return None
     start, end = spans[scored[0][1]]
-    if _FORMULA[0].search(text[:start]) or _FORMULA[1].search(text[end:]):
+    if _OPERATOR_BEFORE.search(text[:start]) or _OPERATOR_AFTER.search(text[end:]):
         return None
     return text[start:end]
 
 
-def _said_row(sentence: str, hits: list[Hit]) -> list[tuple[str, str, bool]] | None:
-    """The table row a sentence says, as ``(column name, cell, said)``: the row of a cited hit with the most cells
-    said in the sentence ("Name: cell"), at least two. None when the sentence says no row."""
-    best, best_said = None, 1
-    for hit in hits:
-        for unit in answer_units(hit.text, table_header=hit.table_header):
-            if unit.kind != "table_row" or not unit.context:
-                continue
-            cells = row_cells(unit.context, hit.text[unit.start:unit.end])
-            said = [re.search(rf"(?:^|;\s){re.escape(f'{name}: {cell}' if name else cell)}(?=;\s|\.?\s*$)", sentence)
-                    is not None for name, cell in cells]  # whole cells: "MariaDB: 1" is not said by "MariaDB: 16"
-            if sum(said) > best_said:
-                best, best_said = [(n, c, s) for (n, c), s in zip(cells, said)], sum(said)
-    return best
-
-
-def _row_answer(row: list[tuple[str, str, bool]], weights: dict[str, float], sparse: BM25SparseEncoder,
+def _row_answer(row: tuple[tuple[str, str, bool], ...], weights: dict[str, float], sparse: BM25SparseEncoder,
                 quantity: bool) -> str | None:
+    """The asked cell of a row said in the answer (``row``: :attr:`~citedesk.serving.answer.claims.SaidRow.cells`),
+    or None when not exactly one said cell is asked."""
     keys = set(weights)
     said = [(name, cell) for k, (name, cell, was_said) in enumerate(row) if was_said and k > 0]
-    shares = [(len(keys & set(sparse.terms(n))) / max(1, len(set(sparse.terms(n)))), len(keys & set(sparse.terms(n))))
-              for n, _ in said]  # (share of the column name's terms the question has, how many)
+    name_terms = [set(sparse.terms(n)) for n, _ in said]
+    shares = [(len(keys & t) / max(1, len(t)), len(keys & t)) for t in name_terms]  # (share of the name's, how many)
     top = max(shares, default=(0.0, 0))
     if top[0] >= 0.5:  # the column the question names ("F32 Throughput in TFLOPS", "Description")
         asked = [a for a, share in zip(said, shares) if share == top]
@@ -204,8 +191,6 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
         A span of the answer (a table cell, possibly with its column's unit; a quantity), or None where the answer
         has no single value that answers (the sentences answer: yes/no, lists, explanations).
     """
-    from citedesk.core.text import markers
-
     qtype = question_type(question)
     if qtype == QuestionType.LIST and sentences:
         return _list_answer(strip_markers(sentences[0]).strip())
@@ -215,9 +200,10 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
     for sentence in sentences[:max_sentences]:
         cited = [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
         text = strip_markers(sentence).strip()
-        row = _said_row(text, cited) if qtype in (QuestionType.QUANTITY, QuestionType.OTHER) else None
-        if row is not None:
-            return _row_answer(row, weights, sparse, quantity)
+        if qtype in (QuestionType.QUANTITY, QuestionType.OTHER):
+            row = said_row(text, [f"{h.table_header}\n{h.text}" if h.table_header else h.text for h in cited])
+            if row.cells:
+                return _row_answer(row.cells, weights, sparse, quantity)
         if quantity and quantities(text):
             found.append(text)
     if not found:
