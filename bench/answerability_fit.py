@@ -29,6 +29,13 @@ five default signals 0.841 / 0.996 / 0.729; with its ``reader_agrees`` 0.921 / 0
 (``CROSS_ENCODER_READER_WEIGHTS``); with ``reader_top`` instead 0.896 / 0.995 / 0.738; with ``reader_max`` instead
 0.865 / 0.997 / 0.733; with ``reader_max`` and ``reader_agrees`` 0.921 / 0.994 / 0.738. ``--merge`` adds the features
 of an earlier dump (say, SmolLM2's) to compare readers on the same rows.
+
+To compare cross-encoders trained elsewhere (``bench/device_reader.sh`` on a GPU) on exactly these rows, record the
+candidates the reader scored (``--reader-record cands.json --dump rows.json``), score them there with
+``bench/train_reader.py score``, and recompute the reader features here with ``--load rows.json --reader-record
+cands.json --reader-scores scores.json`` (no retrieval: a question's candidates can come in another order from one
+process to the next, where the ranking has near-ties). Scored this way with the shipped weights (torch, fp32), the
+recorded run's figures come back exactly (0.916 / 0.992 / 0.742 on 2026-11-27).
 """
 
 from __future__ import annotations
@@ -54,9 +61,15 @@ def reader_features(c, question: str, hits: list) -> dict:
     if c.reader is None:
         return {}
     none = c.reader.model.NO_UNIT_SCORE
+    recorder = c.reader.model if isinstance(c.reader.model, RecordedReader) else None
+    if recorder is not None:
+        recorder.last = -1
     v = c.reader.verdict(question, hits[: c.settings.answer.evidence_chunks])
-    return {"reader_max": max(v.scores, default=none), "reader_top": v.scores[0] if v.scores else none,
-            "reader_agrees": v.agreement}
+    out = {"reader_max": max(v.scores, default=none), "reader_top": v.scores[0] if v.scores else none,
+           "reader_agrees": v.agreement}
+    if recorder is not None:
+        out["reader_list"] = recorder.last if recorder.last >= 0 else None
+    return out
 
 
 def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13, reader: dict | None = None) -> list[dict]:
@@ -84,6 +97,64 @@ def collect_mtrag(index_dir: Path, mtrag: Path, limit: int, seed: int = 13, read
     return rows
 
 
+class RecordedReader:
+    """A reader model wrapper (``--reader-record``) that records every (question, units) the reader check asks, so
+    that other reader models can score the same candidates elsewhere (``bench/train_reader.py score``, say on a GPU)
+    and be compared on the same rows (``--load … --reader-scores``) without retrieving again: the ranking's near-ties
+    can order a question's candidates differently from one process to the next.
+
+    Args:
+        model: the configured reader model (its ``SCORE_KIND`` and ``NO_UNIT_SCORE`` are kept).
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.SCORE_KIND = model.SCORE_KIND
+        self.NO_UNIT_SCORE = model.NO_UNIT_SCORE
+        self.asked: dict[str, list[list[str]]] = {}
+        self.last = -1  # index in asked[question] of the last units scored
+
+    def warm_up(self) -> None:
+        self.model.warm_up()
+
+    def score_units(self, question: str, units: list[str]) -> np.ndarray:
+        seen = self.asked.setdefault(question, [])
+        if list(units) not in seen:
+            seen.append(list(units))
+        self.last = seen.index(list(units))
+        return self.model.score_units(question, units)
+
+
+RECORDER: dict = {}
+"""With ``"record"`` set (``--reader-record``), every container's reader model is wrapped in one
+:class:`RecordedReader`, kept under ``"reader"``."""
+
+
+def rescore(rows: list[dict], candidates: dict, scores: dict) -> list[dict]:
+    """Rows with their reader features recomputed from another model's scores of the recorded candidates.
+
+    Args:
+        rows: a ``--dump`` of a ``--reader-record`` run (each row that asked the reader has ``reader_list``).
+        candidates: ``{question: [[unit, …], …]}`` (the ``--reader-record`` file).
+        scores: ``{question: [[probability, …], …]}``, parallel to ``candidates`` (one model of
+            ``bench/train_reader.py score``).
+
+    Raises:
+        ValueError: no row has ``reader_list`` (the dump was not made with ``--reader-record``).
+    """
+    if not any("reader_list" in r for r in rows):
+        raise ValueError("these rows have no reader_list: dump them with --reader-record")
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r.get("reader_list") is not None:
+            sc = np.asarray(scores[r["question"]][r["reader_list"]])
+            assert len(sc) == len(candidates[r["question"]][r["reader_list"]])
+            r.update(reader_max=float(sc.max()), reader_top=float(sc[0]), reader_agrees=float(int(sc.argmax()) == 0))
+        out.append(r)
+    return out
+
+
 def _container(data_dir: Path, reader: dict | None):
     """The composition root over ``data_dir``, with the ``answer.reader_*`` settings in ``reader`` (the reader
     warmed) when given, else without a reader."""
@@ -93,6 +164,10 @@ def _container(data_dir: Path, reader: dict | None):
     s = Settings(data_dir=data_dir)
     s = s.model_copy(update={"answer": s.answer.model_copy(update=reader or {"reader_model": None})})
     c = Container(s)
+    if c.reader is not None and RECORDER.get("record"):
+        rec = RECORDER.setdefault("reader", RecordedReader(c.reader.model))
+        rec.model = c.reader.model
+        c.reader.model = rec
     if c.reader is not None:
         c.reader.warm_up()
     return c
@@ -171,10 +246,22 @@ def main() -> None:
     ap.add_argument("--reader-candidates", type=int, help="answer.reader_candidates (default: the kind's)")
     ap.add_argument("--merge", type=Path, help="add the features of rows dumped by an earlier run (same setting and "
                     "question) that these rows lack")
+    ap.add_argument("--reader-record", type=Path, help="write every (question, units) the reader scored here "
+                    "(JSON; rows get reader_list), for bench/train_reader.py score to score with other models")
+    ap.add_argument("--reader-scores", type=Path, help="with --load of a --reader-record dump and --reader-record "
+                    "naming its candidates: recompute the reader features from these scores (bench/train_reader.py "
+                    "score) instead of the recorded model's")
+    ap.add_argument("--reader-scores-model", help="which model of --reader-scores (default: the only one)")
     args = ap.parse_args()
 
     from citedesk.core.types import ReaderKind
 
+    if args.reader_scores and not (args.load and args.reader_record and args.reader_record.is_file()):
+        ap.error("--reader-scores needs --load (a --reader-record dump) and --reader-record (its candidates file)")
+    if args.reader_record and not args.reader_scores:
+        if not args.reader_model:
+            ap.error("--reader-record needs --reader-model")
+        RECORDER["record"] = True
     kind = ReaderKind(args.reader_kind) if args.reader_kind else None
     reader = {"reader_model": args.reader_model, "reader_kind": kind,
               "reader_candidates": args.reader_candidates} if args.reader_model else None
@@ -186,8 +273,18 @@ def main() -> None:
         other = {(r["setting"], r["question"]): r for r in json.loads(args.merge.read_text())}
         rows = [{**other.get((r["setting"], r["question"]), {}), **{k: v for k, v in r.items() if v is not None}}
                 for r in rows]
+    if args.reader_scores:
+        table = json.loads(args.reader_scores.read_text())
+        name = args.reader_scores_model or (next(iter(table)) if len(table) == 1 else None)
+        if name not in table:
+            ap.error(f"--reader-scores-model: one of {sorted(table)}")
+        rows = rescore(rows, json.loads(args.reader_record.read_text()), table[name])
+        print(f"reader features from {args.reader_scores} ({name})")
     if args.dump:
         args.dump.write_text(json.dumps(rows))
+    if args.reader_record and not args.reader_scores and "reader" in RECORDER:
+        args.reader_record.write_text(json.dumps(RECORDER["reader"].asked))
+        print(f"reader candidates of {len(RECORDER['reader'].asked)} questions written to {args.reader_record}")
     names = [f for f in args.features.split(",") if f]
     x = np.array([[float(r[f]) for f in names] for r in rows])
     y = np.array([r["label"] for r in rows])
