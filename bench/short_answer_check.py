@@ -9,6 +9,10 @@ an answer). Printed, for the answers that said the asked row (its name and the a
 answer is the cell (exactly, or its quantity, or with its column's unit), another value (wrong), or none; and how
 many answers said another row (a selection miss, where a short answer is the other row's value).
 
+Also yes/no questions (:func:`yes_no_cases`): from table rows with a Yes/No cell and from sentences that say what
+you can or can't do, or what is (not) supported; printed: how often the short answer's Yes/No is the source's
+(right), the opposite (flipped) or none, among answers that say the source.
+
     python bench/short_answer_check.py --data-dir <index of data/aws-docs> [--n 300] [--seed 5] [--dump rows.json]
 """
 
@@ -83,6 +87,79 @@ def sentence_cases(index, n: int, seed: int) -> list[dict]:
     return out
 
 
+_YES_NO_CELL = {"yes": "Yes", "no": "No"}
+
+
+def yes_no_cases(index, n: int, seed: int) -> list[dict]:
+    """``{"question", "cell", "source"}`` yes/no questions with their answer: from table rows with a Yes/No cell
+    ("Is <row name> <column>?", the cell) and from sentences that say what you can or can't do, or what is or is not
+    supported ("You can't stop a DB instance that has a read replica." → "Can I stop a DB instance that has a read
+    replica?", No). Sentences that hedge (the short answer's own hedge words, "when", ":") are left out, as their
+    question has no plain yes or no."""
+    import re
+
+    from citedesk.core.text import answer_units, row_cells, sentence_spans
+    from citedesk.serving.answer.short_answer import _HEDGE
+
+    forms = [
+        (re.compile(r"^You (?:can't|cannot|can not) (.{10,160})\.$"), lambda m: f"Can I {m[1]}?", "No"),
+        (re.compile(r"^You can (.{10,160})\.$"), lambda m: f"Can I {m[1]}?", "Yes"),
+        (re.compile(r"^((?!(?:You|For|If|In|This|That|These|Those|It|They|Also)\b)[A-Z][^,#:;]{2,60}?) (is|are) not supported (.{3,120})\.$"),
+         lambda m: f"{m[2].capitalize()} {m[1]} supported {m[3]}?", "No"),
+        (re.compile(r"^((?!(?:You|For|If|In|This|That|These|Those|It|They|Also)\b)[A-Z][^,#:;]{2,60}?) (is|are) supported (.{3,120})\.$"),
+         lambda m: f"{m[2].capitalize()} {m[1]} supported {m[3]}?", "Yes"),
+        (re.compile(r"^((?!(?:You|For|If|In|This|That|These|Those|It|They|Also)\b)[A-Z][^,#:;]{2,60}?) (does|do) not (\w+ .{3,120})\.$"),
+         lambda m: f"{m[2].capitalize()} {m[1]} {m[3]}?", "No"),
+    ]
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    rows: list[dict] = []
+    sentences: list[dict] = []
+    for text, header in chunks:
+        for unit in answer_units(text, table_header=header):
+            if unit.kind != "table_row" or not unit.context or len(rows) >= n // 2:
+                continue
+            cells = row_cells(unit.context, text[unit.start:unit.end])
+            yn = [(name, cell) for name, cell in cells[1:] if name and cell.strip(" *.").lower() in _YES_NO_CELL]
+            if len(cells) >= 2 and cells[0][1] and yn and len(cells[0][1].split()) <= 8:
+                name, cell = rng.choice(yn)
+                rows.append({"question": f"Is {cells[0][1].strip('`* ')} {name.strip('?* ')}?", "cell":
+                             _YES_NO_CELL[cell.strip(' *.').lower()], "source": text[unit.start:unit.end].strip(),
+                             "row": cells[0][1], "column": name, "raw": cell})
+                break
+        for span in sentence_spans(text):
+            t = " ".join(span.text.split())
+            if _HEDGE.search(t) or re.search(r"\b(?:when|nor)\b|[:;\[\]|`#]", t) or len(t.split()) > 30:
+                continue
+            for pattern, ask, ref in forms:
+                m = pattern.match(t)
+                q = re.sub(r"\byour\b", "my", ask(m)) if m else ""
+                q = re.sub(r"^(\w+ )The\b", r"\1the", q)
+                if m and sum(1 for x in sentences if x["cell"] == ref) < n // 4 and all(
+                        x["question"] != q for x in sentences):
+                    sentences.append({"question": q, "cell": ref, "source": t, "row": "", "column": ""})
+                    break
+        if len(rows) >= n // 2 and len(sentences) >= 2 * (n // 4):
+            break
+    return rows + sentences
+
+
+def yes_no_verdict(case: dict, answer: str, short: str | None) -> str:
+    """``right`` / ``flipped`` / ``none`` for an answer that says the source sentence or row; ``other_passage``
+    (``…_flipped`` when its verdict is the opposite) otherwise."""
+    if case["row"]:  # said as "<row's first column>: <row name>; … <column>: <cell>"
+        said = case["row"] in answer and f"{case['column']}: {case['raw']}" in answer
+    else:
+        source = case["source"].rstrip(" .")
+        said = source[:60] in " ".join(answer.split()) or source in answer
+    if not said:
+        return "other_passage_flipped" if short and short != case["cell"] else "other_passage"
+    if not short:
+        return "none"
+    return "right" if short == case["cell"] else "flipped"
+
+
 def verdict(case: dict, answer: str, short: str | None) -> str:
     """``right`` / ``wrong`` / ``none`` for an answer that said the asked row (or, for a sentence case, holds the
     stated quantity); ``other_row`` otherwise."""
@@ -96,14 +173,14 @@ def verdict(case: dict, answer: str, short: str | None) -> str:
     return "right" if a <= b or b <= a else "wrong"  # the cell, its quantity, or the cell with its column's unit
 
 
-async def ask_all(pipeline, items: list[dict]) -> list[dict]:
+async def ask_all(pipeline, items: list[dict], judge=verdict) -> list[dict]:
     from citedesk.serving.answer.schemas import AnswerRequest
 
     rows = []
     for case in items:
         r = await pipeline.answer(AnswerRequest(question=case["question"][:500]))
         rows.append({**case, "decision": str(r.decision), "answer": r.answer, "short_answer": r.short_answer,
-                     "verdict": verdict(case, r.answer, r.short_answer) if r.answer else "escalated"})
+                     "verdict": judge(case, r.answer, r.short_answer) if r.answer else "escalated"})
     return rows
 
 
@@ -116,18 +193,25 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--dump", type=Path, help="write every question with its answer and short answer here")
+    ap.add_argument("--parts", default="table,sentences,yes_no", help="which checks to run (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
 
     c = every_answer_container(args.data_dir)
     try:
         c.pipeline.warm_up()
-        rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed)))
-        sentences = asyncio.run(ask_all(c.pipeline, sentence_cases(c.index, args.n, args.seed)))
+        rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed))) if "table" in parts else []
+        sentences = (asyncio.run(ask_all(c.pipeline, sentence_cases(c.index, args.n, args.seed)))
+                     if "sentences" in parts else [])
+        yes_nos = (asyncio.run(ask_all(c.pipeline, yes_no_cases(c.index, args.n, args.seed), yes_no_verdict))
+                   if "yes_no" in parts else [])
     finally:
         c.index.close()
     if args.dump:
-        args.dump.write_text(json.dumps(rows + sentences, indent=1))
+        args.dump.write_text(json.dumps(rows + sentences + yes_nos, indent=1))
     for kind, got in (("table rows", rows), ("sentences stating a bound or default", sentences)):
+        if not got:
+            continue
         counts = collections.Counter(r["verdict"] for r in got)
         said = counts["right"] + counts["wrong"] + counts["none"]
         others = sum(1 for r in got if r["verdict"] == "other_row" and r["short_answer"])
@@ -137,6 +221,18 @@ def main() -> None:
         for r in got:
             if r["verdict"] == "wrong":
                 print(f"  wrong: {r['question']!r} → {r['short_answer']!r} (reference {r['cell']!r})")
+    for kind, got in (("table rows with a Yes/No cell", [r for r in yes_nos if "|" in r["source"]]),
+                      ("sentences that say can / can't / (not) supported", [r for r in yes_nos if "|" not in r["source"]])):
+        if not got:
+            continue
+        counts = collections.Counter(r["verdict"] for r in got)
+        print(f"{len(got)} yes/no questions from corpus {kind}: answers saying the source: Yes/No right "
+              f"{counts['right']}, flipped {counts['flipped']}, none {counts['none']}; answers from another passage "
+              f"{counts['other_passage'] + counts['other_passage_flipped']} (of which the opposite verdict "
+              f"{counts['other_passage_flipped']}); escalated {counts['escalated']}")
+        for r in got:
+            if r["verdict"] == "flipped":
+                print(f"  flipped: {r['question']!r} → {r['short_answer']!r} ({r['answer'][:160]!r})")
 
 
 if __name__ == "__main__":

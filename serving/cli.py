@@ -497,6 +497,10 @@ def _eval_qa(csv_path: Path, docs: Path | None, generators: list[str], labels: P
                           _fmt(b["mean_short_answer_f1_answered"]), _fmt(b["mean_reference_recall_answered"]),
                           str(b["unlabeled_answers"]))
         wide.print(table)
+        for name, b in sm["by_setting"].items():
+            if b.get("yes_no_answered"):
+                out.print(f"{name}: yes/no short answers on {b['yes_no_verdicts']} of {b['yes_no_answered']} answered "
+                          f"yes/no questions, {b['yes_no_flipped']} the opposite of the reference's")
         curve = Table(title="risk–coverage (if questions with confidence ≥ threshold were answered)")
         for col in ("threshold", "answered", "precision", "coverage"):
             curve.add_column(col, justify="right")

@@ -1,4 +1,5 @@
-"""The short answer: the asked table cell or quantity of a checked answer, verbatim."""
+"""The short answer: the asked table cell or quantity of a checked answer, verbatim; Yes or No for a yes/no
+question."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.answer.schemas import AnswerRequest
-from citedesk.serving.answer.short_answer import asks_value, quantities, short_answer
+from citedesk.serving.answer.short_answer import NO, YES, asks_value, quantities, short_answer
 
 SPARSE = BM25SparseEncoder()
 
@@ -86,8 +87,8 @@ def test_sentence_answer_gives_the_quantity_of_what_was_asked() -> None:
      "You can create MySQL DB instances with up to 64 TiB of storage. [1]"),
     # two values, neither named by the question
     ("What is the maximum number of items?", "Use 10 items in test and 20 items in production. [1]"),
-    # yes/no and list questions are answered by the sentences
-    ("Can I use more than 5 GB?", "You can use up to 10 GB. [1]"),
+    # a yes/no question with a quantity is a comparison, not a polarity
+    ("Can I use more than 20 GB?", "You can use up to 10 GB. [1]"),
 ])
 def test_no_short_answer_where_no_single_value_answers(question: str, said: str) -> None:
     assert short_answer(question, [said], [hit(said.rsplit(" [", 1)[0])], SPARSE) is None
@@ -109,6 +110,16 @@ def test_pipeline_answers_carry_the_short_answer(aws_container) -> None:
     assert r.short_answer == "32"
     r = ask("What is F32 Throughput in TFLOPS of ml.eia2.large?", threshold=1.01)
     assert r.decision == "escalate" and r.short_answer is None
+    r = ask("Can I adjust concurrent data set content generation limit in AWS IoT?", threshold=0.0)
+    assert r.decision == "answer" and r.short_answer == NO and "Adjustable?: No" in r.answer, r.answer
+    r = ask("Are multi-model endpoints supported on GPU instance types in Amazon SageMaker?", threshold=0.0)
+    assert r.decision == "answer" and r.short_answer == NO and "not supported" in r.answer, r.answer
+    r = ask("Can I set an Amazon CloudWatch model monitor automated alert for deviations in the model quality?",
+            threshold=0.0)
+    assert r.decision == "answer" and r.short_answer == YES, r.answer
+    # the page that says you can't stop one is not in this index: the answer found does not say "stop", no verdict
+    r = ask("Can I stop a DB instance that has a read replica?", threshold=0.0)
+    assert "stop" not in r.answer and r.short_answer is None, r.answer
 
 
 def test_a_list_question_answered_by_a_lead_in_gets_the_entries_names() -> None:
@@ -131,3 +142,59 @@ def test_a_cell_is_said_only_whole() -> None:
     table = "Instance Class | MariaDB | Oracle\n--- | --- | ---\ndb.t2.micro | 1 | 2\ndb.t2.small | 16 | 1\n"
     said = ["Instance Class: db.t2.small; MariaDB: 16. [1]"]
     assert short_answer("What is the maximum storage for MariaDB on db.t2.small?", said, [hit(table)], SPARSE) == "16"
+
+
+@pytest.mark.parametrize(("question", "said", "verdict"), [
+    ("Can I stop a DB instance that has a read replica?",
+     "You can't stop a DB instance that has a read replica, or that is a read replica. [1]", NO),
+    ("Are multi-model endpoints supported on GPU instance types?",
+     "Multi-model endpoints are not supported on GPU instance types. [1]", NO),
+    ("Does CloudTrail monitor calls to runtime_InvokeEndpoint?",
+     "CloudTrail does not monitor calls to runtime_InvokeEndpoint. [1]", NO),
+    ("Can I use AWS Lambda to process Amazon SNS notifications?",
+     "You can use a Lambda function to process Amazon SNS notifications. [1]", YES),
+    ("Is Alias an Amazon Forecast reserved name?", "Amazon Forecast reserves the following names: ALIAS. [1]", YES),
+    ("Is Alias an Amazon Forecast reserved field name?", "Amazon Forecast reserves the following names: ALIAS. [1]",
+     None),  # "field" is not said
+    # a condition the question does not state: no plain yes or no
+    ("Can I resize an instance to a type that is only available in a VPC?",
+     "You can't resize an instance in EC2-Classic to a type that is available only in a VPC unless you have a "
+     "nondefault VPC. [1]", None),
+    # about something else: the sentence does not say what is asked ("stop")
+    ("Can I stop a DB instance that has a read replica?",
+     "The type of storage for a read replica is independent of that on the primary DB instance. [1]", None),
+    # a negation about another thing than asked, with the question asserted: unsettled
+    ("Can I associate a Git repository with a notebook instance?",
+     "You can associate a Git repository with a notebook instance that is not running. [1]", None),
+    # a negated question
+    ("Can't I stop a DB instance that has a read replica?",
+     "You can't stop a DB instance that has a read replica. [1]", None),
+])
+def test_a_yes_no_question_gets_the_polarity_of_its_answer(question: str, said: str, verdict: str | None) -> None:
+    assert short_answer(question, [said], [hit(said.rsplit(" [", 1)[0])], SPARSE) == verdict
+
+
+def test_a_yes_no_verdict_may_leave_the_cited_articles_topic_unsaid() -> None:
+    said = ["Multi-model endpoints are not supported on GPU instance types. [1]"]
+    q = "Are multi-model endpoints supported on GPU instance types in Amazon SageMaker?"
+    assert short_answer(q, said, [hit(said[0][:-4])], SPARSE) is None  # "SageMaker" is not said
+    assert short_answer(q, said, [hit(said[0][:-4], heading="Amazon SageMaker > Multi-model endpoints")],
+                        SPARSE) == NO
+    guide = hit(said[0][:-4]).model_copy(update={"article_id": "amazon-sagemaker-developer-guide/mme.md"})
+    assert short_answer(q, said, [guide], SPARSE) == NO
+
+
+def test_a_yes_no_question_answered_by_a_row_gets_its_yes_no_cell() -> None:
+    table = ("Resource | Supports tags | Supports tagging on creation\n--- | --- | ---\n"
+             "AMI | Yes | No\nVPC flow log | Yes | Yes\n")
+    said = ["Resource: AMI; Supports tags: Yes; Supports tagging on creation: No. [1]"]
+    assert short_answer("Does AMI support tags?", said, [hit(table)], SPARSE) == YES
+    assert short_answer("Does AMI support tagging on creation?", said, [hit(table)], SPARSE) == NO
+    quotas = "Resource | Quota | Adjustable?\n--- | --- | ---\nConcurrent data set content generation | 2 | No\n"
+    said = ["Resource: Concurrent data set content generation; Quota: 2; Adjustable?: No. [1]"]
+    assert short_answer("Can I adjust the concurrent data set content generation quota?", said, [hit(quotas)],
+                        SPARSE) == NO
+    # a value is no yes or no ("Is db.t2.medium MariaDB?" answered by the MariaDB storage limit)
+    storage = "Instance Class | MariaDB | Oracle\n--- | --- | ---\ndb.t2.medium | 32 | 32\n"
+    said = ["Instance Class: db.t2.medium; MariaDB: 32. [1]"]
+    assert short_answer("Is MariaDB available on db.t2.medium?", said, [hit(storage)], SPARSE) is None

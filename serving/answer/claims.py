@@ -84,7 +84,7 @@ from citedesk.core.text import (
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["REASONS", "Assessment", "ClaimCheck", "SaidRow", "assess", "is_answer_sentence", "non_answer_reason",
-           "said_row"]
+           "polarity_terms", "said_row"]
 
 REASONS = ("not_an_answer", "number_mismatch", "unit_mismatch", "low_term_support", "polarity_mismatch",
            "entity_missing", "not_entailed")
@@ -341,6 +341,15 @@ def _polar(sparse: BM25SparseEncoder, text: str) -> _Polarity:
         prev = w
     close()
     return _Polarity(frozenset(pos), frozenset(before), frozenset(after), cue)
+
+
+def polarity_terms(text: str, sparse: BM25SparseEncoder) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
+    """``(asserted, subject, negated, has_cue)``: the text's terms in clauses without a negation cue, its terms
+    before a cue in their clause and after it ("*multi-model endpoints* are not *supported on GPU instance types*";
+    "Adjustable? No" negates "adjustable"), and whether it has a cue at all — the polarity rule's reading
+    (:class:`ClaimCheck`, ``polarity_mismatch``)."""
+    pol = _polar(sparse, text)
+    return pol.pos, pol.before, pol.after, pol.cue
 
 
 def _norm_word(sparse: BM25SparseEncoder, word: str) -> str | None:

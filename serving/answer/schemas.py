@@ -87,8 +87,10 @@ class AnswerResponse(BaseModel):
     short_answer: str | None = Field(None, description=(
         "the span of the answer that answers the question itself — a table cell (with its column's unit) or a "
         "quantity (\"900 seconds\", \"1.25 Gbps\") — verbatim from the answer, without markers (a bare number of a "
-        "cell takes the unit its column names: \"Memory in GB\" | 4 → \"4 GB\"); null when the sentences are the "
-        "answer (yes/no, lists, explanations), when no single value answers, or on escalate"))
+        "cell takes the unit its column names: \"Memory in GB\" | 4 → \"4 GB\"); for a yes/no question, \"Yes\" or "
+        "\"No\" as the cited sentences' polarity or the row's Yes/No cell says it; null when the sentences are the "
+        "answer (procedures, explanations, a yes/no they do not settle), when no single value answers, or on "
+        "escalate"))
     confidence: float
     confidence_kind: str
     handoff_summary: str | None = None

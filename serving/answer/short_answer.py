@@ -18,7 +18,12 @@ Found without a model, from the answer's first sentences and the passages they c
 * **a list question** answered by a lead-in with what it announces ("… one of the following states: provisioning:
   The load balancer is being set up; active: …"): the names of the entries ("provisioning, active, …"), when each
   has at most four words;
-* nothing otherwise (yes/no, procedures and explanations are answered by the sentences themselves).
+* **a yes/no question** (:func:`yes_no`): "Yes" or "No" — the Yes/No cell of the column asked, for a table row
+  said; else the polarity of the answer's sentences as the claim checks read it ("You can't stop a DB instance
+  that has a read replica" → "No" for "Can I stop a DB instance that has a read replica?"), when they say every
+  term of the question (or their article's title does) without a hedge ("unless", "only", "if" …). A verdict read from the cited text, not a span:
+  the sentences stay the answer;
+* nothing otherwise (procedures and explanations are answered by the sentences themselves).
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ from citedesk.core.text import markers, strip_markers
 from citedesk.core.types import Hit
 from citedesk.retrieval.answerability import QuestionType, question_type, term_weights
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
-from citedesk.serving.answer.claims import said_row
+from citedesk.serving.answer.claims import polarity_terms, said_row
 
-__all__ = ["asks_value", "quantities", "short_answer"]
+__all__ = ["NO", "YES", "asks_value", "quantities", "short_answer", "yes_no"]
+
+YES, NO = "Yes", "No"
+"""The short answer of a yes/no question (:func:`yes_no`)."""
+_HEDGE = re.compile(r"\b(?:unless|only|except|if|but|however|although|though|whether|depend\w*|some|certain|"
+                    r"may|might|partially|limited|instead|otherwise)\b", re.IGNORECASE)
 
 _UNIT = (r"(?:%|percent|bytes?|[KMGTPE]i?B|[KMGT]bit|[KMGT]b(?:ps|/s)|[KMG]Hz|ms|milliseconds?|"
          r"microseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
@@ -176,6 +186,85 @@ def _list_answer(text: str) -> str | None:
     return ", ".join(names) if len(names) >= 2 else None
 
 
+_YES_CELLS = frozenset({"yes", "supported", "true"})
+_NO_CELLS = frozenset({"no", "not supported", "unsupported", "false"})
+
+
+def _cell_yes_no(cell: str) -> str | None:
+    value = " ".join(cell.strip(" *.`").lower().split())
+    return YES if value in _YES_CELLS else NO if value in _NO_CELLS else None
+
+
+def _row_yes_no(row: tuple[tuple[str, str, bool], ...], weights: dict[str, float],
+                sparse: BM25SparseEncoder) -> str | None:
+    """The Yes/No cell a yes/no question asks for, of a row said in the answer ("Resource: AMI; Supports tags:
+    Yes"): the said cell holding Yes/No (or true/false, supported/not supported) whose column name shares the largest
+    part of its terms with the question — at least half when the row has several such cells —; None when there is
+    none (a value such as "32" says no yes or no) or two tie."""
+    cells = [(name, _cell_yes_no(cell)) for k, (name, cell, said) in enumerate(row) if said and k > 0]
+    cells = [(name, v) for name, v in cells if v is not None]
+    if not cells:
+        return None
+    keys = set(weights)
+    shares = [(len(keys & t) / max(1, len(t)), len(keys & t)) for t in (set(sparse.terms(n)) for n, _ in cells)]
+    best = max(shares)  # (share of the name's terms, how many): "Supports tagging on creation" over "Supports tags"
+    top = [v for (_, v), share in zip(cells, shares) if share == best]
+    if len(top) != 1 or (len(cells) > 1 and best[0] < 0.5):
+        return None
+    return top[0]
+
+
+def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: BM25SparseEncoder, *,
+           topic: str = "") -> str | None:
+    """:data:`YES` or :data:`NO` for a yes/no question, read from the polarity of the answer's sentences (or the
+    table row said), or None where they do not settle it.
+
+    The polarity rule of the claim checks (:func:`~citedesk.serving.answer.claims.polarity_terms`) reads which
+    terms each sentence asserts and which it negates ("You can't *stop a DB instance that has a read replica*";
+    "Adjustable? No"). :data:`NO` when the sentences negate a term of the question that none of them asserts;
+    :data:`YES` when none has a negation cue. None when a term of the question is neither said by the sentences nor
+    in ``topic`` (a sentence about a read replica's storage type does not say whether you can *stop* a DB instance
+    that has one; "SageMaker" may stay in the id or title of the cited article), when they hedge
+    ("unless", "only", "if", "but", "some", "may" …: a condition the question does not state), when the question
+    is itself negated ("Can't I …?") or holds a quantity ("Can I use more than 20 GB?": a comparison, which
+    polarity does not read).
+
+    Args:
+        question: as asked.
+        texts: the answer's sentences, markers stripped.
+        weights: the question's term weights.
+        sparse: the BM25 encoder (the same term analysis as ``weights``).
+        topic: the cited passages' article ids (a folder article's path names its guide), titles and headings:
+            what they are about, unsaid in their sentences.
+    """
+    if not texts or not weights or polarity_terms(question, sparse)[3] or quantities(question):
+        return None  # "Can I use more than 20 GB?" against "up to 10 GB" is arithmetic, not polarity
+    if any(_HEDGE.search(t) for t in texts):
+        return None
+    asserted: set[str] = set()
+    said: set[str] = set()
+    negated: set[str] = set()
+    cue = False
+    for text in texts:
+        pos, subject, neg, has_cue = polarity_terms(text, sparse)
+        asserted |= pos
+        said |= pos | subject | neg
+        negated |= neg
+        cue = cue or has_cue
+    keys = weights.keys()
+    if keys - said - set(sparse.terms(topic)):
+        return None
+    if keys & negated:
+        return NO if (keys & negated) - asserted else None
+    return None if cue else YES
+
+
+def _cited_passages(sentence: str, evidence: list[Hit]) -> list[str]:
+    """The passages a sentence's ``[n]`` markers cite, each with its table header line when it has one."""
+    cited = [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
+    return [f"{h.table_header}\n{h.text}" if h.table_header else h.text for h in cited]
+
+
 def short_answer(question: str, sentences: list[str], evidence: list[Hit], sparse: BM25SparseEncoder, *,
                  max_sentences: int = 3) -> str | None:
     """The short answer of a checked answer (see the module docstring).
@@ -188,20 +277,32 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
         max_sentences: answer sentences looked at, from the first.
 
     Returns:
-        A span of the answer (a table cell, possibly with its column's unit; a quantity), or None where the answer
-        has no single value that answers (the sentences answer: yes/no, lists, explanations).
+        A span of the answer (a table cell, possibly with its column's unit; a quantity; a list's names), "Yes" or
+        "No" for a yes/no question, or None where the answer has no single value that answers (the sentences
+        answer: procedures, explanations, a yes/no they do not settle).
     """
     qtype = question_type(question)
     if qtype == QuestionType.LIST and sentences:
         return _list_answer(strip_markers(sentences[0]).strip())
     weights = term_weights(question, sparse)
+    if qtype == QuestionType.YES_NO:
+        texts: list[str] = []
+        for sentence in sentences[:max_sentences]:
+            text = strip_markers(sentence).strip()
+            row = said_row(text, _cited_passages(sentence, evidence))
+            if row.cells:
+                return _row_yes_no(row.cells, weights, sparse)
+            texts.append(text)
+        cited = {m for sentence in sentences[:max_sentences] for m in markers(sentence) if 1 <= m <= len(evidence)}
+        topic = " ".join(f"{evidence[m - 1].article_id} {evidence[m - 1].title} {evidence[m - 1].heading}"
+                         for m in sorted(cited))  # "amazon-sagemaker-developer-guide/multi-model-endpoints.md"
+        return yes_no(question, texts, weights, sparse, topic=topic)
     quantity = qtype == QuestionType.QUANTITY and asks_value(question)
     found: list[str] = []
     for sentence in sentences[:max_sentences]:
-        cited = [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
         text = strip_markers(sentence).strip()
         if qtype in (QuestionType.QUANTITY, QuestionType.OTHER):
-            row = said_row(text, [f"{h.table_header}\n{h.text}" if h.table_header else h.text for h in cited])
+            row = said_row(text, _cited_passages(sentence, evidence))
             if row.cells:
                 return _row_answer(row.cells, weights, sparse, quantity)
         if quantity and quantities(text):

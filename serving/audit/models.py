@@ -70,7 +70,7 @@ class AuditAnswer(Base):
     confidence: Mapped[float] = mapped_column(Float)
     confidence_kind: Mapped[str] = mapped_column(String(40))
     answer: Mapped[str] = mapped_column(Text, default="")
-    short_answer: Mapped[str | None] = mapped_column(Text)  # revision 0008: the asked cell or quantity, if any
+    short_answer: Mapped[str | None] = mapped_column(Text)  # revision 0008: the asked cell or quantity, Yes/No, if any
     handoff_summary: Mapped[str | None] = mapped_column(Text)
     generator: Mapped[str] = mapped_column(String(40))
     model: Mapped[str] = mapped_column(String(200))

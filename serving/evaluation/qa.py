@@ -14,6 +14,9 @@ where it has none), and a correctness label: from the hand labels (a CSV kept in
 the answer text is unchanged, flagged ``changed`` when it changed), else from the configured LLM judge, else
 ``should_escalate`` by rule for an answer to an unanswerable ``gold_out`` question, else none (``unlabeled``).
 
+A yes/no question's short answer is a verdict ("Yes"/"No"): it is compared with the CSV's ``yes_no`` column where
+that says Yes or No (``yes_no_verdicts``, ``yes_no_flipped``), and the answer's F1 stands for its short answer's.
+
 Reported: answered / escalated per setting, resolution rate (correct ÷ answerable questions), wrong-answer rate
 ((wrong + should_escalate) ÷ answered), mean token F1 on answered (answers, and short answers where given), AUROC
 of the confidence against answerable, and the risk–coverage curve (precision of answered vs share of answerable
@@ -36,6 +39,7 @@ from pathlib import Path
 
 from citedesk.core.text import strip_markers
 from citedesk.core.types import Decision
+from citedesk.serving.answer.short_answer import NO, YES
 from citedesk.serving.evaluation.calibration import auroc
 
 __all__ = ["AnswerLabel", "GoldOut", "HandLabels", "LLMCorrectnessJudge", "QACase", "QAEval", "Setting",
@@ -251,6 +255,12 @@ class QAEval:
         return json.dumps({"summary": self.summary, "rows": self.rows}, indent=2)
 
 
+def _valued(short: str | None) -> str | None:
+    """A short answer that is a value (its token F1 is scored); a yes/no verdict is scored by agreement with the
+    case's ``yes_no`` instead, its F1 being the answer's."""
+    return None if short in (YES, NO) else short
+
+
 def _summarise(rows: list[dict]) -> dict:
     answered = [r for r in rows if r["decision"] == Decision.ANSWER.value]
     answerable = [r for r in rows if r["answerable"]]
@@ -261,6 +271,7 @@ def _summarise(rows: list[dict]) -> dict:
                              and r["label"] == AnswerLabel.CORRECT)
     f1 = [r["token_f1"] for r in answered]
     short_f1 = [r["short_answer_f1"] for r in answered]
+    verdicts = [r for r in answered if r.get("yes_no") and r["short_answer"] in (YES, NO)]
     return {
         "n": len(rows), "answerable": len(answerable), "answered": len(answered),
         "escalated": len(rows) - len(answered),
@@ -273,6 +284,9 @@ def _summarise(rows: list[dict]) -> dict:
         if answered else None,
         "mean_short_answer_f1_answered": round(statistics.fmean(short_f1), 4) if short_f1 else None,
         "short_answers": sum(1 for r in answered if r["short_answer"]),
+        "yes_no_answered": sum(1 for r in answered if r.get("yes_no")),
+        "yes_no_verdicts": len(verdicts),
+        "yes_no_flipped": sum(1 for r in verdicts if r["short_answer"] != r["yes_no"]),
         "reasons": dict(Counter(r["reason"] for r in rows)),
     }
 
@@ -329,8 +343,9 @@ async def evaluate_qa(pipeline, cases: Sequence[QACase], *, generator_name: str,
                 "token_f1": round(token_f1(resp.answer, case.reference), 4) if answered else 0.0,
                 "reference_recall": round(reference_recall(resp.answer, case.reference), 4) if answered else 0.0,
                 "short_answer": resp.short_answer or "",
-                "short_answer_f1": round(token_f1(resp.short_answer or resp.answer, case.reference), 4)
+                "short_answer_f1": round(token_f1(_valued(resp.short_answer) or resp.answer, case.reference), 4)
                 if answered else 0.0,
+                "yes_no": case.yes_no if case.yes_no in (YES, NO) else "",
                 "label": str(label) if (answered and label) else "", "label_source": source if answered else "",
                 "label_status": status if answered else "", "label_reason": why if answered else "",
                 "signals": resp.signals,

@@ -161,8 +161,8 @@ class CitedeskExtension(BaseModel):
     handoff_summary: str | None = None
     answer: str = Field("", description="the written answer with [n] markers (the message content may be "
                                         "plain or speakable text, depending on the profile)")
-    short_answer: str | None = Field(None, description="the asked value or names, verbatim from the answer (see "
-                                                       "/v1/answer); null when the sentences answer")
+    short_answer: str | None = Field(None, description="the asked value or names, verbatim from the answer, or "
+                                                       "Yes/No (see /v1/answer); null when the sentences answer")
     profile: str
     latency_ms: dict[str, float] = Field(default_factory=dict)
 

@@ -69,7 +69,8 @@ class AnswerResult(BaseModel):
     reason: str = Field(description="grounded, or why it escalated (no_evidence, low_confidence, ...)")
     answer: str = Field(description="answer text with [n] markers; empty on escalate")
     short_answer: str | None = Field(None, description="the asked value (a table cell, a quantity with its unit), "
-                                                       "verbatim from the answer; null when the sentences answer")
+                                                       "verbatim from the answer, or Yes/No for a yes/no question; "
+                                                       "null when the sentences answer")
     sources: list[Source] = Field(default_factory=list)
     confidence: float
     confidence_kind: str
