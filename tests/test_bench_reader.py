@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from citedesk.retrieval.embedding.dense import CrossEncoderReaderModel
 
 ROOT = Path(__file__).resolve().parents[1]

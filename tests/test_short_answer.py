@@ -9,7 +9,13 @@ import pytest
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.answer.schemas import AnswerRequest
-from citedesk.serving.answer.short_answer import NO, YES, asks_value, quantities, short_answer
+from citedesk.serving.answer.short_answer import (
+    NO,
+    YES,
+    asks_value,
+    quantities,
+    short_answer,
+)
 
 SPARSE = BM25SparseEncoder()
 
@@ -158,8 +164,8 @@ def test_a_cell_is_said_only_whole() -> None:
      None),  # "field" is not said
     # a condition the question does not state: no plain yes or no
     ("Can I resize an instance to a type that is only available in a VPC?",
-     "You can't resize an instance in EC2-Classic to a type that is available only in a VPC unless you have a "
-     "nondefault VPC. [1]", None),
+     ("You can't resize an instance in EC2-Classic to a type that is available only in a VPC unless you have a "
+      "nondefault VPC. [1]"), None),
     # about something else: the sentence does not say what is asked ("stop")
     ("Can I stop a DB instance that has a read replica?",
      "The type of storage for a read replica is independent of that on the primary DB instance. [1]", None),
