@@ -66,3 +66,19 @@ def test_a_lead_in_whose_list_is_in_another_chunk_is_no_candidate(embedder) -> N
     whole = [hit(f"{lead}\n\n+ Download the source code from GitHub.\n+ Use pip install sagemaker_pyspark.", 0)]
     said = gen.select(question, whole)
     assert said and said[0][3].startswith(lead.rstrip(":")) and "pip install" in said[0][3]  # with its list
+
+
+def test_a_sentence_drawing_on_the_one_before_is_said_with_it(embedder) -> None:
+    """"Therefore, you can't …" answers only with its premise; "This …" already did (the sentence before joins)."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    text = ("Newer instance types must be launched in a VPC. Therefore, you can't resize an instance in the "
+            "EC2-Classic platform to an instance type that is available only in a VPC.")
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="resize.md", locale="en", title="Resize", content_hash="h", chunk_index=0, text=text)
+    said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
+        "Can I resize an EC2-Classic instance to an instance type available only in a VPC?", [chunk])]
+    assert said[:2] == ["Newer instance types must be launched in a VPC.",
+                        "Therefore, you can't resize an instance in the EC2-Classic platform to an instance type "
+                        "that is available only in a VPC."]

@@ -402,7 +402,8 @@ def unit_text(unit: AnswerUnit) -> str:
 _NUMBER = re.compile(r"\d")
 _REFERS_FORWARD = re.compile(r"\bthe following\b[^.]*[.:]?\s*$|:\s*$", re.IGNORECASE)
 _REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it|they|such|for (?:this|these|that)|in (?:this|that) case|"
-                          r"here|the (?:former|latter))\b", re.IGNORECASE)
+                          r"here|the (?:former|latter)|therefore|thus|hence|consequently|as a result|otherwise|"
+                          r"however|instead)\b", re.IGNORECASE)  # "Therefore, you can't …" draws on the one before
 
 
 class OpenAIGenerator:
