@@ -162,6 +162,11 @@ def test_a_cell_is_said_only_whole() -> None:
     ("Is Alias an Amazon Forecast reserved name?", "Amazon Forecast reserves the following names: ALIAS. [1]", YES),
     ("Is Alias an Amazon Forecast reserved field name?", "Amazon Forecast reserves the following names: ALIAS. [1]",
      None),  # "field" is not said
+    # drafted sentences (the LLM path) that lead with the verdict
+    ("Can I stop a DB instance that has a read replica?",
+     "No, you can't stop a DB instance that has a read replica. [1]", NO),
+    ("Can I use AWS Lambda to process Amazon SNS notifications?",
+     "Yes, you can use a Lambda function to process Amazon SNS notifications. [1]", YES),
     # a condition the question does not state: no plain yes or no
     ("Can I resize an instance to a type that is only available in a VPC?",
      ("You can't resize an instance in EC2-Classic to a type that is available only in a VPC unless you have a "
