@@ -177,6 +177,10 @@ def test_a_cell_is_said_only_whole() -> None:
     # a negation about another thing than asked, with the question asserted: unsettled
     ("Can I associate a Git repository with a notebook instance?",
      "You can associate a Git repository with a notebook instance that is not running. [1]", None),
+    # ... but one about another thing, in a clause of its own, leaves the yes standing
+    ("Can I associate a Git repository with a notebook instance?",
+     "You can associate a Git repository with a notebook instance; a public repository is not a resource in your "
+     "account. [1]", YES),
     # a negated question
     ("Can't I stop a DB instance that has a read replica?",
      "You can't stop a DB instance that has a read replica. [1]", None),

@@ -222,7 +222,8 @@ def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: B
     The polarity rule of the claim checks (:func:`~citedesk.serving.answer.claims.polarity_terms`) reads which
     terms each sentence asserts and which it negates ("You can't *stop a DB instance that has a read replica*";
     "Adjustable? No"). :data:`NO` when the sentences negate a term of the question that none of them asserts;
-    :data:`YES` when none has a negation cue. None when a term of the question is neither said by the sentences nor
+    :data:`YES` when none negates one and they have no negation cue at all, or clauses without one assert every
+    term. None when a term of the question is neither said by the sentences nor
     in ``topic`` (a sentence about a read replica's storage type does not say whether you can *stop* a DB instance
     that has one; "SageMaker" may stay in the id or title of the cited article), when they hedge
     ("unless", "only", "if", "but", "some", "may" …: a condition the question does not state), when the question
@@ -252,11 +253,14 @@ def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: B
         negated |= neg
         cue = cue or has_cue
     keys = weights.keys()
-    if keys - said - set(sparse.terms(topic)):
+    topic_terms = set(sparse.terms(topic))
+    if keys - said - topic_terms:
         return None
     if keys & negated:
         return NO if (keys & negated) - asserted else None
-    return None if cue else YES
+    # a negation about something else ("… a public Git repository that is not a resource in your account") leaves
+    # a yes standing only where clauses without one assert all that is asked
+    return YES if not cue or not keys - asserted - topic_terms else None
 
 
 def _cited_passages(sentence: str, evidence: list[Hit]) -> list[str]:
