@@ -11,7 +11,8 @@ many answers said another row (a selection miss, where a short answer is the oth
 
 Also yes/no questions (:func:`yes_no_cases`): from table rows with a Yes/No cell and from sentences that say what
 you can or can't do, or what is (not) supported; printed: how often the short answer's Yes/No is the source's
-(right), the opposite (flipped) or none, among answers that say the source.
+(right), the opposite (flipped) or none, among answers that say the source. ``--parts dev_yes_no`` asks the CSV's
+own yes/no questions as is and with their gold article excluded (the verdict a neighbouring page's sentences get).
 
     python bench/short_answer_check.py --data-dir <index of data/aws-docs> [--n 300] [--seed 5] [--dump rows.json]
 """
@@ -160,6 +161,26 @@ def yes_no_verdict(case: dict, answer: str, short: str | None) -> str:
     return "right" if short == case["cell"] else "flipped"
 
 
+async def ask_dev_yes_no(pipeline, csv_path: Path) -> list[dict]:
+    """The CSV's yes/no questions (``yes_no`` Yes or No), each asked as is and with its gold article excluded
+    (every question answered: the neighbouring pages' sentences then answer it); the verdict against ``yes_no``."""
+    import csv
+
+    from citedesk.serving.answer.schemas import AnswerRequest
+
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        cases = [r for r in csv.DictReader(fh) if (r.get("yes_no") or "").strip() in ("Yes", "No")]
+    rows = []
+    for case in cases:
+        for setting, exclude in (("normal", ()), ("gold_out", (case["gold_document"],))):
+            r = await pipeline.answer(AnswerRequest(question=case["question"]), exclude_articles=exclude)
+            got = r.short_answer if r.short_answer in ("Yes", "No") else None
+            rows.append({"question": case["question"], "setting": setting, "cell": case["yes_no"].strip(),
+                         "answer": r.answer, "short_answer": r.short_answer, "source": "", "row": "", "column": "",
+                         "verdict": "none" if got is None else "right" if got == case["yes_no"].strip() else "flipped"})
+    return rows
+
+
 def verdict(case: dict, answer: str, short: str | None) -> str:
     """``right`` / ``wrong`` / ``none`` for an answer that said the asked row (or, for a sentence case, holds the
     stated quantity); ``other_row`` otherwise."""
@@ -193,7 +214,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--dump", type=Path, help="write every question with its answer and short answer here")
-    ap.add_argument("--parts", default="table,sentences,yes_no", help="which checks to run (comma-separated)")
+    ap.add_argument("--parts", default="table,sentences,yes_no", help="which checks to run (comma-separated; also "
+                    "dev_yes_no: the --csv's yes/no questions, as is and with their gold article excluded)")
+    ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
     args = ap.parse_args()
     parts = set(args.parts.split(","))
 
@@ -205,10 +228,11 @@ def main() -> None:
                      if "sentences" in parts else [])
         yes_nos = (asyncio.run(ask_all(c.pipeline, yes_no_cases(c.index, args.n, args.seed), yes_no_verdict))
                    if "yes_no" in parts else [])
+        dev = asyncio.run(ask_dev_yes_no(c.pipeline, args.csv)) if "dev_yes_no" in parts else []
     finally:
         c.index.close()
     if args.dump:
-        args.dump.write_text(json.dumps(rows + sentences + yes_nos, indent=1))
+        args.dump.write_text(json.dumps(rows + sentences + yes_nos + dev, indent=1))
     for kind, got in (("table rows", rows), ("sentences stating a bound or default", sentences)):
         if not got:
             continue
@@ -233,6 +257,12 @@ def main() -> None:
         for r in got:
             if r["verdict"] == "flipped":
                 print(f"  flipped: {r['question']!r} → {r['short_answer']!r} ({r['answer'][:160]!r})")
+    for setting in ("normal", "gold_out"):
+        got = [r for r in dev if r["setting"] == setting]
+        if got:
+            counts = collections.Counter(r["verdict"] for r in got)
+            print(f"{len(got)} yes/no questions of {args.csv.name}, {setting} (all answered): Yes/No right "
+                  f"{counts['right']}, flipped {counts['flipped']}, none {counts['none']}")
 
 
 if __name__ == "__main__":
