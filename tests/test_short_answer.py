@@ -162,6 +162,8 @@ def test_a_cell_is_said_only_whole() -> None:
     ("Is Alias an Amazon Forecast reserved name?", "Amazon Forecast reserves the following names: ALIAS. [1]", YES),
     ("Is Alias an Amazon Forecast reserved field name?", "Amazon Forecast reserves the following names: ALIAS. [1]",
      None),  # "field" is not said
+    # what the negation negates first is not what is asked
+    ("Can I delete my account?", "You can't undo deleting your account. [1]", None),
     # drafted sentences (the LLM path) that lead with the verdict
     ("Can I stop a DB instance that has a read replica?",
      "No, you can't stop a DB instance that has a read replica. [1]", NO),

@@ -67,7 +67,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from citedesk.core.text import (
     ABBREVIATION_END,
@@ -83,8 +83,8 @@ from citedesk.core.text import (
 )
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["REASONS", "Assessment", "ClaimCheck", "SaidRow", "assess", "is_answer_sentence", "non_answer_reason",
-           "polarity_terms", "said_row"]
+__all__ = ["REASONS", "Assessment", "ClaimCheck", "PolarityTerms", "SaidRow", "assess", "is_answer_sentence",
+           "non_answer_reason", "polarity_terms", "said_row"]
 
 REASONS = ("not_an_answer", "number_mismatch", "unit_mismatch", "low_term_support", "polarity_mismatch",
            "entity_missing", "not_entailed")
@@ -295,10 +295,11 @@ class _Polarity:
     before: frozenset[str] = frozenset()
     after: frozenset[str] = frozenset()
     cue: bool = False
+    heads: frozenset[str] = frozenset()  # the first word after each cue (a bare "No": all of the clause it answers)
 
     def __or__(self, other: _Polarity) -> _Polarity:
         return _Polarity(self.pos | other.pos, self.before | other.before, self.after | other.after,
-                         self.cue or other.cue)
+                         self.cue or other.cue, self.heads | other.heads)
 
 
 def _polar(sparse: BM25SparseEncoder, text: str) -> _Polarity:
@@ -311,45 +312,68 @@ def _polar(sparse: BM25SparseEncoder, text: str) -> _Polarity:
     pos: set[str] = set()
     before: set[str] = set()
     after: set[str] = set()
+    heads: set[str] = set()
     head: set[str] = set()  # this clause's terms before its cue (all of them while it has none)
     tail: set[str] = set()  # ... and after it
+    first: set[str] = set()  # ... the first word's after a cue
     last: set[str] = set()  # terms of the clause before
-    negated, cue, prev = False, False, ""
+    negated, cue, prev, want = False, False, "", False
 
     def close() -> None:
-        nonlocal head, tail, last, negated
+        nonlocal head, tail, first, last, negated, want
         if negated and not head and not tail:  # a bare "No" / "None" answers the clause before
             pos.difference_update(last)
             after.update(last)
+            heads.update(last)
         elif negated:
             before.update(head)
             after.update(tail)
+            heads.update(first)
         else:
             pos.update(head)
-        last, head, tail, negated = head | tail, set(), set(), False
+        last, head, tail, first, negated, want = head | tail, set(), set(), set(), False, False
 
     for m in re.finditer(r"[^\W_]+|[,;!?|]|\.(?=\s|[A-Z<]|$)", _expand(text)):
         w = m.group().lower()
         if w == "." and (len(prev) == 1 or prev in _ABBREVIATIONS):
             continue  # N. Virginia, e.g. Amazon
         if w in _CUES:
-            cue = negated = True
+            cue = negated = want = True
         elif w in ",;!?|." or w in _CLAUSE_END:
             close()
         else:
-            (tail if negated else head).update(_word_terms(sparse, w))
+            terms = _word_terms(sparse, w)
+            (tail if negated else head).update(terms)
+            if want and terms:  # "can't *stop* …", "not *supported* …", "can't *undo* deleting …"
+                first.update(terms)
+                want = False
         prev = w
     close()
-    return _Polarity(frozenset(pos), frozenset(before), frozenset(after), cue)
+    return _Polarity(frozenset(pos), frozenset(before), frozenset(after), cue, frozenset(heads))
 
 
-def polarity_terms(text: str, sparse: BM25SparseEncoder) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
-    """``(asserted, subject, negated, has_cue)``: the text's terms in clauses without a negation cue, its terms
-    before a cue in their clause and after it ("*multi-model endpoints* are not *supported on GPU instance types*";
-    "Adjustable? No" negates "adjustable"), and whether it has a cue at all — the polarity rule's reading
-    (:class:`ClaimCheck`, ``polarity_mismatch``)."""
+class PolarityTerms(NamedTuple):
+    """A text's terms by negation, as the polarity rule reads them (:func:`polarity_terms`)."""
+
+    asserted: frozenset[str]
+    """Terms of clauses without a negation cue."""
+    subject: frozenset[str]
+    """Terms before the cue of a negated clause ("*multi-model endpoints* are not supported")."""
+    negated: frozenset[str]
+    """Terms after it ("… not *supported on GPU instance types*"); a bare "No" negates the clause it answers."""
+    heads: frozenset[str]
+    """The first word after each cue: what is negated itself ("can't *stop* a DB instance", "can't *undo*
+    deleting")."""
+    cue: bool
+    """The text has a negation cue."""
+
+
+def polarity_terms(text: str, sparse: BM25SparseEncoder) -> PolarityTerms:
+    """The text's terms by negation — the polarity rule's reading (:class:`ClaimCheck`, ``polarity_mismatch``):
+    clauses end at ``, ; ! ? |``, a sentence's full stop and ``but``, ``however``…; "Adjustable? No" negates
+    "adjustable"; bounds ("no more than 5") are not negations."""
     pol = _polar(sparse, text)
-    return pol.pos, pol.before, pol.after, pol.cue
+    return PolarityTerms(pol.pos, pol.before, pol.after, pol.heads, pol.cue)
 
 
 def _norm_word(sparse: BM25SparseEncoder, word: str) -> str | None:

@@ -221,7 +221,9 @@ def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: B
 
     The polarity rule of the claim checks (:func:`~citedesk.serving.answer.claims.polarity_terms`) reads which
     terms each sentence asserts and which it negates ("You can't *stop a DB instance that has a read replica*";
-    "Adjustable? No"). :data:`NO` when the sentences negate a term of the question that none of them asserts;
+    "Adjustable? No"). :data:`NO` when the sentences negate a term of the question that none of them asserts, and
+    a negation's first word is one of the question's ("You can't undo deleting your account" does not say you
+    can't delete it);
     :data:`YES` when none negates one and they have no negation cue at all, or clauses without one assert every
     term. None when a term of the question is neither said by the sentences nor
     in ``topic`` (a sentence about a read replica's storage type does not say whether you can *stop* a DB instance
@@ -238,26 +240,28 @@ def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: B
         topic: the cited passages' article ids (a folder article's path names its guide), titles and headings:
             what they are about, unsaid in their sentences.
     """
-    if not texts or not weights or polarity_terms(question, sparse)[3] or quantities(question):
+    if not texts or not weights or polarity_terms(question, sparse).cue or quantities(question):
         return None  # "Can I use more than 20 GB?" against "up to 10 GB" is arithmetic, not polarity
     if any(_HEDGE.search(t) for t in texts):
         return None
     asserted: set[str] = set()
     said: set[str] = set()
     negated: set[str] = set()
+    heads: set[str] = set()
     cue = False
     for text in texts:
-        pos, subject, neg, has_cue = polarity_terms(text, sparse)
-        asserted |= pos
-        said |= pos | subject | neg
-        negated |= neg
-        cue = cue or has_cue
+        pol = polarity_terms(text, sparse)
+        asserted |= pol.asserted
+        said |= pol.asserted | pol.subject | pol.negated
+        negated |= pol.negated
+        heads |= pol.heads
+        cue = cue or pol.cue
     keys = weights.keys()
     topic_terms = set(sparse.terms(topic))
     if keys - said - topic_terms:
         return None
-    if keys & negated:
-        return NO if (keys & negated) - asserted else None
+    if keys & negated:  # the negation must be of what is asked: "can't *stop* …", not "can't undo *deleting* …"
+        return NO if (keys & negated) - asserted and heads & set(sparse.terms(question)) else None
     # a negation about something else ("… a public Git repository that is not a resource in your account") leaves
     # a yes standing only where clauses without one assert all that is asked
     return YES if not cue or not keys - asserted - topic_terms else None
