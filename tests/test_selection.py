@@ -80,5 +80,29 @@ def test_a_sentence_drawing_on_the_one_before_is_said_with_it(embedder) -> None:
     said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
         "Can I resize an EC2-Classic instance to an instance type available only in a VPC?", [chunk])]
     assert said[:2] == ["Newer instance types must be launched in a VPC.",
-                        "Therefore, you can't resize an instance in the EC2-Classic platform to an instance type "
-                        "that is available only in a VPC."]
+                        ("Therefore, you can't resize an instance in the EC2-Classic platform to an instance type "
+                         "that is available only in a VPC.")]
+
+
+def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:
+    """A title line ("To set up …", no sentence end) before numbered steps announces them; alone it says nothing
+    (a note between steps leaves no "list" unit to take its place)."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    title = "To set up a custom DNS server for your Amazon RDS PostgreSQL DB instance"
+    text = (f"You can use a custom DNS server.\n\n{title}\n\n1. From the DHCP options set attached to your VPC, set the "
+            "domain-name-servers option to the IP address of your DNS name server. Note\n  The option accepts up to "
+            "four values.\n2. Ensure that your DNS server can resolve all lookup queries.\n")
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="dns.md", locale="en", title="DNS", content_hash="h", chunk_index=0, text=text)
+    gen = ExtractiveGenerator(embedder)
+    said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
+                                           [chunk])]
+    assert said and said[0].startswith(title + ": From the DHCP options set"), said
+    assert "Ensure that your DNS server" in said[0]
+    # the same words as a sentence with more after them on the line are no title
+    inline = chunk.model_copy(update={"text": f"{title} first create a DHCP options set.\n\n1. Open the console.\n"})
+    said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
+                                           [inline])]
+    assert said and ": Open the console" not in said[0]

@@ -185,7 +185,8 @@ class ExtractiveGenerator:
                 best = dataclasses.replace(best, unit=lead_of.unit)
         picked = [best]
         hit = evidence[best.hit]
-        if best.unit.kind in ("sentence", "list_item") and _REFERS_FORWARD.search(best.unit.text):
+        if best.unit.kind in ("sentence", "list_item") and (_REFERS_FORWARD.search(best.unit.text)
+                                                             or _titles_steps(best.unit, hit.text)):
             # "… one of the following states:" with what follows (definition lines, a code line): say both
             following = []
             line_start = hit.text.rfind("\n", 0, best.unit.start) + 1
@@ -329,6 +330,23 @@ def say_entries(texts: list[str]) -> str:
         else:
             out.append(piece)
     return "; ".join(out)
+
+
+_PROCEDURE_TITLE = re.compile(r"To [a-z]+\b[^.!?:;]{3,200}")
+_FIRST_STEP = re.compile(r"\s*1[.)]\s+\S")
+
+
+def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
+    """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) right
+    before its numbered steps: it announces them as "… the following:" does, so it is said with its first steps
+    (a list broken by a note between steps is no "list" unit to take its place)."""
+    if unit.kind != "sentence" or not _PROCEDURE_TITLE.fullmatch(unit.text.strip()):
+        return False
+    line_end = chunk_text.find("\n", unit.end)
+    if line_end < 0 or chunk_text[unit.end:line_end].strip():
+        return False  # more follows on the title's own line: a sentence, not a title
+    nxt = next((ln for ln in chunk_text[line_end:].split("\n") if ln.strip()), "")
+    return bool(_FIRST_STEP.match(nxt))
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:

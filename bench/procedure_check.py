@@ -1,0 +1,124 @@
+"""How often a "How do I …?" question is answered with the steps, on questions made from the corpus's procedures.
+
+The dev questions hold one "How to" question, so they cannot tell whether procedure questions get procedures. This
+check makes them from the synced chunks: a procedure title line ("To change the instance type of an Amazon
+EBS-backed instance", a line of its own without a sentence end) followed by numbered steps is asked as "How do I
+change the instance type of an Amazon EBS-backed instance?". Each is asked through the answer pipeline
+(extractive generator, no reader, chat threshold 0, so that every question gets an answer). Printed: how many
+answers say the title with its first step (the procedure itself), how many come from the procedure's article but
+say something else (the title alone, another sentence of the page), and how many come from other articles.
+
+    python bench/procedure_check.py --data-dir <index of data/aws-docs> [--n 200] [--seed 5] [--dump rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_TITLE = re.compile(r"^\W{0,4}To ([a-z]+) ([^.:;!?]{8,140}?)\W{0,4}$")
+_STEP = re.compile(r"^\s*1[.)]\s+(\S.{5,})$")
+
+
+def cases(index, n: int, seed: int) -> list[dict]:
+    """``{"question", "step", "article"}`` for up to ``n`` procedure titles with numbered steps (one per chunk)."""
+    texts, offset = [], None
+    while True:  # (text, article_id) of every chunk: the store's engine scrolled as chunk_texts scrolls it
+        points, offset = index.engine.scroll(None, limit=512, offset=offset, fields=["text", "article_id"])
+        texts += [(p.payload.get("text") or "", p.payload.get("article_id") or "") for p in points]
+        if offset is None:
+            break
+    texts.sort()
+    rng = random.Random(seed)
+    rng.shuffle(texts)
+    out, seen = [], set()
+    for text, article in texts:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        for i, line in enumerate(lines[:-1]):
+            m = _TITLE.match(line.strip())
+            step = next((_STEP.match(x) for x in lines[i + 1:i + 3] if _STEP.match(x)), None)
+            if m and step:
+                q = f"How do I {m[1]} {m[2].strip()}?"
+                if q not in seen:
+                    seen.add(q)
+                    out.append({"question": q, "step": step[1].strip(), "article": article, "title": line.strip()})
+                break
+        if len(out) >= n:
+            break
+    return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[*_`\\]", "", text).split()).lower()
+
+
+def _first_words(step: str, n: int = 4) -> list[str]:
+    """The step's first words, up to a URL, a link or a parenthesis (what the answer may leave out)."""
+    words = []
+    for w in _norm(step).split():
+        if re.search(r"https?:|[\[\]()<>]", w):
+            break
+        words.append(w)
+        if len(words) == n:
+            break
+    return words
+
+
+async def ask_all(pipeline, items: list[dict]) -> list[dict]:
+    from citedesk.serving.answer.schemas import AnswerRequest
+
+    rows = []
+    for case in items:
+        r = await pipeline.answer(AnswerRequest(question=case["question"]))
+        answer = _norm(r.answer)
+        cited = {c.article_id for c in r.citations}
+        if not r.answer:
+            verdict = "escalated"
+        elif _norm(case["title"]).strip(" *.:") in answer and " ".join(_first_words(case["step"])) in answer:
+            verdict = "steps"  # the title with its first step (as said: URLs and link targets left out)
+        elif case["article"] and case["article"] in cited:
+            verdict = "same_article_other_text"
+        else:
+            verdict = "other_article"
+        rows.append({**case, "answer": r.answer, "cited": sorted(cited), "verdict": verdict})
+    return rows
+
+
+def main() -> None:
+    # bench/ is the script's folder, first on sys.path
+    from claim_selfcheck import every_answer_container
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--dump", type=Path, help="write every question with its answer here")
+    args = ap.parse_args()
+
+    c = every_answer_container(args.data_dir)
+    try:
+        c.pipeline.warm_up()
+        rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed)))
+    finally:
+        c.index.close()
+    if args.dump:
+        args.dump.write_text(json.dumps(rows, indent=1))
+    counts = collections.Counter(r["verdict"] for r in rows)
+    print(f"{len(rows)} procedure questions from corpus procedure titles: answered with the steps {counts['steps']}, "
+          f"the procedure's article but other text {counts['same_article_other_text']}, another article "
+          f"{counts['other_article']}, escalated {counts['escalated']}")
+    for r in rows:
+        if r["verdict"] != "steps":
+            print(f"  {r['verdict']}: {r['question']!r} → {r['answer'][:140]!r}")
+
+
+if __name__ == "__main__":
+    main()
