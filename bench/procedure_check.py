@@ -57,7 +57,7 @@ def cases(index, n: int, seed: int) -> list[dict]:
 
 
 def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[*_`\\]", "", text).split()).lower()
+    return " ".join(re.sub(r"[*_`\\]|[.,;:](?=\s|$)", " ", text).split()).lower()
 
 
 def _first_words(step: str, n: int = 4) -> list[str]:
