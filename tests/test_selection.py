@@ -106,3 +106,8 @@ def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:
     said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
                                            [inline])]
     assert said and ": Open the console" not in said[0]
+    # a title at the end of its chunk (the next chunk repeats it with the steps) is no candidate
+    end = chunk.model_copy(update={"text": f"You can use a custom DNS server.\n\n{title}", "chunk_index": 1})
+    said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
+                                           [end, chunk])]
+    assert said and said[0].startswith(title + ": From the DHCP options set"), said

@@ -350,9 +350,11 @@ def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
-    """A sentence that announces what follows ("You have the following options …:") with nothing after it in its
-    chunk before a heading: what it announces is in another chunk, and the sentence alone answers nothing."""
-    if unit.kind != "sentence" or not _REFERS_FORWARD.search(unit.text):
+    """A sentence that announces what follows ("You have the following options …:", or a procedure's title line
+    "To create the IAM role for tagging a Spot Fleet") with nothing after it in its chunk before a heading: what it
+    announces is in another chunk (which repeats a title with its steps), and the sentence alone answers nothing."""
+    if unit.kind != "sentence" or not (_REFERS_FORWARD.search(unit.text)
+                                       or _PROCEDURE_TITLE.fullmatch(unit.text.strip())):
         return False
     for line in chunk_text[unit.end:].splitlines():
         if HEADING.match(line):
