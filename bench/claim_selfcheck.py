@@ -98,22 +98,34 @@ def every_answer_container(data_dir: Path):
         "reader_model": None, "threshold_chat": 0.0, "generator": "extractive"})}))
 
 
-def main() -> None:
+def check_args(n: int, seed: int, dump: str) -> argparse.Namespace:
+    """The label-free checks' arguments: ``--data-dir``, ``--n``, ``--seed``, ``--dump``."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
-    ap.add_argument("--n", type=int, default=800)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--dump", type=Path, help="write every question with its answer and rejections here")
-    args = ap.parse_args()
+    ap.add_argument("--n", type=int, default=n)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--dump", type=Path, help=dump)
+    return ap.parse_args()
 
+
+def ask_made_questions(args: argparse.Namespace, make, ask) -> list[dict]:
+    """Questions made from the index in ``args.data_dir`` (``make(index, n, seed)``) asked through a pipeline
+    that answers every one (:func:`every_answer_container`; ``await ask(pipeline, questions)``); the rows
+    written to ``args.dump`` when given."""
     c = every_answer_container(args.data_dir)
     try:
         c.pipeline.warm_up()
-        rows = asyncio.run(ask_all(c.pipeline, questions(c.index, args.n, args.seed)))
+        rows = asyncio.run(ask(c.pipeline, make(c.index, args.n, args.seed)))
     finally:
         c.index.close()
     if args.dump:
         args.dump.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def main() -> None:
+    args = check_args(800, 11, "write every question with its answer and rejections here")
+    rows = ask_made_questions(args, questions, ask_all)
     counts = collections.Counter(r["reason"] for r in rows)
     print(f"{len(rows)} questions made from corpus units; answer reasons: "
           + ", ".join(f"{k} {v}" for k, v in counts.most_common()))

@@ -13,14 +13,10 @@ say something else (the title alone, another sentence of the page), and how many
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import collections
-import json
 import os
 import random
 import re
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -94,23 +90,10 @@ async def ask_all(pipeline, items: list[dict]) -> list[dict]:
 
 def main() -> None:
     # bench/ is the script's folder, first on sys.path
-    from claim_selfcheck import every_answer_container
+    from claim_selfcheck import ask_made_questions, check_args
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--dump", type=Path, help="write every question with its answer here")
-    args = ap.parse_args()
-
-    c = every_answer_container(args.data_dir)
-    try:
-        c.pipeline.warm_up()
-        rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed)))
-    finally:
-        c.index.close()
-    if args.dump:
-        args.dump.write_text(json.dumps(rows, indent=1))
+    args = check_args(200, 5, "write every question with its answer here")
+    rows = ask_made_questions(args, cases, ask_all)
     counts = collections.Counter(r["verdict"] for r in rows)
     print(f"{len(rows)} procedure questions from corpus procedure titles: answered with the steps {counts['steps']}, "
           f"the procedure's article but other text {counts['same_article_other_text']}, another article "
