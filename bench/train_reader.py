@@ -427,7 +427,8 @@ def _groups(rows: list[dict]) -> list[dict]:
     return [g for g in out if g["pos"] and g["neg"]]
 
 
-def _logits(model, tok, pairs: list[tuple[str, str]], device: str, max_length: int, batch: int = 512) -> list[float]:
+def _logits(model, tok, pairs: list[tuple[str, str]], device: str, max_length: int, batch: int = 512, *,
+            bf16: bool = True) -> list[float]:
     import torch
 
     model.eval()
@@ -437,9 +438,8 @@ def _logits(model, tok, pairs: list[tuple[str, str]], device: str, max_length: i
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
             enc = tok([pairs[j][0] for j in idx], [pairs[j][1] for j in idx], padding=True,
-                      truncation="longest_first", max_length=max_length, return_tensors="pt").to(
-                device.removeprefix("fp32:"))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):  # "fp32:cuda": no autocast
+                      truncation="longest_first", max_length=max_length, return_tensors="pt").to(device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device == "cuda"):
                 lg = model(**enc).logits.view(-1).float().cpu().tolist()
             for j, x in zip(idx, lg):
                 out[j] = x
@@ -534,8 +534,6 @@ def score(args) -> None:
     …]}``) with each model folder given; writes ``{model name: {question: [[probability, …], …]}}`` (the
     probability that the unit answers, as :class:`~citedesk.retrieval.embedding.dense.CrossEncoderReaderModel`
     reads it: float32, max length 128, sigmoid of the logit)."""
-    import math as _math
-
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -546,8 +544,8 @@ def score(args) -> None:
     for folder in args.models:
         tok = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).to(device)
-        logits = iter(_logits(model, tok, flat, "cpu" if device == "cpu" else "fp32:" + device, args.max_length))
-        out[Path(folder).name] = {q: [[1 / (1 + _math.exp(-next(logits))) for _ in units] for units in lists]
+        logits = iter(_logits(model, tok, flat, device, args.max_length, bf16=False))  # as the service reads it
+        out[Path(folder).name] = {q: [[1 / (1 + math.exp(-next(logits))) for _ in units] for units in lists]
                                   for q, lists in cands.items()}
         print(f"{folder}: {len(flat)} pairs scored", flush=True)
     Path(args.out).write_text(json.dumps(out))

@@ -336,11 +336,16 @@ _PROCEDURE_TITLE = re.compile(r"To [a-z]+\b[^.!?:;]{3,200}")
 _FIRST_STEP = re.compile(r"\s*1[.)]\s+\S")
 
 
+def _is_procedure_title(unit: AnswerUnit) -> bool:
+    """A sentence unit that is a procedure's title line ("To create the IAM role for tagging a Spot Fleet")."""
+    return unit.kind == "sentence" and bool(_PROCEDURE_TITLE.fullmatch(unit.text.strip()))
+
+
 def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
     """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) right
     before its numbered steps: it announces them as "… the following:" does, so it is said with its first steps
     (a list broken by a note between steps is no "list" unit to take its place)."""
-    if unit.kind != "sentence" or not _PROCEDURE_TITLE.fullmatch(unit.text.strip()):
+    if not _is_procedure_title(unit):
         return False
     line_end = chunk_text.find("\n", unit.end)
     if line_end < 0 or chunk_text[unit.end:line_end].strip():
@@ -353,8 +358,7 @@ def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
     """A sentence that announces what follows ("You have the following options …:", or a procedure's title line
     "To create the IAM role for tagging a Spot Fleet") with nothing after it in its chunk before a heading: what it
     announces is in another chunk (which repeats a title with its steps), and the sentence alone answers nothing."""
-    if unit.kind != "sentence" or not (_REFERS_FORWARD.search(unit.text)
-                                       or _PROCEDURE_TITLE.fullmatch(unit.text.strip())):
+    if not (unit.kind == "sentence" and _REFERS_FORWARD.search(unit.text) or _is_procedure_title(unit)):
         return False
     for line in chunk_text[unit.end:].splitlines():
         if HEADING.match(line):

@@ -142,14 +142,23 @@ def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncod
     return text[start:end]
 
 
+def _name_shares(names: list[str], keys: set[str], sparse: BM25SparseEncoder) -> list[tuple[float, int]]:
+    """For each column name, (the share of its terms the question has, how many): how plainly the question names
+    that column ("Supports tagging on creation" over "Supports tags" for "… support tagging on creation?")."""
+    out = []
+    for name in names:
+        terms = set(sparse.terms(name))
+        out.append((len(keys & terms) / max(1, len(terms)), len(keys & terms)))
+    return out
+
+
 def _row_answer(row: tuple[tuple[str, str, bool], ...], weights: dict[str, float], sparse: BM25SparseEncoder,
                 quantity: bool) -> str | None:
     """The asked cell of a row said in the answer (``row``: :attr:`~citedesk.serving.answer.claims.SaidRow.cells`),
     or None when not exactly one said cell is asked."""
     keys = set(weights)
     said = [(name, cell) for k, (name, cell, was_said) in enumerate(row) if was_said and k > 0]
-    name_terms = [set(sparse.terms(n)) for n, _ in said]
-    shares = [(len(keys & t) / max(1, len(t)), len(keys & t)) for t in name_terms]  # (share of the name's, how many)
+    shares = _name_shares([n for n, _ in said], keys, sparse)
     top = max(shares, default=(0.0, 0))
     if top[0] >= 0.5:  # the column the question names ("F32 Throughput in TFLOPS", "Description")
         asked = [a for a, share in zip(said, shares) if share == top]
@@ -205,9 +214,8 @@ def _row_yes_no(row: tuple[tuple[str, str, bool], ...], weights: dict[str, float
     cells = [(name, v) for name, v in cells if v is not None]
     if not cells:
         return None
-    keys = set(weights)
-    shares = [(len(keys & t) / max(1, len(t)), len(keys & t)) for t in (set(sparse.terms(n)) for n, _ in cells)]
-    best = max(shares)  # (share of the name's terms, how many): "Supports tagging on creation" over "Supports tags"
+    shares = _name_shares([n for n, _ in cells], set(weights), sparse)
+    best = max(shares)
     top = [v for (_, v), share in zip(cells, shares) if share == best]
     if len(top) != 1 or (len(cells) > 1 and best[0] < 0.5):
         return None
@@ -267,10 +275,14 @@ def yes_no(question: str, texts: list[str], weights: dict[str, float], sparse: B
     return YES if not cue or not keys - asserted - topic_terms else None
 
 
-def _cited_passages(sentence: str, evidence: list[Hit]) -> list[str]:
-    """The passages a sentence's ``[n]`` markers cite, each with its table header line when it has one."""
-    cited = [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
-    return [f"{h.table_header}\n{h.text}" if h.table_header else h.text for h in cited]
+def _cited(sentence: str, evidence: list[Hit]) -> list[Hit]:
+    """The hits a sentence's ``[n]`` markers cite, in the order first cited."""
+    return [evidence[m - 1] for m in dict.fromkeys(markers(sentence)) if 1 <= m <= len(evidence)]
+
+
+def _passages(hits: list[Hit]) -> list[str]:
+    """The hits' texts as the claim checks read them: a table header line carried before the chunk's text."""
+    return [f"{h.table_header}\n{h.text}" if h.table_header else h.text for h in hits]
 
 
 def short_answer(question: str, sentences: list[str], evidence: list[Hit], sparse: BM25SparseEncoder, *,
@@ -295,22 +307,22 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
     weights = term_weights(question, sparse)
     if qtype == QuestionType.YES_NO:
         texts: list[str] = []
+        topic: list[str] = []  # "amazon-sagemaker-developer-guide/multi-model-endpoints.md", title, heading
         for sentence in sentences[:max_sentences]:
             text = strip_markers(sentence).strip()
-            row = said_row(text, _cited_passages(sentence, evidence))
+            cited = _cited(sentence, evidence)
+            row = said_row(text, _passages(cited))
             if row.cells:
                 return _row_yes_no(row.cells, weights, sparse)
             texts.append(text)
-        cited = {m for sentence in sentences[:max_sentences] for m in markers(sentence) if 1 <= m <= len(evidence)}
-        topic = " ".join(f"{evidence[m - 1].article_id} {evidence[m - 1].title} {evidence[m - 1].heading}"
-                         for m in sorted(cited))  # "amazon-sagemaker-developer-guide/multi-model-endpoints.md"
-        return yes_no(question, texts, weights, sparse, topic=topic)
+            topic += [f"{h.article_id} {h.title} {h.heading}" for h in cited]
+        return yes_no(question, texts, weights, sparse, topic=" ".join(topic))
     quantity = qtype == QuestionType.QUANTITY and asks_value(question)
     found: list[str] = []
     for sentence in sentences[:max_sentences]:
         text = strip_markers(sentence).strip()
         if qtype in (QuestionType.QUANTITY, QuestionType.OTHER):
-            row = said_row(text, _cited_passages(sentence, evidence))
+            row = said_row(text, _passages(_cited(sentence, evidence)))
             if row.cells:
                 return _row_answer(row.cells, weights, sparse, quantity)
         if quantity and quantities(text):
