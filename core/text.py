@@ -42,7 +42,8 @@ def sentence_spans(text: str, language: str = "en") -> list[Span]:
 
     Sentence boundaries come from ``sentencex`` (Wikimedia's rule-based segmenter): abbreviations such as
     "N. Virginia" or "e.g." and numbers such as "1.11" do not end a sentence; nor do the few it misses before a
-    capital (:data:`ABBREVIATION_END`: "Max. Bandwidth"); a line break always does.
+    capital (:data:`ABBREVIATION_END`: "Max. Bandwidth"), nor a "?" or "!" before a lower-case word (a UI
+    label's: "choose Yes for Create Snapshot? and enter …"); a line break always does.
     """
     out: list[Span] = []
     offset = 0
@@ -58,6 +59,8 @@ def sentence_spans(text: str, language: str = "en") -> list[Span]:
                     continue  # no space after the boundary ("evil.example", "index.html"): not a sentence end
                 if pos <= keep_until or ABBREVIATION_END.search(line[:pos].rstrip()):
                     continue
+                if line[:pos].rstrip().endswith(("?", "!")) and line[pos:].lstrip()[:1].islower():
+                    continue  # "choose Yes for Create Snapshot? and enter …": a label's mark, not a sentence end
                 cuts.append(pos)
             start_of = 0
             for end in cuts + ([len(line)] if not cuts or cuts[-1] < len(line) else []):
@@ -173,6 +176,20 @@ SEE_ALSO_LIST = re.compile(r"^\W*(?:topics|contents|related (?:topics|resources|
                            r"^\s*for more information\b.*(?:\bthe following\W*|:\s*)$", re.IGNORECASE)
 """The line right before a list of links: "Topics", "See also", "For more information, see the following:"."""
 _DANGLING = re.compile(r"\b(?:at|to|in|on|the|a|an|of|for|with|from|see|and|or)\s*[.:]?\s*$", re.IGNORECASE)
+
+
+PROCEDURE_TITLE = re.compile(r"To [a-z]+\b[^.!?:;]{3,200}")
+"""A procedure's title as AWS and most help centers write it: "To stop a DB instance" (no sentence end), a line
+of its own above the steps; :func:`is_title_line` tests the whole-line part."""
+
+
+def is_title_line(text: str, span: Span) -> bool:
+    """Whether ``span`` of ``text`` is a procedure title line (:data:`PROCEDURE_TITLE`, alone on its line)."""
+    if not PROCEDURE_TITLE.fullmatch(span.text.strip()):
+        return False
+    line_start = text.rfind("\n", 0, span.start) + 1
+    line_end = text.find("\n", span.end)
+    return not text[line_start:span.start].strip() and not text[span.end:line_end if line_end >= 0 else None].strip()
 
 
 def is_answer_text(text: str) -> bool:
@@ -317,7 +334,8 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
     Lines with two or more ``|``-separated cells form a table; its first line is taken as the header, except
     for a table at the start of a chunk that starts inside a table (``table_header`` given): all its rows are
     data, read with ``table_header``. A run of list lines (``-``, ``*``, ``+``, ``1.``) is a list; the sentence
-    right before it is its lead-in.
+    right before it is its lead-in, a procedure's title line ("To stop a DB instance", :func:`is_title_line`)
+    included, which is a unit although it is title-like.
     """
     spans = sentence_spans(text)
     units: list[AnswerUnit] = []
@@ -389,15 +407,17 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                     units.append(AnswerUnit("list_item", f"{lead.rstrip(' .:')}: {said}", it.start, it.end,
                                             context=lead))
             begin = prev_sentence.start if prev_sentence is not None else items[0].start if items else 0
-            if len(items) > 1 and items[-1].end - begin <= max_list_chars and (not lead or is_answer_text(lead)):
-                said = [lead] if lead else []
+            titled = prev_sentence is not None and is_title_line(text, prev_sentence)
+            if len(items) > 1 and items[-1].end - begin <= max_list_chars and (not lead or titled
+                                                                                or is_answer_text(lead)):
+                said = [lead + ":" if titled else lead] if lead else []
                 said.append("; ".join(LIST_MARK.sub("", it.text).strip().rstrip(".;") for it in items) + ".")
                 units.append(AnswerUnit("list", " ".join(said), begin, items[-1].end, context=lead))
             units += [AnswerUnit("sentence", m.text, m.start, m.end) for m in more if is_answer_text(m.text)]
             prev_sentence = None
             i = j
             continue
-        if is_answer_text(s.text):
+        if is_answer_text(s.text) or is_title_line(text, s):  # "To stop a DB instance": the steps' lead-in
             units.append(AnswerUnit("sentence", s.text, s.start, s.end))
             prev_sentence = s  # a title-like line ("A" over a group of names) does not replace the lead-in
         i += 1

@@ -42,6 +42,11 @@ def test_sentence_boundaries_know_abbreviations_numbers_and_urls() -> None:
     assert all(text[s.start:s.end] == s.text for s in spans)
     header = "Instance Class | vCPU | Max. Bandwidth (Mbps) | Network Performance"  # the segmenter cuts at "Max."
     assert [s.text for s in sentence_spans(header)] == [header]
+    # a UI label's question mark before a lower-case word ends no sentence; before a capital it does
+    step = "4. In the window, choose Yes for Create Snapshot? and enter its name. Choose Yes to keep it."
+    assert [s.text for s in sentence_spans(step)] == [
+        "4. In the window, choose Yes for Create Snapshot? and enter its name.", "Choose Yes to keep it."]
+    assert [s.text for s in sentence_spans("Is it adjustable? Yes, it is.")] == ["Is it adjustable?", "Yes, it is."]
 
 
 def test_streaming_split_keeps_markers_and_waits_for_more_text() -> None:
@@ -189,6 +194,33 @@ def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:
     assert whole.text.startswith("To reset the password") and "; Choose the Forgot" in whole.text
     assert STEPS[whole.start:whole.end].endswith("below the sign-in form.")
     assert not any("For more information" in u.text for u in units)
+
+
+PROCEDURE = """## Console
+
+To stop a DB instance
+
+1. Open the Amazon RDS console.
+2. Choose the DB instance that you want to stop.
+3. For Actions, choose Stop.
+
+Console
+
+- Open the console.
+- Choose Start.
+"""
+
+
+def test_a_procedure_title_line_is_a_unit_and_its_steps_lead_in() -> None:
+    """"To stop a DB instance" is title-like (under eight words, no full stop) but it is what the steps do: the
+    list's lead-in, said "To stop a DB instance: Open …"; another short label line stays no unit and no lead-in."""
+    units = answer_units(PROCEDURE)
+    assert ("sentence", "To stop a DB instance") in [(u.kind, u.text) for u in units]
+    whole = [u for u in units if u.kind == "list"]
+    assert whole[0].text.startswith("To stop a DB instance: Open the Amazon RDS console; Choose the DB instance")
+    assert all(u.context == "To stop a DB instance" for u in units if u.kind == "list_item" and "RDS" in u.text)
+    assert whole[1].context == "" and whole[1].text == "Open the console; Choose Start."
+    assert "Console" not in {u.text for u in units}
 
 
 MODES = """Greengrass has three modes of communication where data is in transit:

@@ -101,6 +101,12 @@ def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:
                                            [chunk])]
     assert said and said[0].startswith(title + ": From the DHCP options set"), said
     assert "Ensure that your DNS server" in said[0]
+    # an introduction between the title and its steps
+    intro = chunk.model_copy(update={"text": f"{title}\n\nAfter you create the VPC, you can set its DNS server."
+                                             "\n\n1. Open the VPC console.\n2. Choose DHCP options sets.\n"})
+    said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
+                                           [intro])]
+    assert said and said[0].startswith(title + ": After you create the VPC") and "Open the VPC console" in said[0]
     # the same words as a sentence with more after them on the line are no title
     inline = chunk.model_copy(update={"text": f"{title} first create a DHCP options set.\n\n1. Open the console.\n"})
     said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import (FENCE, HEADING, LIST_MARK, SEE_ALSO_LIST, row_cells, say_cells, sentence_spans,
+from citedesk.core.text import (FENCE, HEADING, LIST_MARK, PROCEDURE_TITLE, SEE_ALSO_LIST, row_cells, say_cells, sentence_spans,
                                 speakable_line)
 from citedesk.core.types import GeneratorKind, Hit, Turn
 from citedesk.serving.answer.guidance import guidance_prompt
@@ -332,26 +332,26 @@ def say_entries(texts: list[str]) -> str:
     return "; ".join(out)
 
 
-_PROCEDURE_TITLE = re.compile(r"To [a-z]+\b[^.!?:;]{3,200}")
-_FIRST_STEP = re.compile(r"\s*1[.)]\s+\S")
-
-
 def _is_procedure_title(unit: AnswerUnit) -> bool:
     """A sentence unit that is a procedure's title line ("To create the IAM role for tagging a Spot Fleet")."""
-    return unit.kind == "sentence" and bool(_PROCEDURE_TITLE.fullmatch(unit.text.strip()))
+    return unit.kind == "sentence" and bool(PROCEDURE_TITLE.fullmatch(unit.text.strip()))
 
 
 def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
-    """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) right
-    before its numbered steps: it announces them as "… the following:" does, so it is said with its first steps
-    (a list broken by a note between steps is no "list" unit to take its place)."""
+    """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) before its
+    steps (a numbered or bulleted list), with at most one paragraph between them ("After you have created a Spot Fleet request, you can
+    add tags …"): it announces them as "… the following:" does, so it is said with what follows (a list broken by
+    a note between steps is no "list" unit to take its place)."""
     if not _is_procedure_title(unit):
         return False
     line_end = chunk_text.find("\n", unit.end)
     if line_end < 0 or chunk_text[unit.end:line_end].strip():
         return False  # more follows on the title's own line: a sentence, not a title
-    nxt = next((ln for ln in chunk_text[line_end:].split("\n") if ln.strip()), "")
-    return bool(_FIRST_STEP.match(nxt))
+    lines = [ln for ln in chunk_text[line_end:].split("\n") if ln.strip()][:2]
+    if lines and not (HEADING.match(lines[0]) or LIST_MARK.match(lines[0]) or FENCE.match(lines[0])
+                      or "|" in lines[0]):
+        lines = lines[1:]  # an introduction between the title and its steps
+    return bool(lines) and bool(LIST_MARK.match(lines[0]))
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
