@@ -13,6 +13,8 @@ HTML_TAG = re.compile(r"<[^>]{0,200}>")
 """One HTML tag (bounded, so a stray ``<`` cannot swallow a whole text)."""
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 """A bare URL (``http://``, ``https://`` or ``www.``) up to whitespace, a quote or an angle bracket."""
+URL_AT = re.compile(r"(?:\s+at\s+|\s+)?" + URL.pattern, re.IGNORECASE)
+"""A URL with the space and the "at" before it ("open the console at https://…"): what an answer drops of it."""
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)]*)\)")
 """A markdown link ``[text](target)``: group 1 is the text, group 2 the target."""
 MARKER_LIST = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")

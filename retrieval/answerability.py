@@ -28,8 +28,8 @@ from citedesk.core.text import URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "match_units", "question_type", "signals",
-           "term_weights"]
+__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_procedure", "match_units", "question_type",
+           "signals", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -65,6 +65,18 @@ def question_type(question: str) -> str:
     if _QUANTITY.search(question):
         return QuestionType.QUANTITY
     return QuestionType.OTHER
+
+
+_PROCEDURE = re.compile(r"^\s*(?:how\s+(?:do|can|should|would|could)\s+(?:i|we|you|one)\b(?!\s+(?:know|tell|find out)\b)|"
+                        r"how\s+to\b|(?:what\s+(?:are|is)\s+the\s+)?(?:steps|procedure|process)\s+(?:to|for)\b)",
+                        re.IGNORECASE)
+
+
+def asks_procedure(question: str) -> bool:
+    """Whether a question asks how to do something ("How do I stop a DB instance?", "How to …", "What are the
+    steps to …"), whose answer is a procedure's steps rather than one of them. Independent of
+    :func:`question_type` ("What are the steps to …" is also a list question)."""
+    return bool(_PROCEDURE.match(question))
 
 
 @functools.lru_cache(maxsize=65536)

@@ -213,6 +213,20 @@ def test_a_row_key_is_not_paired_with_another_rows_value() -> None:
         assert check(draft, EXTENSIONS).supported, draft  # one row each, or rows named in the same columns
 
 
+def test_a_procedure_title_said_before_its_steps_is_a_clause_of_its_own() -> None:
+    """"Title: step; step": each step's names are looked up where that step is, not in the title line above it;
+    a name the steps do not have is still refused."""
+    page = ("Viewing metrics\n\nTo view performance metrics\n\n1. Sign in to the AWS Management Console and open "
+            "the Amazon RDS console at https://console.aws.amazon.com/rds/.\n2. In the navigation pane, choose "
+            "Databases, and then choose a DB instance.\n3. Choose Monitoring.\n")
+    said = ("To view performance metrics: Sign in to the AWS Management Console and open the Amazon RDS console; "
+            "In the navigation pane, choose Databases, and then choose a DB instance; Choose Monitoring. [1]")
+    assert check(said, page).supported
+    assert check(said.replace("Amazon RDS", "Amazon EC2"), page).reason == "entity_missing"
+    assert check("To view performance metrics in Amazon Redshift: Choose Monitoring. [1]", page).reason == (
+        "entity_missing")
+
+
 def test_a_quoted_code_line_passes_with_its_url_removed() -> None:
     # the pipeline strips URLs from a sentence before its check: the verbatim rule compares the passage without them
     page = ("Using Amazon S3\n\nTo download an Amazon S3 object, use the following command, substituting the URL "

@@ -99,6 +99,9 @@ def test_markup_links_and_images_are_stripped(aws_container) -> None:
     assert "http" not in r.answer and "<" not in r.answer and "![" not in r.answer
     assert sanitize("See [the guide](https://evil.example/x) now <b>ok</b>") == "See the guide now ok"
     assert sanitize("## State **active_impaired** in _C#_ > `x`") == "State active_impaired in C# > x"
+    # a URL goes with the "at" that points to it, not with the punctuation after it
+    assert (sanitize("Open the Spot console at https://console.aws.amazon.com/ec2spot; Select your request. [1]")
+            == "Open the Spot console; Select your request. [1]")
 
 
 def test_short_follow_up_is_searched_with_the_previous_turn(aws_container) -> None:

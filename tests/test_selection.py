@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from citedesk.core.text import AnswerUnit
-from citedesk.retrieval.answerability import QuestionType, UnitMatch, question_type
+from citedesk.retrieval.answerability import QuestionType, UnitMatch, asks_procedure, question_type
 from citedesk.retrieval.selection import FEATURES, SelectionModel, defined_term, unit_features
 
 
@@ -82,6 +82,38 @@ def test_a_sentence_drawing_on_the_one_before_is_said_with_it(embedder) -> None:
     assert said[:2] == ["Newer instance types must be launched in a VPC.",
                         ("Therefore, you can't resize an instance in the EC2-Classic platform to an instance type "
                          "that is available only in a VPC.")]
+
+
+@pytest.mark.parametrize("question, procedure", [
+    ("How do I stop a DB instance?", True), ("How can I reboot my instance?", True), ("How to create a table?", True),
+    ("What are the steps to export a snapshot?", True), ("How do I know if my instance stopped?", False),
+    ("How does Greengrass encrypt data in transit?", False), ("What is a source repository?", False),
+])
+def test_asks_procedure(question, procedure) -> None:
+    assert asks_procedure(question) is procedure
+
+
+def test_a_how_to_question_gets_the_procedure_not_one_of_its_steps(embedder) -> None:
+    """A numbered step ranked first for "How do I …?" ("Open the Amazon EC2 console.", which the title's words
+    cover) is replaced by its whole list with the title; another kind of question keeps the step."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    text = ("We recommend that you reboot an instance from the console rather than from its operating system.\n\n"
+            "To reboot an instance using the console\n\n1. Open the Amazon EC2 console.\n2. In the navigation pane, "
+            "choose Instances.\n3. Select the instance and choose Actions, Instance State, Reboot.\n")
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="reboot.md", locale="en", title="Reboot your instance", content_hash="h", chunk_index=0,
+                text=text)
+    gen = ExtractiveGenerator(embedder)
+    question = "How do I reboot my EC2 instance using the console?"
+    top = gen.rank(question, [chunk])[0][0].unit
+    assert top.kind == "list_item" and top.text == "Open the Amazon EC2 console."  # what the ranking prefers
+    said = [t for _, _, _, t in gen.select(question, [chunk])]
+    assert said == ["To reboot an instance using the console: Open the Amazon EC2 console; In the navigation pane, "
+                    "choose Instances; Select the instance and choose Actions, Instance State, Reboot."], said
+    said = [t for _, _, _, t in gen.select("Which EC2 console do I reboot the instance in?", [chunk])]
+    assert "In the navigation pane" not in " ".join(said)
 
 
 def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:

@@ -74,7 +74,9 @@ from citedesk.core.text import (
     FENCE,
     LIST_MARK,
     MD_LINK,
+    PROCEDURE_TITLE,
     URL,
+    URL_AT,
     answer_units,
     is_group_label,
     row_cells,
@@ -486,7 +488,7 @@ class _Stream:
     walls: list[int] = field(default_factory=list)  # starts of headings and of lead-ins ("…:"), ascending
 
     def add(self, segment: str, *, mark: bool = False, wall: bool = False) -> None:
-        if seg_words := _words(URL.sub(" ", segment)):  # claims reach the checks with their URLs removed
+        if seg_words := _words(URL_AT.sub(" ", segment)):  # claims reach the checks with URLs (and "at") removed
             start = len(self.words)
             self.words += seg_words
             self.starts.add(start)
@@ -886,8 +888,14 @@ _CLAUSE_CUT = re.compile(r"\s*;\s*|,\s*(?:and|but|while|whereas|or|so)\s+", re.I
 
 
 def _clauses(text: str) -> list[tuple[int, int]]:
-    """Spans of the clauses of a sentence, cut at ``;`` and at a comma before and/but/while/or/so."""
+    """Spans of the clauses of a sentence, cut at ``;``, at a comma before and/but/while/or/so, and after a
+    procedure's title said before its steps ("To view performance metrics: Sign in to the AWS Management Console
+    …": the title names what the steps do, each step is its own claim)."""
     spans, pos = [], 0
+    title = re.match(r"\s*(" + PROCEDURE_TITLE.pattern + r"):\s+", text)
+    if title and "," not in title.group(1):  # "To download an object, use the following command: …" is a sentence
+        spans.append((title.start(1), title.end(1)))
+        pos = title.end()
     for m in _CLAUSE_CUT.finditer(text):
         spans.append((pos, m.start()))
         pos = m.end()

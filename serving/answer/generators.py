@@ -12,8 +12,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
-from citedesk.core.text import (FENCE, HEADING, LIST_MARK, PROCEDURE_TITLE, SEE_ALSO_LIST, row_cells, say_cells, sentence_spans,
-                                speakable_line)
+from citedesk.core.text import (
+    FENCE,
+    HEADING,
+    LIST_MARK,
+    PROCEDURE_TITLE,
+    SEE_ALSO_LIST,
+    row_cells,
+    say_cells,
+    sentence_spans,
+    speakable_line,
+)
 from citedesk.core.types import GeneratorKind, Hit, Turn
 from citedesk.serving.answer.guidance import guidance_prompt
 
@@ -117,7 +126,11 @@ class ExtractiveGenerator:
             unit_features` and the selection model's score (kind ``unit_selection_score``). Empty when no
             unit of 3 to 150 words matches.
         """
-        from citedesk.retrieval.answerability import match_units, question_type, term_weights
+        from citedesk.retrieval.answerability import (
+            match_units,
+            question_type,
+            term_weights,
+        )
         from citedesk.retrieval.selection import defined_term, unit_features
 
         sparse = self._sparse()
@@ -166,7 +179,13 @@ class ExtractiveGenerator:
         ``start``/``end`` are the verbatim span in ``evidence[i].text``; ``text`` is what is said (a table row is
         rendered with its header).
         """
-        from citedesk.retrieval.answerability import QuestionType, match_units, question_type, term_weights
+        from citedesk.retrieval.answerability import (
+            QuestionType,
+            asks_procedure,
+            match_units,
+            question_type,
+            term_weights,
+        )
 
         sparse = self._sparse()
         weights = term_weights(question, sparse)
@@ -183,6 +202,9 @@ class ExtractiveGenerator:
                             if m.unit.kind == "list" and m.unit.context == best.unit.text), None)
             if lead_of is not None:
                 best = dataclasses.replace(best, unit=lead_of.unit)
+        elif (best.unit.kind == "list_item" and best.unit.context and asks_procedure(question)
+              and _NUMBERED.match(evidence[best.hit].text, best.unit.start)):
+            best = _whole_procedure(best, evidence[best.hit])  # "How do I …?" is not answered by one of its steps
         picked = [best]
         hit = evidence[best.hit]
         if best.unit.kind in ("sentence", "list_item") and (_REFERS_FORWARD.search(best.unit.text)
@@ -352,6 +374,25 @@ def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
                       or "|" in lines[0]):
         lines = lines[1:]  # an introduction between the title and its steps
     return bool(lines) and bool(LIST_MARK.match(lines[0]))
+
+
+_NUMBERED = re.compile(r"\s*\d+[.)]\s")
+
+
+def _whole_procedure(step: UnitMatch, hit: Hit) -> UnitMatch:
+    """The procedure a numbered step belongs to, for a question that asks how to do something: its list with
+    the lead-in or title (a ``list`` unit), else the lead-in sentence (said with its first steps by
+    :meth:`ExtractiveGenerator.select`), else the step itself (a list too long to be a unit, with no lead-in in
+    the chunk)."""
+    from citedesk.core.text import answer_units
+
+    units = answer_units(hit.text, table_header=hit.table_header)
+    whole = next((u for u in units if u.kind == "list" and u.context == step.unit.context
+                  and u.start <= step.unit.start < u.end), None)
+    if whole is None:
+        whole = next((u for u in units if u.kind == "sentence" and u.text == step.unit.context
+                      and u.end <= step.unit.start), None)
+    return step if whole is None else dataclasses.replace(step, unit=whole)
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:

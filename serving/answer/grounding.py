@@ -16,7 +16,7 @@ from citedesk.core.text import (
     HTML_TAG,
     MD_IMAGE,
     MD_LINK,
-    URL,
+    URL_AT,
     sentence_spans,
     strip_markers,
     with_list_items,
@@ -43,18 +43,23 @@ def _link_text(m: re.Match[str]) -> str:
     return m.group(1) if m.group(2).startswith(_LINK_TARGETS) else m.group(0)
 
 
+def _url_gone(m: re.Match[str]) -> str:
+    """What is left of a URL (and its "at"): the punctuation it swallowed ("…/ec2spot; Select …" keeps its "; ")."""
+    return m.group(0)[len(m.group(0).rstrip(".,;:!?")):]
+
+
 def sanitize(sentence: str) -> str:
     """Generated sentence without markup, images, links or URLs (citation markers kept)."""
     s = _CODE_BLOCK.sub("", sentence)
     s = MD_IMAGE.sub("", s)
     s = MD_LINK.sub(_link_text, s)
-    s = URL.sub("", s)
+    s = URL_AT.sub(_url_gone, s)
     s = HTML_TAG.sub("", s)
     s = s.replace("`", "")  # code marks
     s = re.sub(r"(?<!\w)\*+|\*+(?!\w)", "", s)  # **emphasis**, but not a*b
     s = re.sub(r"(?<!\w)_+|_+(?!\w)", "", s)  # _emphasis_, but not snake_case identifiers
     s = re.sub(r"(?m)^\s*[#>]+\s+", "", s)  # heading / quote marks at line start, not "C#" or "a > b"
-    return re.sub(r"\s+", " ", s).strip()
+    return re.sub(r"^[;,:]\s*", "", re.sub(r"\s+", " ", s).strip())  # a line that began with a URL
 
 
 def check_claim(sentence: str, passages: list[str], sparse: BM25SparseEncoder, *, min_support: float = 0.6,
