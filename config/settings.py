@@ -330,6 +330,9 @@ class VoiceSettings(Section):
                                  "Just a second while I find that."],
         min_length=1, description="holding phrases, rotated per conversation")
     speak_source_titles: bool = Field(False, description="end a spoken answer with its source titles")
+    yes_no_first: bool = Field(True, description="extractive generator: a yes/no question whose short answer is "
+                                                 "Yes or No hears it first (\"No. You can't stop …\"); its "
+                                                 "sentences wait for the short answer, which needs them all")
     max_sentences: int = Field(3, ge=1, le=20, description="sentences spoken per turn before asking to go on")
     steps_per_turn: int = Field(2, ge=1, le=20, description="procedure steps spoken per turn")
     handoff_phrase: str = Field("I'll connect you with a colleague who can help with that.", min_length=1,

@@ -290,6 +290,23 @@ def test_procedure_spoken_in_steps_then_continued_from_the_state(kb) -> None:
 
 
 @pytest.mark.slow
+def test_a_yes_no_question_hears_the_verdict_first(kb) -> None:
+    """The short answer's "No" opens the spoken answer (its sentences wait for it); off by setting."""
+    question = {"question": "Does the support team answer phone calls on weekends?", "channel": "voice"}
+    with TestClient(voice_app(kb, answer={"threshold_voice": 0.0})) as client:
+        with client.stream("POST", "/v1/answer/stream", json=question) as r:
+            events = sse_events(r.read().decode())
+    spoken = [d for n, d in events if n == "sentence"]
+    final = events[-1][1]["response"]
+    assert final["short_answer"] == "No", final
+    assert spoken[0]["text"] == "No. On weekends the support team does not answer phone calls.", spoken
+    assert final["voice"]["speech"].startswith("No. On weekends") and "[1]" in spoken[0]["written"]
+    with TestClient(voice_app(kb, answer={"threshold_voice": 0.0}, voice={"yes_no_first": False})) as client:
+        plain = client.post("/v1/answer", json=question).json()
+    assert plain["voice"]["speech"].startswith("On weekends the support team does not answer")
+
+
+@pytest.mark.slow
 def test_voice_escalates_with_handoff_and_stricter_threshold(kb) -> None:
     with TestClient(voice_app(kb, answer={"threshold_voice": 0.999})) as client:
         chat = client.post("/v1/answer", json={"question": HOURS_Q}).json()

@@ -11,6 +11,9 @@ citation checks) and reshapes its events for speech:
 * long answers and procedures are paced: at most ``max_sentences`` sentences and ``steps_per_turn``
   procedure steps per turn, then a confirmation question; the rest travels in a signed
   :class:`~citedesk.serving.answer.schemas.VoiceState` that the client sends back with "yes" / "next" (or "repeat");
+* a yes/no question answered by the extractive generator (its sentences come at once) is answered "Yes." or
+  "No." first when its short answer says so (``yes_no_first``; the sentences wait for the short answer, which
+  needs them all);
 * ``citations`` stay metadata; source titles are spoken only with ``speak_source_titles``;
 * ``decision`` / ``done`` as in chat, with ``voice`` (speech, filler, state) on the response.
 
@@ -21,6 +24,7 @@ request's connection is closed, so no generation is left running.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -29,10 +33,17 @@ from collections.abc import AsyncIterator
 
 from citedesk.config.settings import VoiceSettings
 from citedesk.core.errors import CitedeskError
-from citedesk.core.types import AnswerReason, Decision
+from citedesk.core.types import AnswerReason, Decision, GeneratorKind
+from citedesk.retrieval.answerability import QuestionType, question_type
 from citedesk.retrieval.confidence import CONFIDENCE_KIND
 from citedesk.serving.answer.pipeline import AnswerPipeline, Event, handoff_summary
-from citedesk.serving.answer.schemas import AnswerRequest, AnswerResponse, VoiceOut, VoiceState
+from citedesk.serving.answer.schemas import (
+    AnswerRequest,
+    AnswerResponse,
+    VoiceOut,
+    VoiceState,
+)
+from citedesk.serving.answer.short_answer import NO, YES
 from citedesk.serving.channels.voice.pacing import Pacer, Unit, intent
 from citedesk.serving.channels.voice.speech import speakable
 from citedesk.serving.channels.voice.state import StateSigner
@@ -219,6 +230,10 @@ class VoiceResponder:
         said_anything = False
         first_sentence: float | None = None
         budget = self.policy.filler_budget_ms / 1000
+        # a yes/no question answered from the articles' own sentences, which come at once: "No." is said first
+        hold = (self.policy.yes_no_first and self.pipeline.generator.name == GeneratorKind.EXTRACTIVE.value
+                and question_type(request.question) == QuestionType.YES_NO)
+        held: list[Event] = []
         try:
             while True:
                 if not queue.empty():
@@ -245,6 +260,9 @@ class VoiceResponder:
                         yield e
                     return
                 event: Event = item
+                if event.type == "sentence" and hold:
+                    held.append(event)  # said after the verdict, when the short answer is known ("done")
+                    continue
                 if event.type == "sentence":
                     for unit in pacer.units(event.data["text"]):
                         if not pacer.offer(unit):
@@ -259,6 +277,21 @@ class VoiceResponder:
                     continue  # re-emitted from "done", with the closing sentences and the speech
                 elif event.type == "done":
                     response: AnswerResponse = event.data["response"]
+                    if held and response.decision == Decision.ANSWER:
+                        verdict = response.short_answer if response.short_answer in (YES, NO) else None
+                        said = [(unit, e.data) for e in held for unit in pacer.units(e.data["text"])]
+                        if verdict and said and not said[0][0].step:  # one sentence: "No. You can't stop …"
+                            said[0] = (dataclasses.replace(said[0][0], text=f"{verdict}. {said[0][0].text}"), said[0][1])
+                        elif verdict:
+                            said.insert(0, (Unit(f"{verdict}."), {"text": f"{verdict}.", "markers": []}))
+                        for unit, data in said:
+                            if not pacer.offer(unit):
+                                continue
+                            if first_sentence is None:
+                                first_sentence = round((time.perf_counter() - t0) * 1000, 2)
+                            yield Event("sentence", {"text": unit.text, "kind": "step" if unit.step else "sentence",
+                                                     "step": unit.step, "written": data["text"],
+                                                     "markers": data.get("markers", [])})
                     latency = dict(response.latency_ms)
                     if filler is not None:
                         latency["filler"] = round(budget * 1000, 2)
