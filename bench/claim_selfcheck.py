@@ -98,13 +98,16 @@ def every_answer_container(data_dir: Path):
         "reader_model": None, "threshold_chat": 0.0, "generator": "extractive"})}))
 
 
-def check_args(n: int, seed: int, dump: str) -> argparse.Namespace:
-    """The label-free checks' arguments: ``--data-dir``, ``--n``, ``--seed``, ``--dump``."""
+def check_args(n: int, seed: int, dump: str, more=None) -> argparse.Namespace:
+    """The label-free checks' arguments: ``--data-dir``, ``--n``, ``--seed``, ``--dump``, and what ``more(parser)``
+    adds."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
     ap.add_argument("--n", type=int, default=n)
     ap.add_argument("--seed", type=int, default=seed)
     ap.add_argument("--dump", type=Path, help=dump)
+    if more is not None:
+        more(ap)
     return ap.parse_args()
 
 

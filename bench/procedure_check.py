@@ -9,11 +9,18 @@ answers say the title with its first step (the procedure itself), how many come 
 say something else (the title alone, another sentence of the page), and how many come from other articles.
 
     python bench/procedure_check.py --data-dir <index of data/aws-docs> [--n 200] [--seed 5] [--dump rows.json]
+
+``--loose`` asks each title less literally, as a customer would: "How can I …?", the interface qualifier dropped
+("using the console", "(AWS CLI)"), "your" as "my" and the first article as "my" ("How can I stop my DB instance?"
+for "To stop a DB instance using the console"); the console and command-line variants of a procedure then answer
+alike, so an answer that says another procedure of the same page with its steps ("To stop a DB instance using the
+AWS CLI: …") is counted apart.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import random
 import re
@@ -24,8 +31,21 @@ _TITLE = re.compile(r"^\W{0,4}To ([a-z]+) ([^.:;!?]{8,140}?)\W{0,4}$")
 _STEP = re.compile(r"^\s*1[.)]\s+(\S.{5,})$")
 
 
-def cases(index, n: int, seed: int) -> list[dict]:
-    """``{"question", "step", "article"}`` for up to ``n`` procedure titles with numbered steps (one per chunk)."""
+_QUALIFIER = re.compile(r"\s*\((?:console|aws cli|cli|api|[^)]*console)\)$|\s+(?:by )?(?:using|with|from|in|through) "
+                        r"the (?:[\w-]+ ){0,3}(?:console|aws cli|cli|api)$", re.IGNORECASE)
+
+
+def loosen(verb: str, rest: str) -> str:
+    """A procedure title's verb and object asked as a customer would (see ``--loose``)."""
+    rest = _QUALIFIER.sub("", rest.strip())
+    rest = re.sub(r"\byour\b", "my", rest)
+    rest = re.sub(r"^(?:a|an|the)\s+", "my ", rest)
+    return f"How can I {verb} {rest}?"
+
+
+def cases(index, n: int, seed: int, *, loose: bool = False) -> list[dict]:
+    """``{"question", "step", "article"}`` for up to ``n`` procedure titles with numbered steps (one per chunk);
+    ``loose``: asked as :func:`loosen` words them."""
     texts, offset = [], None
     while True:  # (text, article_id) of every chunk: the store's engine scrolled as chunk_texts scrolls it
         points, offset = index.engine.scroll(None, limit=512, offset=offset, fields=["text", "article_id"])
@@ -42,7 +62,7 @@ def cases(index, n: int, seed: int) -> list[dict]:
             m = _TITLE.match(line.strip())
             step = next((_STEP.match(x) for x in lines[i + 1:i + 3] if _STEP.match(x)), None)
             if m and step:
-                q = f"How do I {m[1]} {m[2].strip()}?"
+                q = loosen(m[1], m[2]) if loose else f"How do I {m[1]} {m[2].strip()}?"
                 if q not in seen:
                     seen.add(q)
                     out.append({"question": q, "step": step[1].strip(), "article": article, "title": line.strip()})
@@ -80,6 +100,8 @@ async def ask_all(pipeline, items: list[dict]) -> list[dict]:
             verdict = "escalated"
         elif _norm(case["title"]).strip(" *.:") in answer and " ".join(_first_words(case["step"])) in answer:
             verdict = "steps"  # the title with its first step (as said: URLs and link targets left out)
+        elif case["article"] and case["article"] in cited and re.match(r"To [a-z]+\b[^.:;]{3,200}: \S", r.answer):
+            verdict = "same_article_other_procedure"  # "To stop a DB instance using the AWS CLI: …"
         elif case["article"] and case["article"] in cited:
             verdict = "same_article_other_text"
         else:
@@ -92,12 +114,15 @@ def main() -> None:
     # bench/ is the script's folder, first on sys.path
     from claim_selfcheck import ask_made_questions, check_args
 
-    args = check_args(200, 5, "write every question with its answer here")
-    rows = ask_made_questions(args, cases, ask_all)
+    args = check_args(200, 5, "write every question with its answer here", lambda ap: ap.add_argument(
+        "--loose", action="store_true", help="ask each title as a customer would (see the module docstring)"))
+    rows = ask_made_questions(args, functools.partial(cases, loose=args.loose), ask_all)
     counts = collections.Counter(r["verdict"] for r in rows)
-    print(f"{len(rows)} procedure questions from corpus procedure titles: answered with the steps {counts['steps']}, "
-          f"the procedure's article but other text {counts['same_article_other_text']}, another article "
-          f"{counts['other_article']}, escalated {counts['escalated']}")
+    print(f"{len(rows)} procedure questions from corpus procedure titles{' (loose)' if args.loose else ''}: answered "
+          f"with the steps {counts['steps']}, another procedure of the same article with its steps "
+          f"{counts['same_article_other_procedure']}, the procedure's article but other text "
+          f"{counts['same_article_other_text']}, another article {counts['other_article']}, escalated "
+          f"{counts['escalated']}")
     for r in rows:
         if r["verdict"] != "steps":
             print(f"  {r['verdict']}: {r['question']!r} → {r['answer'][:140]!r}")

@@ -15,7 +15,9 @@ The features say how a unit relates to the *kind* of question as well as to its 
   unit's words the question asks about (precision), the dense cosine of unit and question, the hit's rank;
 * answer shape: a number for a quantity question; a list, a table row or an enumeration ("A, B, or C") for a
   list question; a modal or capability verb ("you can", "cannot", "supports") for a yes/no question; the
-  defined term as the unit's subject for "what is X?";
+  defined term as the unit's subject for "what is X?"; a procedure — its title line, or its steps with the title
+  as lead-in — for a question that asks how to do something (weighed 0.1 since 2026-11-27, as the other shapes;
+  ``bench/procedure_check.py --loose`` 153 → 156 of 177 answered with the steps, no dev answer changed);
 * form: a short verbless fragment (a heading or a label) rarely answers.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from citedesk.core.text import PROCEDURE_TITLE
 from citedesk.retrieval.answerability import QuestionType, UnitMatch
 
 __all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "defined_term", "unit_features"]
@@ -39,7 +42,7 @@ _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|mus
                       r"\w+(?:s|ed|es))\b", re.IGNORECASE)
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
-            "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list")
+            "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list", "procedure_shape")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
@@ -50,7 +53,7 @@ def defined_term(question: str) -> str | None:
 
 
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
-                  unit_terms: list[str] | None = None) -> dict[str, float]:
+                  unit_terms: list[str] | None = None, procedure: bool = False) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -60,6 +63,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         cosine: dense cosine of the unit (with its context) and the question.
         term_terms: stemmed terms of the defined term of a "what is X?" question (empty otherwise).
         unit_terms: the unit text's stemmed terms in order (for the subject test; None: no subject test).
+        procedure: the question asks how to do something (:func:`citedesk.retrieval.answerability.asks_procedure`).
     """
     u = match.unit
     text = u.text
@@ -83,12 +87,14 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         "fragment": float(u.kind == "sentence" and (len(words) < 5 or not _VERBISH.search(text))),
         "table_row": float(u.kind == "table_row"),
         "list": float(u.kind in ("list", "list_item")),
+        "procedure_shape": float(procedure and bool(PROCEDURE_TITLE.fullmatch(
+            (u.context if u.kind == "list" else text if u.kind == "sentence" else "").strip()))),
     }
 
 
 DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
     "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
-    "rank": -0.02,
+    "procedure_shape": 0.1, "rank": -0.02,
 }
 """Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
 enumeration shape weighed as the list shape."""

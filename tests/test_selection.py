@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import pytest
-
 from citedesk.core.text import AnswerUnit
-from citedesk.retrieval.answerability import QuestionType, UnitMatch, asks_procedure, question_type
-from citedesk.retrieval.selection import FEATURES, SelectionModel, defined_term, unit_features
+from citedesk.retrieval.answerability import (
+    QuestionType,
+    UnitMatch,
+    asks_procedure,
+    question_type,
+)
+from citedesk.retrieval.selection import (
+    DEFAULT_SELECTION_WEIGHTS,
+    FEATURES,
+    SelectionModel,
+    defined_term,
+    unit_features,
+)
 
 
 def match(text: str, kind: str = "sentence", *, hit: int = 0, number: bool = False) -> UnitMatch:
@@ -36,6 +46,14 @@ def test_shape_features_follow_the_question_type() -> None:
     assert unit_features(quantity, match("The maximum allowed value is 900 seconds.", number=True), 0.5)[
         "quantity_number"] == 1.0
     assert unit_features(QuestionType.OTHER, match("Data in transit over the local network."), 0.5)["fragment"] == 1.0
+    title = "To stop a DB instance"
+    steps = AnswerUnit("list", f"{title}: Open the console; Choose Stop.", 0, 40, title)
+    assert unit_features(QuestionType.OTHER, UnitMatch(0, steps, 0.6, 0.5, False, 0.4), 0.5,
+                         procedure=True)["procedure_shape"] == 1.0
+    assert unit_features(QuestionType.OTHER, match(title), 0.5, procedure=True)["procedure_shape"] == 1.0
+    assert unit_features(QuestionType.OTHER, match(title), 0.5)["procedure_shape"] == 0.0  # not a how-to question
+    assert unit_features(QuestionType.OTHER, match("You can stop a DB instance."), 0.5,
+                         procedure=True)["procedure_shape"] == 0.0
     subject = unit_features(QuestionType.OTHER, match("A source repository contains the documents."), 0.5,
                             term_terms=frozenset({"sourc", "repositori"}), unit_terms=["sourc", "repositori", "contain"])
     assert subject["definition_subject"] == 1.0
@@ -105,13 +123,15 @@ def test_a_how_to_question_gets_the_procedure_not_one_of_its_steps(embedder) -> 
     chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
                 article_id="reboot.md", locale="en", title="Reboot your instance", content_hash="h", chunk_index=0,
                 text=text)
-    gen = ExtractiveGenerator(embedder)
+    # without the procedure shape in the ranking, the step ranks first and the rule replaces it
+    gen = ExtractiveGenerator(embedder, selection=SelectionModel({**DEFAULT_SELECTION_WEIGHTS, "procedure_shape": 0}))
     question = "How do I reboot my EC2 instance using the console?"
     top = gen.rank(question, [chunk])[0][0].unit
     assert top.kind == "list_item" and top.text == "Open the Amazon EC2 console."  # what the ranking prefers
-    said = [t for _, _, _, t in gen.select(question, [chunk])]
-    assert said == ["To reboot an instance using the console: Open the Amazon EC2 console; In the navigation pane, "
-                    "choose Instances; Select the instance and choose Actions, Instance State, Reboot."], said
+    procedure = [("To reboot an instance using the console: Open the Amazon EC2 console; In the navigation pane, "
+                  "choose Instances; Select the instance and choose Actions, Instance State, Reboot.")]
+    assert [t for _, _, _, t in gen.select(question, [chunk])] == procedure
+    assert [t for _, _, _, t in ExtractiveGenerator(embedder).select(question, [chunk])] == procedure  # the shape
     said = [t for _, _, _, t in gen.select("Which EC2 console do I reboot the instance in?", [chunk])]
     assert "In the navigation pane" not in " ".join(said)
 

@@ -127,6 +127,7 @@ class ExtractiveGenerator:
             unit of 3 to 150 words matches.
         """
         from citedesk.retrieval.answerability import (
+            asks_procedure,
             match_units,
             question_type,
             term_weights,
@@ -144,9 +145,10 @@ class ExtractiveGenerator:
         qtype = question_type(question)
         term = defined_term(question)
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
+        procedure = asks_procedure(question)
         out = []
         for m, sim in zip(matches, sims):
-            f = unit_features(qtype, m, float(sim), term_terms=term_terms,
+            f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
                               unit_terms=sparse.terms(m.unit.text) if term_terms else None)
             out.append((m, f, self.selection.score(f)))
         out.sort(key=lambda c: -c[2])
