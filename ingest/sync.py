@@ -48,7 +48,8 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "2"  # 2: chunks that start inside a table carry its header row (table_header)
+PIPELINE_VERSION = "3"  # 2: chunks that start inside a table carry its header row (table_header); 3: also a header
+# with numbers for column names ("Extension | 10.1 | 10.3")
 
 
 class FailedArticle(BaseModel):

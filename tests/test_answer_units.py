@@ -85,6 +85,18 @@ def test_a_chunk_that_starts_inside_a_table_reads_its_rows_with_the_carried_head
         "Name: A; Size: 1", "Name: B; Size: 2"]
 
 
+def test_numbers_can_name_columns() -> None:
+    """"Extension | 10.1 | 10.3" is a header (a label over distinct versions); "cube | 1.0 | 1.0" is data."""
+    versions = "Extension | 10.1 | 10.3 | 10.4\ncube | 1.0 | 1.0 | 1.1\npg_trgm | 1.3 | 1.3 | 1.3\n"
+    rows = [u.text for u in answer_units(versions) if u.kind == "table_row"]
+    assert rows[0] == "Extension: cube; 10.1: 1.0; 10.3: 1.0; 10.4: 1.1" and len(rows) == 2
+    assert table_header_before(versions, versions.index("pg_trgm")) == "Extension | 10.1 | 10.3 | 10.4"
+    data = "cube | 1.0 | 1.0 | 1.1\npg_trgm | 1.3 | 1.3 | 1.3\n"
+    assert table_header_before(data, data.index("pg_trgm")) == ""  # the first row is data: no header to carry
+    sizes = "db.t2.small | 16 | 32\ndb.t2.medium | 32 | 64\n"
+    assert [u.text for u in answer_units(sizes) if u.kind == "table_row"][0] == "db.t2.small | 16 | 32"
+
+
 SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
          "--- | --- | --- | ---\nml.eia2.medium | 1 | 8 | 2\nml.eia2.large | 2 | 16 | 4\n")
 QUOTAS = ("Resource | Quota description | Adjustable?\n--- | --- | ---\n"
