@@ -94,7 +94,7 @@ def test_numbers_can_name_columns() -> None:
     data = "cube | 1.0 | 1.0 | 1.1\npg_trgm | 1.3 | 1.3 | 1.3\n"
     assert table_header_before(data, data.index("pg_trgm")) == ""  # the first row is data: no header to carry
     sizes = "db.t2.small | 16 | 32\ndb.t2.medium | 32 | 64\n"
-    assert [u.text for u in answer_units(sizes) if u.kind == "table_row"][0] == "db.t2.small | 16 | 32"
+    assert next(u.text for u in answer_units(sizes) if u.kind == "table_row") == "db.t2.small | 16 | 32"
 
 
 SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
@@ -194,6 +194,13 @@ def test_a_lead_in_brings_whole_definition_entries_not_a_count_of_sentences() ->
     assert ": " not in say_entries(fenced)  # code lines and a "Topics" line are not terms
     plain = sentence_spans("We offer these plans: Free. Pro. Team. Business. Enterprise. Custom. Legacy.")[1:]
     assert len(first_entries(plain, 0)) == 6  # no term lines: each sentence is an entry
+    # an "Example" label over a command says nothing; a command continued with "\\" is one entry, said whole
+    cli = sentence_spans("To add the option:\n\n- Add the option to the group.\n  Example\n  For Linux:\n  ```\n"
+                         "  aws rds add-option \\\n      --group g1 \\\n      --options SSIS\n  ```\n")[1:]
+    assert say_entries([s.text for s in first_entries(cli, 0)]) == (
+        "Add the option to the group; For Linux:; aws rds add-option --group g1 --options SSIS")
+    noted = [s.text for s in sentence_spans("Run it:\n\nSHOW rds.extensions\nNote\nValues may be stale.\n")[1:]]
+    assert say_entries(noted) == "SHOW rds.extensions; Note: Values may be stale"  # a note keeps its label
 
 
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:

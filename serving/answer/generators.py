@@ -311,17 +311,19 @@ def first_entries(following: list, origin: int, *, entries: int = 6, window: int
         window: characters from ``origin`` past which nothing is kept.
 
     Returns:
-        A prefix of ``following`` (never ending with a term cut from its definition).
+        A prefix of ``following`` (never ending with a term cut from its definition); a command line ending in
+        ``\\`` and the line it continues count as one entry.
     """
     terms = _term_flags([s.text for s in following])
     definitions = any(terms)
     out: list = []
     count = 0
     seen_term = False
-    for s, term in zip(following, terms):
+    for k, (s, term) in enumerate(zip(following, terms)):
         if s.end - origin > window:
             break
-        if term or not (definitions and seen_term):  # after a term, a sentence belongs to its definition
+        continued = k > 0 and following[k - 1].text.rstrip().endswith("\\")  # a command's next line, same entry
+        if not continued and (term or not (definitions and seen_term)):  # after a term, a sentence is its definition
             count += 1
             if count > entries:
                 break
@@ -332,6 +334,9 @@ def first_entries(following: list, origin: int, *, entries: int = 6, window: int
     return out
 
 
+_LABEL_LINE = re.compile(r"(?:examples?|notes?|important|tip|warning|caution)", re.IGNORECASE)
+
+
 def say_entries(texts: list[str]) -> str:
     """What follows a lead-in, said on one line.
 
@@ -340,19 +345,25 @@ def say_entries(texts: list[str]) -> str:
 
     Returns:
         Entries joined by "; ", a definition list's term joined to its definition by ": " ("provisioning: The load
-        balancer is being set up; active: …"); list marks, code fences and lines without a word dropped. "" when
+        balancer is being set up; active: …"); list marks, code fences, lines without a word and bare labels
+        ("Example", "Note") dropped; a command line ending in ``\\`` said with the line it continues. "" when
         nothing is left.
     """
     terms = _term_flags(texts)
     out: list[str] = []
+    kept: list[int] = [-1]  # indices of the texts said
     for k, text in enumerate(texts):
         piece = LIST_MARK.sub("", text).strip().rstrip(" .;")
-        if not re.search(r"\w", piece) or FENCE.match(piece):
-            continue  # a code fence or a rule line says nothing
-        if out and k and terms[k - 1]:
+        if not re.search(r"\w", piece) or FENCE.match(piece) or (_LABEL_LINE.fullmatch(piece.rstrip(":"))
+                                                               and not terms[k]):
+            continue  # a code fence, a rule line or a bare "Example" label over code says nothing ("Note: …" does)
+        if out and k and terms[k - 1] and kept[-1] == k - 1:
             out[-1] += ": " + piece
+        elif out and k and texts[k - 1].rstrip().endswith("\\") and kept[-1] == k - 1:  # "aws rds … \" + "--opt…"
+            out[-1] = out[-1].rstrip(" \\") + " " + piece
         else:
             out.append(piece)
+        kept.append(k)
     return "; ".join(out)
 
 
