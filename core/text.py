@@ -185,6 +185,20 @@ PROCEDURE_TITLE = re.compile(r"To [a-z]+\b[^.!?:;]{3,200}")
 of its own above the steps; :func:`is_title_line` tests the whole-line part."""
 
 
+PROCEDURE_LEAD = re.compile(r"\bsteps?\b|\bdo the following\b|\bfollow(?:ing)? these\b|^\s*to \w+|\bhow to\b",
+                            re.IGNORECASE)
+"""A lead-in that announces steps ("To create a table", "… follow these steps", "do the following")."""
+
+
+def procedure_steps(sentence: str) -> tuple[str, list[str]] | None:
+    """A procedure said on one line, as the extractive generator says a lead-in with its list ("To stop a DB
+    instance: Sign in to the console; Choose Stop. [1]"): ``(lead, steps)``, markers left where they are (after
+    the last step); None for any other sentence (fewer than two steps, or a lead that announces no steps)."""
+    lead, colon, rest = sentence.partition(": ")
+    steps = [s.strip() for s in rest.split("; ") if s.strip()] if colon else []
+    return (lead, steps) if len(steps) >= 2 and PROCEDURE_LEAD.search(lead) else None
+
+
 def is_title_line(text: str, span: Span) -> bool:
     """Whether ``span`` of ``text`` is a procedure title line (:data:`PROCEDURE_TITLE`, alone on its line)."""
     if not PROCEDURE_TITLE.fullmatch(span.text.strip()):

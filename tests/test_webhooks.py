@@ -13,11 +13,20 @@ import time
 
 import anyio
 import pytest
-from pydantic import ValidationError
-from fastapi.testclient import TestClient
-
-from citedesk.config.settings import Settings
+from citedesk.config.settings import IntercomDraftSettings, IntercomSettings, Settings
 from citedesk.connectors.intercom import IntercomConnector
+from citedesk.core.errors import ConfigError, ConnectorError
+from citedesk.core.types import Citation, Decision
+from citedesk.serving.answer.schemas import AnswerResponse, HitOut
+from citedesk.serving.api.app import create_app
+from citedesk.serving.channels.intercom.conversations import IntercomConversations
+from citedesk.serving.channels.intercom.drafting import WebhookWorker
+from citedesk.serving.channels.intercom.notes import (
+    allowed_link,
+    format_customer_reply,
+    format_note,
+)
+from citedesk.serving.channels.intercom.qualify import qualification_failure
 from citedesk.serving.channels.intercom.webhooks import (
     Conversation,
     WebhookPayloadError,
@@ -26,17 +35,11 @@ from citedesk.serving.channels.intercom.webhooks import (
     sign,
     verify_signature,
 )
-from citedesk.core.errors import ConfigError, ConnectorError
-from citedesk.core.types import Citation, Decision
-from citedesk.serving.api.app import create_app
-from citedesk.serving.db.engine import Database
-from citedesk.config.settings import IntercomDraftSettings, IntercomSettings
-from citedesk.serving.channels.intercom.conversations import IntercomConversations
-from citedesk.serving.channels.intercom.drafting import WebhookWorker
-from citedesk.serving.channels.intercom.notes import allowed_link, format_customer_reply, format_note
-from citedesk.serving.channels.intercom.qualify import qualification_failure
 from citedesk.serving.container import html_to_text
-from citedesk.serving.answer.schemas import AnswerResponse, HitOut
+from citedesk.serving.db.engine import Database
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
 from tests.intercom_double import IntercomDouble
 from tests.test_intercom_connector import spec, validate  # noqa: F401 - fixtures
 
@@ -348,6 +351,13 @@ def test_note_formatting_escapes_and_filters_links() -> None:
     assert "needs a human" in escalation and "low_confidence" in escalation and "Customer asked: x" in escalation
     reply = format_customer_reply(response(Decision.ANSWER, answer="Five days. [1]", citations=cites[:1]), config)
     assert "[1]" not in reply and "Five days." in reply and "ref cd-" not in reply
+    steps = ("You can stop an instance. [1] To stop an instance: Open the console; Choose <b>Stop</b>; "
+             "Confirm. [1]")
+    procedure = format_note(response(Decision.ANSWER, answer=steps, citations=cites[:1]), config, "cd-125")
+    assert ("<p>You can stop an instance. [1]</p><p>To stop an instance:</p><ol><li>Open the console</li>"
+            "<li>Choose &lt;b&gt;Stop&lt;/b&gt;</li><li>Confirm. [1]</li></ol>") in procedure
+    told = format_customer_reply(response(Decision.ANSWER, answer=steps, citations=cites[:1]), config)
+    assert "<ol><li>Open the console</li>" in told and "[1]" not in told
     with pytest.raises(ValueError):
         format_customer_reply(response(Decision.ESCALATE, reason="no_evidence"), config)
 

@@ -8,7 +8,12 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from citedesk.core.text import URL, strip_markers
+from citedesk.core.text import (
+    URL,
+    procedure_steps,
+    split_complete_sentences,
+    strip_markers,
+)
 from citedesk.core.types import Decision, reason_text
 from citedesk.serving.answer.schemas import AnswerResponse
 
@@ -53,13 +58,35 @@ def _source_line(title: str, url: str | None, domains: Sequence[str]) -> str:
     return _text(title, domains)
 
 
+def _answer_html(answer: str, domains: Sequence[str]) -> str:
+    """The answer's sentences as paragraphs, a procedure said on one line ("To stop a DB instance: Sign in …; Choose
+    Stop. [1]", :func:`~citedesk.core.text.procedure_steps`) as its lead and an ordered list of its steps."""
+    sentences, _ = split_complete_sentences(answer.strip() + "\n")
+    out: list[str] = []
+    para: list[str] = []
+    for sentence in sentences:
+        steps = procedure_steps(sentence)
+        if steps is None:
+            para.append(_text(sentence, domains))
+            continue
+        if para:
+            out.append(f"<p>{' '.join(para)}</p>")
+            para = []
+        lead, items = steps
+        out.append(f"<p>{_text(lead, domains)}:</p><ol>" + "".join(f"<li>{_text(i, domains)}</li>" for i in items)
+                   + "</ol>")
+    if para:
+        out.append(f"<p>{' '.join(para)}</p>")
+    return "".join(out)
+
+
 def draft_ref(workspace: str, key: str) -> str:
     """Token written into a note to find it again (``cd-`` + 12 hex of sha256 of workspace and key)."""
     return "cd-" + hashlib.sha256(f"{workspace}|{key}".encode()).hexdigest()[:12]
 
 
 def format_note(response: AnswerResponse, domains: Sequence[str], ref: str) -> str:
-    """The internal note for an answer or an escalation (Intercom note HTML: ``p``, ``b``, ``a`` only).
+    """The internal note for an answer or an escalation (Intercom note HTML: ``p``, ``b``, ``a``, ``ol``/``li`` only).
 
     Args:
         response: the answer pipeline's response.
@@ -67,8 +94,8 @@ def format_note(response: AnswerResponse, domains: Sequence[str], ref: str) -> s
         ref: the draft's ref token (last line; used to reconcile retried posts).
 
     Returns:
-        HTML: for an answer, the confidence, the short answer when there is one, the answer and its sources. Never
-        an ``img``; ``a`` only to help-center domains; all text escaped.
+        HTML: for an answer, the confidence, the short answer when there is one, the answer (a procedure's steps as
+        an ordered list) and its sources. Never an ``img``; ``a`` only to help-center domains; all text escaped.
     """
     if response.decision == Decision.ESCALATE:
         why = reason_text(response.reason)
@@ -84,7 +111,7 @@ def format_note(response: AnswerResponse, domains: Sequence[str], ref: str) -> s
                   f"({_text(response.confidence_kind, domains)})</p>")]
         if response.short_answer:  # the asked value at a glance (serving/answer/short_answer.py)
             lines.append(f"<p><b>Short answer:</b> {_text(response.short_answer, domains)}</p>")
-        lines.append(f"<p>{_text(response.answer, domains)}</p>")
+        lines.append(_answer_html(response.answer, domains))
         if response.citations:
             lines.append("<p><b>Sources</b></p>")
             for c in response.citations:
@@ -103,7 +130,7 @@ def format_customer_reply(response: AnswerResponse, domains: Sequence[str]) -> s
     """
     if response.decision != Decision.ANSWER:
         raise ValueError("only answers are sent to customers")
-    body = f"<p>{_text(strip_markers(response.answer).strip(), domains)}</p>"
+    body = _answer_html(strip_markers(response.answer), domains)
     sources = list(dict.fromkeys((c.title, c.url) for c in response.citations))
     if sources:
         body += "<p>Sources: " + "; ".join(_source_line(t, u, domains) for t, u in sources) + "</p>"

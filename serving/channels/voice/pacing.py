@@ -5,16 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from citedesk.core.text import LIST_MARK, strip_markers
+from citedesk.core.text import LIST_MARK, procedure_steps, strip_markers
 from citedesk.serving.channels.voice.speech import speakable
 
 __all__ = ["Pacer", "Unit", "intent"]
 
 _STEP_PREFIX = re.compile(r"^\s*(?:step\s+(\d+)\s*[:.)-]|(\d+)[.)])\s*", re.IGNORECASE)
-
-
-_PROCEDURE_LEAD = re.compile(r"\bsteps?\b|\bdo the following\b|\bfollow(?:ing)? these\b|^\s*to \w+|\bhow to\b",
-                             re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,8 @@ class Pacer:
             return [self._step(text[m.end():])]
         if LIST_MARK.match(text):  # a bullet line: an item, said as a sentence
             return [Unit(s)] if (s := speakable(LIST_MARK.sub("", text))) else []
-        lead, colon, rest = text.partition(": ")
-        items = [i.strip() for i in rest.split("; ") if i.strip()] if colon else []
-        if len(items) >= 2 and _PROCEDURE_LEAD.search(lead):
+        if steps := procedure_steps(text):
+            lead, items = steps
             intro = lead if re.search(r"\bsteps?\b|\bfollowing\b|\bthese\b", lead, re.IGNORECASE) \
                 else f"{lead}, follow these steps"
             out = [Unit(s)] if (s := speakable(intro + ".")) else []
