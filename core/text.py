@@ -208,6 +208,16 @@ def is_title_line(text: str, span: Span) -> bool:
     return not text[line_start:span.start].strip() and not text[span.end:line_end if line_end >= 0 else None].strip()
 
 
+_SEE_MORE = re.compile(r"^\s*(?:for more information\b|see also\b|see\s|to learn more\b|related (?:topics|information)\b)",
+                       re.IGNORECASE)
+
+
+def is_pointer(text: str) -> bool:
+    """A line that points elsewhere instead of saying something: "For more information, see …", "See also …", "To
+    view X, see Y." (never an answer, nor an entry of one)."""
+    return bool(_SEE_MORE.match(text) or _POINTER.match(text))
+
+
 def is_answer_text(text: str) -> bool:
     """False for pieces that are never an answer: see-also lines ("For more information, see …", "To view …, see
     …"), "Topics" and "Tutorial:" lines, questions, fragments

@@ -3,12 +3,29 @@ answer-eval metrics (no model, no index)."""
 
 from __future__ import annotations
 
-from citedesk.core.text import (answer_units, is_answer_text, sentence_spans, split_complete_sentences,
-                                table_header_before)
+from citedesk.core.text import (
+    answer_units,
+    is_answer_text,
+    sentence_spans,
+    split_complete_sentences,
+    table_header_before,
+)
 from citedesk.core.types import Hit, ScoreKind
-from citedesk.retrieval.answerability import QuestionType, match_units, question_type, signals, term_weights
+from citedesk.retrieval.answerability import (
+    QuestionType,
+    match_units,
+    question_type,
+    signals,
+    term_weights,
+)
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
-from citedesk.serving.evaluation.qa import HandLabels, answer_sha, reference_recall, risk_coverage, token_f1
+from citedesk.serving.evaluation.qa import (
+    HandLabels,
+    answer_sha,
+    reference_recall,
+    risk_coverage,
+    token_f1,
+)
 
 TABLE = """# Quotas
 
@@ -201,6 +218,8 @@ def test_a_lead_in_brings_whole_definition_entries_not_a_count_of_sentences() ->
         "Add the option to the group; For Linux:; aws rds add-option --group g1 --options SSIS")
     noted = [s.text for s in sentence_spans("Run it:\n\nSHOW rds.extensions\nNote\nValues may be stale.\n")[1:]]
     assert say_entries(noted) == "SHOW rds.extensions; Note: Values may be stale"  # a note keeps its label
+    pointed = [s.text for s in sentence_spans("Delete it:\n\nUse the console.\nFor more information, see Roles.\n")[1:]]
+    assert say_entries(pointed) == "Use the console"  # a pointer is no entry
 
 
 def test_list_items_are_units_with_their_lead_in_and_never_glued() -> None:

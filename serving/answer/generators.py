@@ -18,6 +18,7 @@ from citedesk.core.text import (
     LIST_MARK,
     PROCEDURE_TITLE,
     SEE_ALSO_LIST,
+    is_pointer,
     row_cells,
     say_cells,
     sentence_spans,
@@ -346,7 +347,7 @@ def say_entries(texts: list[str]) -> str:
     Returns:
         Entries joined by "; ", a definition list's term joined to its definition by ": " ("provisioning: The load
         balancer is being set up; active: …"); list marks, code fences, lines without a word and bare labels
-        ("Example", "Note") dropped; a command line ending in ``\\`` said with the line it continues. "" when
+        ("Example", "Note") and pointers ("For more information, see …") dropped; a command line ending in ``\\`` said with the line it continues. "" when
         nothing is left.
     """
     terms = _term_flags(texts)
@@ -354,9 +355,10 @@ def say_entries(texts: list[str]) -> str:
     kept: list[int] = [-1]  # indices of the texts said
     for k, text in enumerate(texts):
         piece = LIST_MARK.sub("", text).strip().rstrip(" .;")
-        if not re.search(r"\w", piece) or FENCE.match(piece) or (_LABEL_LINE.fullmatch(piece.rstrip(":"))
-                                                               and not terms[k]):
-            continue  # a code fence, a rule line or a bare "Example" label over code says nothing ("Note: …" does)
+        if not re.search(r"\w", piece) or FENCE.match(piece) or is_pointer(piece) or (
+                _LABEL_LINE.fullmatch(piece.rstrip(":")) and not terms[k]):
+            continue  # a code fence, a rule line, a "For more information, see …" line or a bare "Example" label
+            # over code says nothing ("Note: …" does)
         if out and k and terms[k - 1] and kept[-1] == k - 1:
             out[-1] += ": " + piece
         elif out and k and texts[k - 1].rstrip().endswith("\\") and kept[-1] == k - 1:  # "aws rds … \" + "--opt…"
@@ -373,20 +375,17 @@ def _is_procedure_title(unit: AnswerUnit) -> bool:
 
 
 def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
-    """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) before its
-    steps (a numbered or bulleted list), with at most one paragraph between them ("After you have created a Spot Fleet request, you can
-    add tags …"): it announces them as "… the following:" does, so it is said with what follows (a list broken by
-    a note between steps is no "list" unit to take its place)."""
+    """A procedure's title line ("To set up a custom DNS server for your DB instance", no sentence end) with its
+    procedure after it — steps, an introduction and steps, an introduction and a command: it announces them as
+    "… the following:" does, so it is said with what follows (alone it answers nothing; a list broken by a note
+    between steps is no "list" unit to take its place)."""
     if not _is_procedure_title(unit):
         return False
     line_end = chunk_text.find("\n", unit.end)
     if line_end < 0 or chunk_text[unit.end:line_end].strip():
         return False  # more follows on the title's own line: a sentence, not a title
-    lines = [ln for ln in chunk_text[line_end:].split("\n") if ln.strip()][:2]
-    if lines and not (HEADING.match(lines[0]) or LIST_MARK.match(lines[0]) or FENCE.match(lines[0])
-                      or "|" in lines[0]):
-        lines = lines[1:]  # an introduction between the title and its steps
-    return bool(lines) and bool(LIST_MARK.match(lines[0]))
+    nxt = next((ln for ln in chunk_text[line_end:].split("\n") if ln.strip()), "")
+    return bool(nxt) and not HEADING.match(nxt) and not PROCEDURE_TITLE.fullmatch(nxt.strip())
 
 
 _NUMBERED = re.compile(r"\s*\d+[.)]\s")
