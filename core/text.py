@@ -171,8 +171,9 @@ def with_list_items(text: str, spans: list[Span], max_items: int = 12, max_chars
     return out
 
 
-_NOT_ANSWER = re.compile(r"^\s*(?:topics\b|related (?:topics|information)\b|for more information\b|see also\b|see\s|"
-                         r"to learn more\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
+_NOT_ANSWER = re.compile(r"^\s*(?:topics\b|next steps?\b|\*\*topics\*\*|tutorial:|example:|sample:)", re.IGNORECASE)
+_SEE_MORE = re.compile(r"^\s*(?:for more information\b|see also\b|see\s|to learn more\b|"
+                       r"related (?:topics|information)\b)", re.IGNORECASE)
 _POINTER = re.compile(r"^\s*(?:to|for|if)\b[^.;:!?]{0,200},\s*(?:see|refer to)\s", re.IGNORECASE)  # To view X, see Y.
 SEE_ALSO_LIST = re.compile(r"^\W*(?:topics|contents|related (?:topics|resources|information)|see also)\W*$|"
                            r"^\s*for more information\b.*(?:\bthe following\W*|:\s*)$", re.IGNORECASE)
@@ -208,10 +209,6 @@ def is_title_line(text: str, span: Span) -> bool:
     return not text[line_start:span.start].strip() and not text[span.end:line_end if line_end >= 0 else None].strip()
 
 
-_SEE_MORE = re.compile(r"^\s*(?:for more information\b|see also\b|see\s|to learn more\b|related (?:topics|information)\b)",
-                       re.IGNORECASE)
-
-
 def is_pointer(text: str) -> bool:
     """A line that points elsewhere instead of saying something: "For more information, see …", "See also …", "To
     view X, see Y." (never an answer, nor an entry of one)."""
@@ -224,7 +221,7 @@ def is_answer_text(text: str) -> bool:
     ending in a preposition or article (a link was cut out), and title-like lines (under eight words with no full
     stop, colon, digit or table cell)."""
     s = text.strip()
-    if not s or _NOT_ANSWER.match(s) or _POINTER.match(s) or s.endswith("?") or _DANGLING.search(s):
+    if not s or _NOT_ANSWER.match(s) or is_pointer(s) or s.endswith("?") or _DANGLING.search(s):
         return False
     if len(s.split()) < 8 and not re.search(r"[.:;!\d|]", s):
         return False

@@ -67,8 +67,8 @@ def question_type(question: str) -> str:
     return QuestionType.OTHER
 
 
-_PROCEDURE = re.compile(r"^\s*(?:how\s+(?:do|can|should|would|could)\s+(?:i|we|you|one)\b(?!\s+(?:know|tell|find out)\b)|"
-                        r"how\s+to\b|(?:what\s+(?:are|is)\s+the\s+)?(?:steps|procedure|process)\s+(?:to|for)\b)",
+_PROCEDURE = re.compile(r"^\s*(?:how\s+(?:do|can|should|would|could)\s+(?:i|we|you|one)\b"
+                        r"(?!\s+(?:know|tell|find out)\b)|how\s+to\b|(?:what\s+(?:are|is)\s+the\s+)?(?:steps|procedure|process)\s+(?:to|for)\b)",
                         re.IGNORECASE)
 
 

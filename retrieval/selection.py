@@ -42,7 +42,8 @@ _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|mus
                       r"\w+(?:s|ed|es))\b", re.IGNORECASE)
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
-            "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list", "procedure_shape")
+            "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
+            "procedure_shape")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 

@@ -884,6 +884,7 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
     return Assessment(score, None, premises)
 
 
+_TITLE_CLAUSE = re.compile(r"\s*(" + PROCEDURE_TITLE.pattern + r"):\s+")  # "To view metrics: " before the steps
 _CLAUSE_CUT = re.compile(r"\s*;\s*|,\s*(?:and|but|while|whereas|or|so)\s+", re.IGNORECASE)
 
 
@@ -892,7 +893,7 @@ def _clauses(text: str) -> list[tuple[int, int]]:
     procedure's title said before its steps ("To view performance metrics: Sign in to the AWS Management Console
     …": the title names what the steps do, each step is its own claim)."""
     spans, pos = [], 0
-    title = re.match(r"\s*(" + PROCEDURE_TITLE.pattern + r"):\s+", text)
+    title = _TITLE_CLAUSE.match(text)
     if title and "," not in title.group(1):  # "To download an object, use the following command: …" is a sentence
         spans.append((title.start(1), title.end(1)))
         pos = title.end()

@@ -346,9 +346,9 @@ def say_entries(texts: list[str]) -> str:
 
     Returns:
         Entries joined by "; ", a definition list's term joined to its definition by ": " ("provisioning: The load
-        balancer is being set up; active: …"); list marks, code fences, lines without a word and bare labels
-        ("Example", "Note") and pointers ("For more information, see …") dropped; a command line ending in ``\\`` said with the line it continues. "" when
-        nothing is left.
+        balancer is being set up; active: …"); list marks, code fences, lines without a word, bare labels
+        ("Example", "Note") and pointers ("For more information, see …") dropped; a command line ending in ``\\``
+        said with the line it continues. "" when nothing is left.
     """
     terms = _term_flags(texts)
     out: list[str] = []

@@ -29,7 +29,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from citedesk.config.settings import VoiceSettings
 from citedesk.core.errors import CitedeskError
@@ -234,6 +234,20 @@ class VoiceResponder:
         hold = (self.policy.yes_no_first and self.pipeline.generator.name == GeneratorKind.EXTRACTIVE.value
                 and question_type(request.question) == QuestionType.YES_NO)
         held: list[Event] = []
+
+        def speak(said) -> Iterator[Event]:
+            """``sentence`` events for the ``(unit, sentence event data)`` pairs the pacer lets through this turn."""
+            nonlocal first_sentence, said_anything
+            for unit, data in said:
+                if not pacer.offer(unit):
+                    continue
+                if first_sentence is None:
+                    first_sentence = round((time.perf_counter() - t0) * 1000, 2)
+                said_anything = True
+                yield Event("sentence", {"text": unit.text, "kind": "step" if unit.step else "sentence",
+                                         "step": unit.step, "written": data["text"],
+                                         "markers": data.get("markers", [])})
+
         try:
             while True:
                 if not queue.empty():
@@ -264,15 +278,8 @@ class VoiceResponder:
                     held.append(event)  # said after the verdict, when the short answer is known ("done")
                     continue
                 if event.type == "sentence":
-                    for unit in pacer.units(event.data["text"]):
-                        if not pacer.offer(unit):
-                            continue
-                        if first_sentence is None:
-                            first_sentence = round((time.perf_counter() - t0) * 1000, 2)
-                        said_anything = True
-                        yield Event("sentence", {"text": unit.text, "kind": "step" if unit.step else "sentence",
-                                                 "step": unit.step, "written": event.data["text"],
-                                                 "markers": event.data.get("markers", [])})
+                    for e in speak([(unit, event.data) for unit in pacer.units(event.data["text"])]):
+                        yield e
                 elif event.type in ("citations", "decision"):
                     continue  # re-emitted from "done", with the closing sentences and the speech
                 elif event.type == "done":
@@ -281,17 +288,12 @@ class VoiceResponder:
                         verdict = response.short_answer if response.short_answer in (YES, NO) else None
                         said = [(unit, e.data) for e in held for unit in pacer.units(e.data["text"])]
                         if verdict and said and not said[0][0].step:  # one sentence: "No. You can't stop …"
-                            said[0] = (dataclasses.replace(said[0][0], text=f"{verdict}. {said[0][0].text}"), said[0][1])
+                            first, data = said[0]
+                            said[0] = (dataclasses.replace(first, text=f"{verdict}. {first.text}"), data)
                         elif verdict:
                             said.insert(0, (Unit(f"{verdict}."), {"text": f"{verdict}.", "markers": []}))
-                        for unit, data in said:
-                            if not pacer.offer(unit):
-                                continue
-                            if first_sentence is None:
-                                first_sentence = round((time.perf_counter() - t0) * 1000, 2)
-                            yield Event("sentence", {"text": unit.text, "kind": "step" if unit.step else "sentence",
-                                                     "step": unit.step, "written": data["text"],
-                                                     "markers": data.get("markers", [])})
+                        for e in speak(said):
+                            yield e
                     latency = dict(response.latency_ms)
                     if filler is not None:
                         latency["filler"] = round(budget * 1000, 2)
