@@ -11,10 +11,16 @@ MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 """A markdown image ``![alt](target)``."""
 HTML_TAG = re.compile(r"<[^>]{0,200}>")
 """One HTML tag (bounded, so a stray ``<`` cannot swallow a whole text)."""
-URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
-"""A bare URL (``http://``, ``https://`` or ``www.``) up to whitespace, a quote or an angle bracket."""
+URL = re.compile(r"\b(?:https?://|www\.)(?:[^\s<>\"'()]|\([^\s<>\"'()]*\))+", re.IGNORECASE)
+"""A bare URL (``http://``, ``https://`` or ``www.``) up to whitespace, a quote, an angle bracket or a parenthesis
+it did not open ("the console (https://…/rds/) and" leaves "()" behind; "…/wiki/Foo_(bar)" is whole)."""
 URL_AT = re.compile(r"(?:\s+at\s+|\s+)?" + URL.pattern, re.IGNORECASE)
 """A URL with the space and the "at" before it ("open the console at https://…"): what an answer drops of it."""
+MEASURE_UNIT = (r"(?:%|percent|bytes?|[KMGTPE]i?B|[KMGT]bit|[KMGT]b(?:ps|/s)|[KMG]Hz|ms|milliseconds?|"
+                r"microseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
+                r"vCPUs?|TFLOPS|IOPS|characters?|(?:MB|GB|KB)/s)")
+"""A unit a number is measured in ("400 KB", "900 seconds", "50%"; a regex source, no groups): what a quantity
+says after its number."""
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)]*)\)")
 """A markdown link ``[text](target)``: group 1 is the text, group 2 the target."""
 MARKER_LIST = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")

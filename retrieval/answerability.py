@@ -24,12 +24,12 @@ import functools
 import re
 from dataclasses import asdict, dataclass
 
-from citedesk.core.text import URL, AnswerUnit, answer_units
+from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_procedure", "match_units", "question_type",
-           "signals", "term_weights"]
+__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_count", "asks_procedure", "counted", "counts",
+           "match_units", "question_type", "signals", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -41,6 +41,15 @@ _QUANTITY = re.compile(
 _YES_NO = re.compile(r"^\s*(?:can|could|does|do|did|is|are|was|will|should|may|has|have)\b", re.IGNORECASE)
 _LIST = re.compile(r"^\s*(?:what|which)\s+(?:are|were)\b|\b(?:types|kinds|states|options|factors|ways|steps|"
                    r"engines|modes)\b", re.IGNORECASE)
+_HOW_MANY = re.compile(
+    r"\bhow many\s+((?:[\w\-/%]+\s+){0,4}?[\w\-/%]+?)(?=\s+(?:can|could|does|do|did|is|are|was|were|will|should|"
+    r"may|must|per|in|on|for|of|at|by|with|i|you|we|there|that|does)\b|\s*[?,.;]|\s*$)", re.IGNORECASE)
+_COUNT = re.compile(
+    r"(?<![\w.\-/])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|single)(?:\s*(?:thousand|million|billion)\b)?"
+    r"(?![\w\-]|\.\d)", re.IGNORECASE)
+_COUNT_END = re.compile(r"\s*(?:[;,.)]|$|(?:per|for|in|on|at|each|total|in total)\b)", re.IGNORECASE)
+_COUNT_WORDS = re.compile(r"((?:\s+[\w\-/]+)*)")  # the words after a number, up to punctuation
 _QUESTION_FILLER = frozenset({"can", "could", "does", "do", "did", "is", "are", "was", "will", "should", "may",
                               "has", "have", "what", "which", "how", "why", "when", "where", "who", "i", "my",
                               "use", "get", "amazon", "aws"})
@@ -65,6 +74,43 @@ def question_type(question: str) -> str:
     if _QUANTITY.search(question):
         return QuestionType.QUANTITY
     return QuestionType.OTHER
+
+
+def _singular(word: str) -> str:
+    word = word.lower()
+    return word[:-2] if word.endswith(("ses", "xes", "ches", "shes")) else word.removesuffix("s")
+
+
+def counted(question: str) -> str | None:
+    """What a question asks the number of, as its head word ("How many local secondary indexes can …?" →
+    "index"), or None when it does not ask how many or asks it of a unit of measure ("How many seconds …?")."""
+    m = _HOW_MANY.search(question)
+    if m is None:
+        return None
+    head = m.group(1).split()[-1]
+    return None if re.fullmatch(MEASURE_UNIT, head, re.IGNORECASE) else _singular(head)
+
+
+def asks_count(question: str) -> bool:
+    """Whether a question asks how many of something that is not a unit of measure (:func:`counted`): its answer is
+    a count, which "400 KB" or "30 seconds" is not."""
+    return counted(question) is not None
+
+
+def counts(text: str, noun: str) -> bool:
+    """Whether ``text`` holds a number that can be the count of ``noun`` (:func:`counted`): a number followed by that
+    noun within three words ("up to 5 local secondary indexes"; not "two types of secondary indexes"), or by nothing
+    that names another thing ("Load balancers per Region: 50", "500 per account"). Numbers inside names
+    ("db.t2.medium", "us-east-1") are not numbers here."""
+    for m in _COUNT.finditer(text):
+        if _COUNT_END.match(text, m.end()):
+            return True
+        for word in _COUNT_WORDS.match(text, m.end()).group(1).split()[:4]:
+            if word.lower() == "of":
+                break
+            if _singular(word) == noun:
+                return True
+    return False
 
 
 _PROCEDURE = re.compile(r"^\s*(?:how\s+(?:do|can|should|would|could)\s+(?:i|we|you|one)\b"
@@ -111,7 +157,8 @@ class UnitMatch:
         coverage: rarity-weighted share in [0, 1] of the question's terms found in the unit, its context
             (header / lead-in) and its chunk's title and heading.
         own_coverage: the same share counting the unit's own text and context only.
-        has_number: the unit's text holds a digit or a number word ("one business day", "twice").
+        has_number: the unit's text holds a digit or a number word ("one business day", "twice"); for a question
+            that asks how many (:func:`counted`), a number that can be the count (:func:`counts`).
         precision: share in [0, 1] of the unit's own word terms (numbers aside) that are question terms: a row
             or sentence about something more specific than the question scores lower.
     """
@@ -141,6 +188,8 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     Ties keep rank order (earlier hit, earlier unit).
     """
     weights = term_weights(question, sparse) if weights is None else weights
+    noun = counted(question)  # "how many indexes": a count of indexes, not "400 KB" or "two types"
+    number = functools.partial(counts, noun=noun) if noun else _NUMBER.search
     out = []
     for i, h in enumerate(hits[:max_hits]):
         head = set(sparse.terms(f"{h.title} {h.heading}"))
@@ -151,7 +200,7 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
             words = {t for t in sparse.terms(URL.sub(" ", raw)) if not t.isdigit()}
             precision = len(words & weights.keys()) / len(words) if words else 0.0
             out.append(UnitMatch(i, u, _covered(weights, own | head), _covered(weights, own),
-                                 bool(_NUMBER.search(u.text)), precision))
+                                 bool(number(u.text)), precision))
     out.sort(key=lambda m: (-m.rank_score, -m.own_coverage, m.hit, m.unit.start))
     return out
 

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from citedesk.core.text import PROCEDURE_TITLE
 from citedesk.retrieval.answerability import QuestionType, UnitMatch
 
-__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "defined_term", "unit_features"]
+__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "defined_term", "is_fragment",
+           "unit_features"]
 
 SCORE_KIND = "unit_selection_score"
 """The kind of :meth:`SelectionModel.score`: a weighted sum, comparable between units of one question only."""
@@ -40,6 +41,14 @@ _DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+
 _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGNORECASE)
 _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
                       r"\w+(?:s|ed|es))\b", re.IGNORECASE)
+
+
+
+def is_fragment(text: str) -> bool:
+    """A piece of text that says nothing on its own: under five words, or no verb-like word ("SQL Server 2014
+    Enterprise Edition", "Multi-AZ standby creation")."""
+    return len(text.split()) < 5 or not _VERBISH.search(text)
+
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
@@ -68,7 +77,6 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
     """
     u = match.unit
     text = u.text
-    words = text.split()
     subject = 0.0
     if term_terms and unit_terms:
         head = set(unit_terms[: len(term_terms) + 2])
@@ -85,7 +93,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
                                   and bool(_ENUMERATION.search(text))),
         "yes_no_modal": float(qtype == QuestionType.YES_NO and bool(_MODAL.search(text))),
         "definition_subject": subject,
-        "fragment": float(u.kind == "sentence" and (len(words) < 5 or not _VERBISH.search(text))),
+        "fragment": float(u.kind == "sentence" and is_fragment(text)),
         "table_row": float(u.kind == "table_row"),
         "list": float(u.kind in ("list", "list_item")),
         "procedure_shape": float(procedure and bool(PROCEDURE_TITLE.fullmatch(

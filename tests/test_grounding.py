@@ -102,6 +102,15 @@ def test_markup_links_and_images_are_stripped(aws_container) -> None:
     # a URL goes with the "at" that points to it, not with the punctuation after it
     assert (sanitize("Open the Spot console at https://console.aws.amazon.com/ec2spot; Select your request. [1]")
             == "Open the Spot console; Select your request. [1]")
+    # what held a URL or an image goes with it; a call's parentheses and a wildcard stay
+    assert (sanitize("It is visible on the AWS Management Console (https://console.aws.amazon.com/rds/) and "
+                     "through the RDS API. [1]") == "It is visible on the AWS Management Console and through the "
+            "RDS API. [1]")
+    assert (sanitize("Choose the Git diff icon ( ![Git diff](http://docs.aws.amazon.com/x/Git_diff.png)) in the "
+                     "menu.") == "Choose the Git diff icon in the menu.")
+    assert sanitize("Call ssl_is_used() to check.") == "Call ssl_is_used() to check."
+    assert (sanitize("Use the catch-all value (*) for any **label**.") == "Use the catch-all value (*) for any label.")
+    assert sanitize("See https://en.wikipedia.org/wiki/Foo_(bar), then go on.") == "See, then go on."
 
 
 def test_short_follow_up_is_searched_with_the_previous_turn(aws_container) -> None:

@@ -7,7 +7,10 @@ from citedesk.core.text import AnswerUnit
 from citedesk.retrieval.answerability import (
     QuestionType,
     UnitMatch,
+    asks_count,
     asks_procedure,
+    counted,
+    counts,
     question_type,
 )
 from citedesk.retrieval.selection import (
@@ -169,3 +172,83 @@ def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:
     said = [t for _, _, _, t in gen.select("How do I set up a custom DNS server for my RDS PostgreSQL DB instance?",
                                            [end, chunk])]
     assert said and said[0].startswith(title + ": From the DHCP options set"), said
+
+
+@pytest.mark.parametrize("question, noun", [
+    ("How many local secondary indexes can a DynamoDB table have?", "index"),
+    ("How many SQL Server instances can I have per account?", "instance"),
+    ("how many tags?", "tag"),
+    ("How many seconds can a function run?", None),  # a unit of measure: "900 seconds" answers
+    ("How many GB can I store?", None),
+    ("What is the maximum number of tags?", None),
+])
+def test_counted(question, noun) -> None:
+    assert counted(question) == noun
+    assert asks_count(question) is (noun is not None)
+
+
+@pytest.mark.parametrize("text, count", [
+    ("You can define a maximum of 5 local secondary indexes.", True),
+    ("There is an initial quota of 20 global secondary indexes per table.", True),
+    ("Secondary indexes per table: 20", True),  # a name and its value
+    ("You can create up to 500 per account.", True),
+    ("For each local secondary index on a table, there is a 400 KB limit on the total.", False),  # a size
+    ("DynamoDB supports two types of secondary indexes:", False),  # counts types
+    ("Index names must be 3 to 255 characters long.", False),
+    ("Use an index in us-east-1 on a db.t2.medium instance.", False),  # numbers inside names
+])
+def test_counts(text, count) -> None:
+    assert counts(text, "index") is count
+
+
+def test_a_how_many_question_is_not_answered_with_a_measure(embedder) -> None:
+    """"How many local secondary indexes …?" asks for a count: a unit that states a size ("a 400 KB limit") does not
+    have the shape asked for and loses to one that counts indexes; its number is no short answer either."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+    from citedesk.serving.answer.short_answer import short_answer
+
+    size = "For each local secondary index on a table, there is a 400 KB limit on the total size of its items."
+    count = "You can define a maximum of 5 local secondary indexes per table."
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="limits.md", locale="en", title="Quotas in DynamoDB", content_hash="h", chunk_index=0,
+                text=f"{size}\n\n{count}\n")
+    question = "How many local secondary indexes can a DynamoDB table have?"
+    gen = ExtractiveGenerator(embedder)
+    ranked = {m.unit.text: f for m, f, _ in gen.rank(question, [chunk])}
+    assert ranked[size]["quantity_number"] == 0.0 and ranked[count]["quantity_number"] == 1.0
+    assert gen.rank(question, [chunk])[0][0].unit.text == count
+    # the size question is still answered by its size
+    assert {m.unit.text: f for m, f, _ in gen.rank("How large can a local secondary index be?", [chunk])
+            }[size]["quantity_number"] == 1.0
+    sparse = BM25SparseEncoder()
+    assert short_answer(question, [f"{size} [1]"], [chunk], sparse) is None
+    assert short_answer(question, [f"{count} [1]"], [chunk], sparse) == "5"
+
+
+def test_a_list_item_that_is_a_name_is_said_with_its_list(embedder) -> None:
+    """A list item that says nothing alone ("SQL Server 2014 Enterprise Edition") is answered with its list and
+    lead-in; a list too long to be a unit says the item after its lead-in; an item that is a sentence stays alone."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    lead = "Amazon RDS supports TDE for the following SQL Server versions and editions:"
+    items = ["SQL Server 2019 Standard and Enterprise Editions", "SQL Server 2017 Enterprise Edition",
+             "SQL Server 2014 Enterprise Edition"]
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="tde.md", locale="en", title="Transparent Data Encryption", content_hash="h",
+                chunk_index=0, text=lead + "\n" + "".join(f"+ {i}\n" for i in items))
+    gen = ExtractiveGenerator(embedder)
+    question = "Which SQL Server editions support TDE on RDS?"
+    said = [t for _, _, _, t in gen.select(question, [chunk])]
+    assert said == [f"{lead[:-1]}: {'; '.join(items)}."], said
+    many = chunk.model_copy(update={"text": lead + "\n" + "".join(
+        f"+ SQL Server {2000 + k} Enterprise Edition for the {k}th release train of the product line\n"
+        for k in range(1, 40)) + "+ SQL Server 2014 Enterprise Edition\n"})
+    said = [t for _, _, _, t in gen.select("Does RDS support TDE for SQL Server 2014 Enterprise Edition?", [many])]
+    assert said[0] == f"{lead[:-1]}: SQL Server 2014 Enterprise Edition.", said
+    rule = chunk.model_copy(update={"text": "The following limitations apply:\n+ You can't stop a DB instance that "
+                                            "has a read replica.\n+ You can't modify a stopped DB instance.\n"})
+    said = [t for _, _, _, t in gen.select("Can I stop a DB instance that has a read replica?", [rule])]
+    assert said[0] == "You can't stop a DB instance that has a read replica.", said

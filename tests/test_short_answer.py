@@ -84,6 +84,22 @@ def test_sentence_answer_gives_the_quantity_of_what_was_asked() -> None:
     assert short_answer("What is the default function timeout in AWS Lambda?", said, h, SPARSE) == "3 seconds"
 
 
+def test_a_list_entrys_label_and_a_bare_bound_say_what_its_quantity_counts() -> None:
+    """"Batch size – The number of records …, up to 1,000. Lambda passes … (6 MB)": the entry's label names what
+    its first sentence's 1,000 counts, and "up to" alone reaches back to the clause it bounds; the later sentence's
+    6 MB is the payload's size."""
+    text = ("DynamoDB table – The DynamoDB table to read records from; Batch size – The number of records to send to "
+            "the function in each batch, up to 1,000. Lambda passes all of the records in the batch to the function "
+            "in a single call, as long as the total size of the events doesn't exceed the payload limit for "
+            "synchronous invocation (6 MB); Batch window – Specify the maximum amount of time to gather records "
+            "before invoking the function, in seconds.")
+    said = [text + " [1]"]
+    h = [hit(text)]
+    assert short_answer("What is the maximum batch size for a DynamoDB event source in Lambda?", said, h,
+                        SPARSE) == "1,000"
+    assert short_answer("What is the maximum payload size for synchronous invocation?", said, h, SPARSE) == "6 MB"
+
+
 @pytest.mark.parametrize(("question", "said"), [
     # a number in a formula is not the answer: "(length of attribute name) + (1 byte)"
     ("What is the size of a null attribute in DynamoDB?",

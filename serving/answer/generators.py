@@ -208,6 +208,13 @@ class ExtractiveGenerator:
         elif (best.unit.kind == "list_item" and best.unit.context and asks_procedure(question)
               and _NUMBERED.match(evidence[best.hit].text, best.unit.start)):
             best = _whole_procedure(best, evidence[best.hit])  # "How do I …?" is not answered by one of its steps
+        elif best.unit.kind == "list_item" and best.unit.context and _names_a_thing(best.unit):
+            # "SQL Server 2014 Enterprise Edition" says nothing without "RDS supports TDE for the following …:" and
+            # is one of the things asked for: the list, or else the item after its lead-in
+            whole = _whole_list(best, evidence[best.hit])
+            if whole is None:
+                return [(best.hit, *_with_lead_in(best.unit, evidence[best.hit].text))]
+            best = whole
         picked = [best]
         hit = evidence[best.hit]
         if best.unit.kind in ("sentence", "list_item") and (_REFERS_FORWARD.search(best.unit.text)
@@ -244,6 +251,8 @@ class ExtractiveGenerator:
             if (len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1
                     or best.unit.kind == "table_row"):  # a row answers alone: the next row is another thing's value
                 break
+            if m.unit.kind == "list_item" and m.unit.context and _names_a_thing(m.unit):
+                m = _whole_list(m, evidence[m.hit]) or m  # as the best unit: the list it is one of
             terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
             adds = {t for t in weights if t in terms and t not in covered}
             overlaps = any(p.hit == m.hit and p.unit.start < m.unit.end and m.unit.start < p.unit.end for p in picked)
@@ -398,13 +407,48 @@ def _whole_procedure(step: UnitMatch, hit: Hit) -> UnitMatch:
     the chunk)."""
     from citedesk.core.text import answer_units
 
-    units = answer_units(hit.text, table_header=hit.table_header)
-    whole = next((u for u in units if u.kind == "list" and u.context == step.unit.context
-                  and u.start <= step.unit.start < u.end), None)
-    if whole is None:
-        whole = next((u for u in units if u.kind == "sentence" and u.text == step.unit.context
-                      and u.end <= step.unit.start), None)
-    return step if whole is None else dataclasses.replace(step, unit=whole)
+    whole = _whole_list(step, hit)
+    if whole is not None:
+        return whole
+    lead = next((u for u in answer_units(hit.text, table_header=hit.table_header)
+                 if u.kind == "sentence" and u.text == step.unit.context and u.end <= step.unit.start), None)
+    return step if lead is None else dataclasses.replace(step, unit=lead)
+
+
+def _whole_list(item: UnitMatch, hit: Hit) -> UnitMatch | None:
+    """The list unit (its lead-in and items) that holds list item ``item`` of ``hit``; None when the list is too long
+    to be a unit."""
+    from citedesk.core.text import answer_units
+
+    whole = next((u for u in answer_units(hit.text, table_header=hit.table_header)
+                  if u.kind == "list" and u.context == item.unit.context and u.start <= item.unit.start < u.end), None)
+    return None if whole is None else dataclasses.replace(item, unit=whole)
+
+
+def _item_own(item: AnswerUnit) -> str:
+    """A list item's own words: its text without the lead-in that :func:`~citedesk.core.text.answer_units` says a
+    short item after ("Lead-in: item")."""
+    return item.text.removeprefix(f"{item.context.rstrip(' .:')}: ")
+
+
+def _names_a_thing(item: AnswerUnit) -> bool:
+    """A list item that names something rather than saying it: at most twelve words, no sentence end, and no verb-like
+    word or under five words ("SQL Server 2014 Enterprise Edition", "Multi-AZ standby creation"; not a step, "Choose
+    Add user.")."""
+    from citedesk.retrieval.selection import is_fragment
+
+    own = _item_own(item).rstrip()
+    return (len(own.split()) <= 12 and not re.search(r"[.!?:](?:\s|$)", own) and is_fragment(own))
+
+
+def _with_lead_in(item: AnswerUnit, chunk_text: str) -> tuple[int, int, str]:
+    """``(start, end, said)`` of a list item said after its lead-in ("Lead-in: item."), the span from the lead-in to
+    the item's end; the item as its unit says it when its lead-in is not before it in ``chunk_text`` or the unit says
+    it already."""
+    lead = chunk_text.rfind(item.context, 0, item.start)
+    if lead < 0 or _item_own(item) != item.text:
+        return item.start, item.end, item.text
+    return lead, item.end, f"{item.context.rstrip(' .:')}: {item.text.rstrip(' .;')}."
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:

@@ -36,6 +36,8 @@ __all__ = ["REASONS", "ClaimCheck", "best_quote", "check_claim", "is_answer_sent
 
 _CODE_BLOCK = re.compile(r"<(script|style|iframe|object)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _LINK_TARGETS = ("http:", "https:", "mailto:", "www.")
+_EMPHASIS = re.compile(r"(?<!\w)\*+|\*+(?!\w)")
+_EMPTY_PARENS = re.compile(r"\s+\(\s*\)")  # after a space: a call's "getItem()" stays
 
 
 def _link_text(m: re.Match[str]) -> str:
@@ -48,6 +50,11 @@ def _url_gone(m: re.Match[str]) -> str:
     return m.group(0)[len(m.group(0).rstrip(".,;:!?")):]
 
 
+def _unemphasised(m: re.Match[str]) -> str:
+    """An emphasis mark goes; a wildcard written "(*)" stays."""
+    return m.group(0) if m.string[max(m.start() - 1, 0):m.end() + 1] == "(*)" else ""
+
+
 def sanitize(sentence: str) -> str:
     """Generated sentence without markup, images, links or URLs (citation markers kept)."""
     s = _CODE_BLOCK.sub("", sentence)
@@ -55,8 +62,9 @@ def sanitize(sentence: str) -> str:
     s = MD_LINK.sub(_link_text, s)
     s = URL_AT.sub(_url_gone, s)
     s = HTML_TAG.sub("", s)
+    s = _EMPTY_PARENS.sub("", s)  # what held an image or a URL: "choose the icon ( ) in", "console () and"
     s = s.replace("`", "")  # code marks
-    s = re.sub(r"(?<!\w)\*+|\*+(?!\w)", "", s)  # **emphasis**, but not a*b
+    s = _EMPHASIS.sub(_unemphasised, s)  # **emphasis**, but not a*b or a wildcard "(*)"
     s = re.sub(r"(?<!\w)_+|_+(?!\w)", "", s)  # _emphasis_, but not snake_case identifiers
     s = re.sub(r"(?m)^\s*[#>]+\s+", "", s)  # heading / quote marks at line start, not "C#" or "a > b"
     return re.sub(r"^[;,:]\s*", "", re.sub(r"\s+", " ", s).strip())  # a line that began with a URL

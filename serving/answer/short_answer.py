@@ -30,9 +30,14 @@ from __future__ import annotations
 
 import re
 
-from citedesk.core.text import markers, strip_markers
+from citedesk.core.text import MEASURE_UNIT, markers, strip_markers
 from citedesk.core.types import Hit
-from citedesk.retrieval.answerability import QuestionType, question_type, term_weights
+from citedesk.retrieval.answerability import (
+    QuestionType,
+    asks_count,
+    question_type,
+    term_weights,
+)
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.answer.claims import polarity_terms, said_row
 
@@ -43,14 +48,11 @@ YES, NO = "Yes", "No"
 _HEDGE = re.compile(r"\b(?:unless|only|except|if|but|however|although|though|whether|depend\w*|some|certain|"
                     r"may|might|partially|limited|instead|otherwise)\b", re.IGNORECASE)
 
-_UNIT = (r"(?:%|percent|bytes?|[KMGTPE]i?B|[KMGT]bit|[KMGT]b(?:ps|/s)|[KMG]Hz|ms|milliseconds?|"
-         r"microseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
-         r"vCPUs?|TFLOPS|IOPS|characters?|(?:MB|GB|KB)/s)")
 _MAGNITUDE = r"(?:thousand|million|billion|trillion)"
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*"
 _QUANTITY = re.compile(
     rf"(?<![\w.\-/])(?:{_NUM})(?:\s*[x×]\s*(?:{_NUM}))?"  # 2 x 900
-    rf"(?:\s*{_MAGNITUDE}\b)?(?:\s*{_UNIT}(?![\w]))?"  # 1 billion, 900 GB, 250MB
+    rf"(?:\s*{_MAGNITUDE}\b)?(?:\s*{MEASURE_UNIT}(?![\w]))?"  # 1 billion, 900 GB, 250MB
     r"(?:\s+(?:and|or)\s+(?:later|above|higher|newer|greater|earlier|below|lower|more|less|fewer)\b)?"  # 1.11 and later
     r"(?![\w\-]|\.\d)")
 _PAREN = re.compile(r"\s*\(([^()]{0,80})\)")
@@ -68,7 +70,11 @@ _FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|wa
 _FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
                         r"when|by|at|from|supported|allowed|available|i|you|we)\b|[?,]", re.IGNORECASE)
 _ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b", re.IGNORECASE)
-_HEADER_UNIT = re.compile(rf"(?:\bin\s+|\()({_UNIT})\)?\s*$")
+_BARE_BOUND = re.compile(r"\s*(?:(?:up to|at most|at least|no more than|(?:a )?(?:maximum|minimum) of|max(?:imum)?|"
+                         r"min(?:imum)?)\s*)?", re.IGNORECASE)
+_ENTRY_LABEL = re.compile(r"\s*([^;:–—.]{1,60}?)\s+[–—]\s+")  # "Batch size – The number of records …"
+_MEASURED = re.compile(rf"\d\s*(?:{_MAGNITUDE}\s*)?{MEASURE_UNIT}(?!\w)")
+_HEADER_UNIT = re.compile(rf"(?:\bin\s+|\()({MEASURE_UNIT})\)?\s*$")
 
 
 def quantities(text: str) -> list[tuple[int, int]]:
@@ -88,11 +94,19 @@ def quantities(text: str) -> list[tuple[int, int]]:
 
 def _context(text: str, spans: list[tuple[int, int]], k: int) -> str:
     """The words that say what quantity ``k`` quantifies: from the previous quantity or clause end before it, to
-    its parenthetical or the next clause end or quantity after it."""
+    its parenthetical or the next clause end or quantity after it; a bare bound before it ("…in each batch, up to
+    1,000") reaches back one more clause, and the label of the list entry it is in ("Batch size – …") counts in that
+    entry's first sentence."""
     start, end = spans[k]
-    left = spans[k - 1][1] if k else 0
-    cut = [m.end() for m in _CLAUSE.finditer(text, left, start)]
-    left = cut[-1] if cut else left
+    floor = spans[k - 1][1] if k else 0
+    cut = [m.end() for m in _CLAUSE.finditer(text, floor, start)]
+    left = cut[-1] if cut else floor
+    if len(cut) > 1 and _BARE_BOUND.fullmatch(text[left:start]):
+        left = cut[-2]
+    entry = text.rfind("; ", 0, start) + 1
+    label = _ENTRY_LABEL.match(text, entry)
+    head = (label.group(1) + " " if label is not None and label.end() <= left  # the entry's first sentence only
+            and not re.search(r"[.!?]\s", text[label.end():start]) else "")
     right = spans[k + 1][0] if k + 1 < len(spans) else len(text)
     paren = _PAREN.match(text, end)
     if paren is not None:
@@ -100,7 +114,7 @@ def _context(text: str, spans: list[tuple[int, int]], k: int) -> str:
     else:
         stop = _CLAUSE.search(text, end, right)
         right = stop.start() if stop is not None else right
-    return text[left:start] + " " + text[end:right]
+    return head + text[left:start] + " " + text[end:right]
 
 
 def asks_value(question: str) -> bool:
@@ -121,13 +135,16 @@ def asks_value(question: str) -> bool:
 
 
 def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncoder, *,
-                   named: bool = False) -> str | None:
+                   named: bool = False, count: bool = False) -> str | None:
     """The quantity of ``text`` whose context holds the most question-term weight (the only one when there is one).
 
     None when there is none, when the best two tie, when the quantity is a term of a formula ("(length of
     attribute name) + (1 byte)"), or, with ``named``, when its context holds no question term (a sentence's number
-    that quantifies something else)."""
+    that quantifies something else). With ``count`` (the question asks how many), only numbers without a unit of
+    measure are candidates: "400 KB" is no count of indexes."""
     spans = quantities(text)
+    if count:
+        spans = [(a, b) for a, b in spans if _MEASURED.search(text, a, b) is None]
     if not spans:
         return None
     scored = sorted(((sum(weights.get(t, 0.0) for t in set(sparse.terms(_context(text, spans, k)))), k)
@@ -329,4 +346,4 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
             found.append(text)
     if not found:
         return None
-    return _best_quantity(" ".join(found), weights, sparse, named=True)
+    return _best_quantity(" ".join(found), weights, sparse, named=True, count=asks_count(question))
