@@ -9,7 +9,8 @@ an answer). Printed, for the answers that said the asked row (its name and the a
 answer is the cell (exactly, or its quantity, or with its column's unit), another value (wrong), or none; and how
 many answers said another row (a selection miss, where a short answer is the other row's value).
 
-Also yes/no questions (:func:`yes_no_cases`): from table rows with a Yes/No cell and from sentences that say what
+Also "how many" questions (:func:`count_cases`) from sentences that bound a count, judged as the bound sentences
+are. Also yes/no questions (:func:`yes_no_cases`): from table rows with a Yes/No cell and from sentences that say what
 you can or can't do, or what is (not) supported; printed: how often the short answer's Yes/No is the source's
 (right), the opposite (flipped) or none, among answers that say the source. ``--parts dev_yes_no`` asks the CSV's
 own yes/no questions as is and with their gold article excluded (the verdict a neighbouring page's sentences get).
@@ -82,6 +83,33 @@ def sentence_cases(index, n: int, seed: int) -> list[dict]:
             if m and q and q[0][0] == 0:
                 out.append({"question": f"What is the {m.group(1)}?", "row": "", "column": "",
                             "cell": span.text[m.end():][q[0][0]:q[0][1]], "sentence": span.text})
+                break
+        if len(out) >= n:
+            break
+    return out
+
+
+def count_cases(index, n: int, seed: int) -> list[dict]:
+    """``{"question", "cell"}`` from sentences that bound a count ("You can create up to 20 global secondary indexes
+    per table."): asked as "How many global secondary indexes per table?" (the counted noun phrase and the words after
+    it up to the clause's end); the number is the reference. The answer that said it should give it as the short
+    answer, not a measure ("400 KB") or another number."""
+    import re
+
+    from citedesk.core.text import sentence_spans
+
+    bound = re.compile(r"\b(?:up to|a maximum of|maximum of|at most|no more than|a limit of|a quota of) "
+                       r"(\d{1,3}(?:,\d{3})+|\d+) ((?:[A-Za-z][\w-]* ){0,3}[a-z][\w-]*s)\b([^.;:,()]{0,40})")
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    out = []
+    for text, _header in chunks:
+        for span in sentence_spans(text):
+            m = bound.search(span.text)
+            if m and not re.search(r"\b(?:and|or)$", m.group(2)):
+                out.append({"question": f"How many {m.group(2)}{m.group(3).rstrip()}?", "row": "", "column": "",
+                            "cell": m.group(1), "sentence": span.text})
                 break
         if len(out) >= n:
             break
@@ -214,7 +242,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--dump", type=Path, help="write every question with its answer and short answer here")
-    ap.add_argument("--parts", default="table,sentences,yes_no", help="which checks to run (comma-separated; also "
+    ap.add_argument("--parts", default="table,sentences,counts,yes_no", help="which checks to run (comma-separated; also "
                     "dev_yes_no: the --csv's yes/no questions, as is and with their gold article excluded)")
     ap.add_argument("--csv", type=Path, default=Path("data/aws-docs-qa-dev.csv"))
     args = ap.parse_args()
@@ -226,14 +254,17 @@ def main() -> None:
         rows = asyncio.run(ask_all(c.pipeline, cases(c.index, args.n, args.seed))) if "table" in parts else []
         sentences = (asyncio.run(ask_all(c.pipeline, sentence_cases(c.index, args.n, args.seed)))
                      if "sentences" in parts else [])
+        counted = (asyncio.run(ask_all(c.pipeline, count_cases(c.index, args.n, args.seed)))
+                   if "counts" in parts else [])
         yes_nos = (asyncio.run(ask_all(c.pipeline, yes_no_cases(c.index, args.n, args.seed), yes_no_verdict))
                    if "yes_no" in parts else [])
         dev = asyncio.run(ask_dev_yes_no(c.pipeline, args.csv)) if "dev_yes_no" in parts else []
     finally:
         c.index.close()
     if args.dump:
-        args.dump.write_text(json.dumps(rows + sentences + yes_nos + dev, indent=1))
-    for kind, got in (("table rows", rows), ("sentences stating a bound or default", sentences)):
+        args.dump.write_text(json.dumps(rows + sentences + counted + yes_nos + dev, indent=1))
+    for kind, got in (("table rows", rows), ("sentences stating a bound or default", sentences),
+                      ("sentences bounding a count, asked how many", counted)):
         if not got:
             continue
         counts = collections.Counter(r["verdict"] for r in got)

@@ -43,7 +43,8 @@ _LIST = re.compile(r"^\s*(?:what|which)\s+(?:are|were)\b|\b(?:types|kinds|states
                    r"engines|modes)\b", re.IGNORECASE)
 _HOW_MANY = re.compile(
     r"\bhow many\s+((?:[\w\-/%]+\s+){0,4}?[\w\-/%]+?)(?=\s+(?:can|could|does|do|did|is|are|was|were|will|should|"
-    r"may|must|per|in|on|for|of|at|by|with|i|you|we|there|that|does)\b|\s*[?,.;]|\s*$)", re.IGNORECASE)
+    r"may|must|per|in|on|for|of|at|by|with|from|before|after|until|to|into|between|within|during|over|under|than|if|"
+    r"when|as|and|or|i|you|we|there|that)\b|\s*[?,.;]|\s*$)", re.IGNORECASE)
 _COUNT = re.compile(
     r"(?<![\w.\-/])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
     r"twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|single)(?:\s*(?:thousand|million|billion)\b)?"
@@ -87,8 +88,10 @@ def counted(question: str) -> str | None:
     m = _HOW_MANY.search(question)
     if m is None:
         return None
-    head = m.group(1).split()[-1]
-    return None if re.fullmatch(MEASURE_UNIT, head, re.IGNORECASE) else _singular(head)
+    words = m.group(1).split()
+    if any(re.fullmatch(MEASURE_UNIT, w, re.IGNORECASE) for w in words):  # "how many minutes …", "how many KB of …"
+        return None
+    return _singular(words[-1])
 
 
 def asks_count(question: str) -> bool:

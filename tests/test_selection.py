@@ -180,6 +180,8 @@ def test_a_procedure_title_is_said_with_its_first_steps(embedder) -> None:
     ("how many tags?", "tag"),
     ("How many seconds can a function run?", None),  # a unit of measure: "900 seconds" answers
     ("How many GB can I store?", None),
+    ("How many minutes before the new instance is available?", None),  # the unit, then what it is about
+    ("How many individual GetItem requests and can retrieve up to 16 MB of data?", "request"),
     ("What is the maximum number of tags?", None),
 ])
 def test_counted(question, noun) -> None:
