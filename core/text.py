@@ -272,8 +272,11 @@ def is_table_row(line: str) -> bool:
 
 def row_cells(header_line: str, row_line: str) -> list[tuple[str, str]]:
     """``(column name, cell)`` of a table row read with its header row, empty cells left out (a cell beyond the
-    header has the name "")."""
+    header has the name ""). A header one cell short of the row names the row's last cells: its empty corner cell
+    (over the rows' labels) was dropped ("On-Demand | Provisioned" over "Per table | 40,000 … | 40,000 …")."""
     header, cells = table_cells(header_line), table_cells(row_line)
+    if header and len(header) == len(cells) - 1 and cells[0] and header[0]:
+        header = ["", *header]
     return [(header[k] if k < len(header) else "", c) for k, c in enumerate(cells) if c]
 
 

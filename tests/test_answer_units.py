@@ -114,6 +114,16 @@ def test_numbers_can_name_columns() -> None:
     assert next(u.text for u in answer_units(sizes) if u.kind == "table_row") == "db.t2.small | 16 | 32"
 
 
+def test_a_header_without_its_corner_cell_names_the_last_columns() -> None:
+    """"|  | On-Demand | Provisioned |" reaches the chunk as "On-Demand | Provisioned" over three-cell rows: the row's
+    label has no column name, and the on-demand figures are not said to be the provisioned ones."""
+    text = ("On-Demand | Provisioned\nPer table | 40,000 read request units | 40,000 read capacity units\n"
+            "Per account | Not applicable | 80,000 read capacity units\n")
+    rows = [u.text for u in answer_units(text) if u.kind == "table_row"]
+    assert rows == ["Per table; On-Demand: 40,000 read request units; Provisioned: 40,000 read capacity units",
+                    "Per account; On-Demand: Not applicable; Provisioned: 80,000 read capacity units"]
+
+
 SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
          "--- | --- | --- | ---\nml.eia2.medium | 1 | 8 | 2\nml.eia2.large | 2 | 16 | 4\n")
 QUOTAS = ("Resource | Quota description | Adjustable?\n--- | --- | ---\n"
