@@ -17,7 +17,9 @@ from citedesk.retrieval.selection import (
     DEFAULT_SELECTION_WEIGHTS,
     FEATURES,
     SelectionModel,
+    copula_subject,
     defined_term,
+    subject_head,
     unit_features,
 )
 
@@ -254,3 +256,37 @@ def test_a_list_item_that_is_a_name_is_said_with_its_list(embedder) -> None:
                                             "has a read replica.\n+ You can't modify a stopped DB instance.\n"})
     said = [t for _, _, _, t in gen.select("Can I stop a DB instance that has a read replica?", [rule])]
     assert said[0] == "You can't stop a DB instance that has a read replica.", said
+
+
+def test_a_what_is_question_prefers_the_sentence_that_says_what_it_is(embedder) -> None:
+    """"What is a service-linked role?": the sentence with the role as its subject before "is" has the definition
+    shape and ranks first; one that only mentions it does not, and neither does a subject whose head is another
+    thing ("A service-linked role policy is …")."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    defines = "A service-linked role is a unique type of IAM role that is linked directly to Amazon RDS."
+    mentions = "You don't need to manually create a service-linked role for Amazon RDS."
+    other = "A service-linked role policy is attached to the role when Amazon RDS creates it."
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="slr.md", locale="en", title="Using service-linked roles for Amazon RDS", content_hash="h",
+                chunk_index=0, text=f"{mentions} {other} {defines}\n")
+    question = "What is a service-linked role?"
+    ranked = ExtractiveGenerator(embedder).rank(question, [chunk])
+    shape = {m.unit.text: f["definition_shape"] for m, f, _ in ranked}
+    assert shape == {defines: 1.0, mentions: 0.0, other: 0.0}
+    assert ranked[0][0].unit.text == defines
+    # not for a question of another kind
+    assert all(f["definition_shape"] == 0.0 for _, f, _ in
+               ExtractiveGenerator(embedder).rank("What is the maximum number of service-linked roles?", [chunk]))
+    assert copula_subject(other) == "service-linked role policy" and subject_head("event in CloudTrail") == "event"
+    # where a sentence that mentions the term is closer to the question, the shape decides
+    candidate = chunk.model_copy(update={"text": (
+        "You can also conduct further experiments on the higher performing candidates by making your own "
+        "modifications to the notebooks. A candidate is a combination of data preprocessors, algorithms, and "
+        "algorithm parameter settings.\n")})
+    unshaped = ExtractiveGenerator(embedder, selection=SelectionModel({**DEFAULT_SELECTION_WEIGHTS,
+                                                                       "definition_shape": 0}))
+    assert unshaped.rank("What is a candidate?", [candidate])[0][0].unit.text.startswith("You can also conduct")
+    assert ExtractiveGenerator(embedder).rank("What is a candidate?", [candidate])[0][0].unit.text.startswith(
+        "A candidate is a combination")

@@ -133,7 +133,7 @@ class ExtractiveGenerator:
             question_type,
             term_weights,
         )
-        from citedesk.retrieval.selection import defined_term, unit_features
+        from citedesk.retrieval.selection import copula_subject, defined_term, subject_head, unit_features
 
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
@@ -149,8 +149,11 @@ class ExtractiveGenerator:
         procedure = asks_procedure(question)
         out = []
         for m, sim in zip(matches, sims):
+            subject = copula_subject(m.unit.text) if term_terms and m.unit.kind == "sentence" else None
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
-                              unit_terms=sparse.terms(m.unit.text) if term_terms else None)
+                              unit_terms=sparse.terms(m.unit.text) if term_terms else None,
+                              subject_terms=(frozenset(sparse.terms(subject)),
+                                             frozenset(sparse.terms(subject_head(subject)))) if subject else None)
             out.append((m, f, self.selection.score(f)))
         out.sort(key=lambda c: -c[2])
         return out
