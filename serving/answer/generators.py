@@ -133,7 +133,12 @@ class ExtractiveGenerator:
             question_type,
             term_weights,
         )
-        from citedesk.retrieval.selection import copula_subject, defined_term, subject_head, unit_features
+        from citedesk.retrieval.selection import (
+            copula_subject,
+            defined_term,
+            subject_head,
+            unit_features,
+        )
 
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
