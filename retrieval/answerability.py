@@ -11,7 +11,11 @@ question and the hits (no model call):
   its chunk's title and heading path. Neighbouring pages share the topic words but rarely the rare ones.
 * **the same in the best single chunk** (title, heading and text), and **in the best title/heading** alone;
 * **answer type**: a question asking for a quantity (how many, maximum, limit, size, default …) needs a number
-  in the best unit; one asking for a list needs a list or several rows; other questions (yes/no included) have no
+  in the best unit (for "how many X", one that can count X: not "a 400 KB limit"); one asking for a list needs a
+  list or several rows; "What is a/an X?" needs a unit among the best-covering that says what X is ("A trail is
+  …", "A source repository, which …"; since 2026-11-27, held out 0.915 → 0.916 leave-gold-out, 0.742 → 0.746
+  MT-RAG with the shipped weights' inputs refitted per fold, and on ``bench/definition_check.py`` the confidence
+  separates defined answers from the rest with AUROC 0.816 → 0.911); other questions (yes/no included) have no
   requirement (a yes/no rule — "Can I change …?" needs a unit with the verb — was measured and not kept: held-out
   AUROC 0.915 → 0.913 leave-gold-out, 0.742 → 0.737 MT-RAG);
 * **dense signals**: the top cosine, its margin over the second hit, and whether the best-cosine hit is also
@@ -28,8 +32,9 @@ from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_count", "asks_procedure", "counted", "counts",
-           "match_units", "question_type", "signals", "term_weights"]
+__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_count", "asks_definition", "asks_procedure",
+           "copula_subject", "counted", "counts", "defined_term", "defines", "match_units", "question_type", "signals",
+           "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -51,6 +56,11 @@ _COUNT = re.compile(
     r"(?![\w\-]|\.\d)", re.IGNORECASE)
 _COUNT_END = re.compile(r"\s*(?:[;,.)]|$|(?:per|for|in|on|at|each|total|in total)\b)", re.IGNORECASE)
 _COUNT_WORDS = re.compile(r"((?:\s+[\w\-/]+)*)")  # the words after a number, up to punctuation
+_DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+?)\s*\??\s*$", re.IGNORECASE)
+_WHAT_IS_A = re.compile(r"^\s*what\s+is\s+(?!the\b)", re.IGNORECASE)  # "What is a trail?", "What is Amazon Kendra?"
+_COPULA = re.compile(r"^\s*(?:an?\s+|the\s+)?((?:[\w\-/.()]+\s+){0,5}?[\w\-/.()]+?)(?:\s+(?:is|are|refers to|means)\s|"
+                     r",\s+which\s|\s+[–—]\s)", re.IGNORECASE)
+_PREPOSITION = re.compile(r"\s+(?:in|of|for|on|at|from|with|within|to|by)\s+", re.IGNORECASE)
 _QUESTION_FILLER = frozenset({"can", "could", "does", "do", "did", "is", "are", "was", "will", "should", "may",
                               "has", "have", "what", "which", "how", "why", "when", "where", "who", "i", "my",
                               "use", "get", "amazon", "aws"})
@@ -92,6 +102,49 @@ def counted(question: str) -> str | None:
     if any(re.fullmatch(MEASURE_UNIT, w, re.IGNORECASE) for w in words):  # "how many minutes …", "how many KB of …"
         return None
     return _singular(words[-1])
+
+
+def defined_term(question: str) -> str | None:
+    """X of "What is X?" / "What are the X?" (None for other questions)."""
+    m = _DEFINITION.match(question)
+    return m.group("term") if m else None
+
+
+def asks_definition(question: str) -> str | None:
+    """The term a question asks to define: X of "What is a/an X?" or "What is X?" (not "What is the X …?", which
+    mostly asks for an attribute: "What is the instance store type for d2.xlarge?"), for a question of no other type
+    (:func:`question_type` ``other``); None otherwise."""
+    if not _WHAT_IS_A.match(question) or question_type(question) != QuestionType.OTHER:
+        return None
+    term = defined_term(question)
+    return term if term and "?" not in term and len(term.split()) <= 6 else None  # one short question only
+
+
+def copula_subject(text: str) -> str | None:
+    """The subject of a sentence that says what something is ("A trail is a configuration …" → "trail", "An event in
+    CloudTrail is the record …" → "event in CloudTrail", "A source repository, which contains …", "Spot Instance pool
+    – A set of …"): the words, after an article, before "is"/"are"/"refers to"/"means", ", which" or a dash (at most
+    six); None when the sentence does not begin that way."""
+    m = _COPULA.match(text)
+    return m.group(1) if m else None
+
+
+def subject_head(subject: str) -> str:
+    """The words of a :func:`copula_subject` before its first preposition ("event in CloudTrail" → "event")."""
+    return _PREPOSITION.split(subject, maxsplit=1)[0]
+
+
+def defines(text: str, term: str, sparse: BM25SparseEncoder) -> bool:
+    """Whether ``text`` says what ``term`` is: its :func:`copula_subject` holds the words of the term's head (its words
+    before a preposition: "source repository" of "source repository in Amazon Kendra"), and the last word of the
+    subject's head is one of them ("IBM Watson Assistant is …" defines Watson Assistant; "A Spot Instance request is
+    …" does not define a Spot Instance)."""
+    subject = copula_subject(text)
+    core = frozenset(sparse.terms(subject_head(term)))
+    if subject is None or not core or not core <= set(sparse.terms(subject)):
+        return False
+    head = sparse.terms(subject_head(subject))
+    return bool(head) and head[-1] in core
 
 
 def asks_count(question: str) -> bool:
@@ -219,7 +272,8 @@ class AnswerabilitySignals:
         unit_own_coverage: the same unit's coverage without the title/heading.
         chunk_coverage: rarity-weighted coverage of the best single chunk (title, heading, text).
         title_coverage: rarity-weighted coverage of the best title + heading path.
-        type_match: 1 when the best unit has what the question type asks for (a number for a quantity), else 0;
+        type_match: 1 when the best unit has what the question type asks for (a number for a quantity; for
+            "What is a/an X?", any of the 12 best-covering units is a sentence that says what X is), else 0;
             1 for question types without a requirement.
         cosine_margin: top cosine minus the best cosine of another article.
         unit_margin: best unit coverage minus the best unit coverage of another article (gold pages stand out;
@@ -253,6 +307,10 @@ class AnswerabilitySignals:
     def as_dict(self) -> dict[str, float | None]:
         """Name → value (what the audit record keeps)."""
         return asdict(self)
+
+
+_DEFINITION_UNITS = 12
+"""Units (by coverage) looked at for a sentence that defines what a "What is X?" question asks."""
 
 
 def signals(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, coverage_hits: int = 3,
@@ -291,6 +349,9 @@ def signals(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, covera
         type_match = 1.0 if any(m.has_number for m in units[:1]) else 0.0
     elif qtype == QuestionType.LIST:
         type_match = 1.0 if best.unit.kind in ("list", "list_item", "table_row") or "," in best.unit.text else 0.0
+    elif (term := asks_definition(question)) is not None:  # "What is a trail?": does a unit say what one is?
+        type_match = float(any(m.unit.kind in ("sentence", "list_item") and defines(m.unit.text, term, sparse)
+                               for m in units[:_DEFINITION_UNITS]))
     else:
         type_match = 1.0
     by_article: dict[str, float] = {}

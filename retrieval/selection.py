@@ -31,18 +31,13 @@ from collections.abc import Mapping
 from citedesk.core.text import PROCEDURE_TITLE
 from citedesk.retrieval.answerability import QuestionType, UnitMatch
 
-__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "copula_subject", "defined_term",
-           "is_fragment", "unit_features"]
+__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "is_fragment", "unit_features"]
 
 SCORE_KIND = "unit_selection_score"
 """The kind of :meth:`SelectionModel.score`: a weighted sum, comparable between units of one question only."""
 
 _MODAL = re.compile(r"\b(?:can(?:not)?|can't|could|may|must|supports?|supported|allows?|lets you|able to|"
                     r"available|enables?)\b", re.IGNORECASE)
-_DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+?)\s*\??\s*$", re.IGNORECASE)
-_COPULA = re.compile(r"^\s*(?:an?\s+|the\s+)?((?:[\w\-/.()]+\s+){0,5}?[\w\-/.()]+?)\s+(?:is|are|refers to|means)\s",
-                     re.IGNORECASE)
-_PREPOSITION = re.compile(r"\s+(?:in|of|for|on|at|from|with|within|to|by)\s+", re.IGNORECASE)
 _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGNORECASE)
 _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
                       r"\w+(?:s|ed|es))\b", re.IGNORECASE)
@@ -61,28 +56,9 @@ FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
-def defined_term(question: str) -> str | None:
-    """X of "What is X?" / "What are the X?" (None for other questions)."""
-    m = _DEFINITION.match(question)
-    return m.group("term") if m else None
-
-
-def copula_subject(text: str) -> str | None:
-    """The subject of a sentence that says what something is ("A trail is a configuration …" → "trail", "An event in
-    CloudTrail is the record …" → "event in CloudTrail"): the words, after an article, before "is"/"are"/"refers
-    to"/"means" (at most six); None when the sentence does not begin that way."""
-    m = _COPULA.match(text)
-    return m.group(1) if m else None
-
-
-def subject_head(subject: str) -> str:
-    """The words of a :func:`copula_subject` before its first preposition ("event in CloudTrail" → "event")."""
-    return _PREPOSITION.split(subject, maxsplit=1)[0]
-
-
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
                   unit_terms: list[str] | None = None, procedure: bool = False,
-                  subject_terms: tuple[frozenset[str], frozenset[str]] | None = None) -> dict[str, float]:
+                  defines: bool = False) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -93,10 +69,8 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         term_terms: stemmed terms of the defined term of a "what is X?" question (empty otherwise).
         unit_terms: the unit text's stemmed terms in order (for the subject test; None: no subject test).
         procedure: the question asks how to do something (:func:`citedesk.retrieval.answerability.asks_procedure`).
-        subject_terms: stemmed terms of the unit's :func:`copula_subject` and of its head (the words before a
-            preposition: "event" of "event in CloudTrail"), or None where it has none. The definition shape: the
-            subject holds the defined term, and its head nothing else ("A Spot Instance request is …" does not
-            define a Spot Instance).
+        defines: the unit says what the defined term is
+            (:func:`~citedesk.retrieval.answerability.defines`), for the definition shape.
     """
     u = match.unit
     text = u.text
@@ -121,8 +95,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         "list": float(u.kind in ("list", "list_item")),
         "procedure_shape": float(procedure and bool(PROCEDURE_TITLE.fullmatch(
             (u.context if u.kind == "list" else text if u.kind == "sentence" else "").strip()))),
-        "definition_shape": float(qtype == QuestionType.OTHER and bool(term_terms) and subject_terms is not None
-                                  and term_terms <= subject_terms[0] and subject_terms[1] <= term_terms),
+        "definition_shape": float(qtype == QuestionType.OTHER and bool(term_terms) and defines),
     }
 
 

@@ -8,18 +8,19 @@ from citedesk.retrieval.answerability import (
     QuestionType,
     UnitMatch,
     asks_count,
+    asks_definition,
     asks_procedure,
+    copula_subject,
     counted,
     counts,
+    defined_term,
     question_type,
+    subject_head,
 )
 from citedesk.retrieval.selection import (
     DEFAULT_SELECTION_WEIGHTS,
     FEATURES,
     SelectionModel,
-    copula_subject,
-    defined_term,
-    subject_head,
     unit_features,
 )
 
@@ -290,3 +291,51 @@ def test_a_what_is_question_prefers_the_sentence_that_says_what_it_is(embedder) 
     assert unshaped.rank("What is a candidate?", [candidate])[0][0].unit.text.startswith("You can also conduct")
     assert ExtractiveGenerator(embedder).rank("What is a candidate?", [candidate])[0][0].unit.text.startswith(
         "A candidate is a combination")
+
+
+@pytest.mark.parametrize("question, term", [
+    ("What is a trail?", "trail"),
+    ("What is Amazon Kendra?", "Amazon Kendra"),
+    ("What is the instance store type for d2.xlarge?", None),  # an attribute, asked with "the"
+    ("What is the maximum number of tags?", None),
+    ("What are the storage types?", None),
+])
+def test_asks_definition(question, term) -> None:
+    assert asks_definition(question) == term
+
+
+def test_a_what_is_question_needs_a_sentence_that_says_what_it_is_to_match_its_type() -> None:
+    """The confidence input ``type_match`` for "What is a Greengrass group?" is 1 only where a unit says what one is
+    ("A Greengrass group is …"), not where units only mention groups."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.retrieval.answerability import signals
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+    def hit(text: str) -> Hit:
+        return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                   article_id="gg.md", locale="en", title="AWS IoT Greengrass", content_hash="h", chunk_index=0,
+                   text=text, cosine=0.7)
+
+    sparse = BM25SparseEncoder()
+    mentions = "A Greengrass device can be a member of up to 10 groups. You can deploy a group from the console."
+    question = "What is a Greengrass group?"
+    assert signals(question, [hit(mentions)], sparse).type_match == 0.0
+    defined = mentions + " A Greengrass group is a collection of settings and components, such as a core and devices."
+    assert signals(question, [hit(defined)], sparse).type_match == 1.0
+    assert signals("Can I deploy a Greengrass group?", [hit(mentions)], sparse).type_match == 1.0  # another type
+
+
+@pytest.mark.parametrize("text, term, says", [
+    ("A source repository, which contains the documents to index.", "source repository in Amazon Kendra", True),
+    ("Spot Instance pool – A set of unused EC2 instances with the same instance type.", "Spot Instance pool", True),
+    ("IBM Watson Assistant is a service for building chatbots.", "Watson Assistant", True),
+    ("An event in CloudTrail is the record of an activity in an AWS account.", "event in CloudTrail", True),
+    ("Tables are the fundamental data structures in DynamoDB.", "DynamoDB global table", False),
+    ("A Spot Instance request is either one-time or persistent.", "Spot Instance", False),
+    ("You don't need to manually create a service-linked role.", "service-linked role", False),
+])
+def test_defines(text, term, says) -> None:
+    from citedesk.retrieval.answerability import defines
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+    assert defines(text, term, BM25SparseEncoder()) is says

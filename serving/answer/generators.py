@@ -129,16 +129,13 @@ class ExtractiveGenerator:
         """
         from citedesk.retrieval.answerability import (
             asks_procedure,
+            defined_term,
             match_units,
             question_type,
             term_weights,
         )
-        from citedesk.retrieval.selection import (
-            copula_subject,
-            defined_term,
-            subject_head,
-            unit_features,
-        )
+        from citedesk.retrieval.answerability import defines as says_what
+        from citedesk.retrieval.selection import unit_features
 
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
@@ -154,11 +151,10 @@ class ExtractiveGenerator:
         procedure = asks_procedure(question)
         out = []
         for m, sim in zip(matches, sims):
-            subject = copula_subject(m.unit.text) if term_terms and m.unit.kind == "sentence" else None
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
                               unit_terms=sparse.terms(m.unit.text) if term_terms else None,
-                              subject_terms=(frozenset(sparse.terms(subject)),
-                                             frozenset(sparse.terms(subject_head(subject)))) if subject else None)
+                              defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
+                              and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
         out.sort(key=lambda c: -c[2])
         return out
