@@ -65,7 +65,7 @@ def cases(docs: Path, n: int, seed: int) -> list[dict]:
     return out
 
 
-def defines(answer: str, case: dict) -> bool:
+def says_definition(answer: str, case: dict) -> bool:
     """The answer says the defining sentence, or a sentence whose subject is the asked one followed by is/are."""
     if case["sentence"][:60] in answer:
         return True
@@ -83,21 +83,14 @@ async def ask_all(pipeline, items: list[dict]) -> list[dict]:
             r = await pipeline.answer(AnswerRequest(question=case["question"]), exclude_articles=exclude, threshold=0.0)
             rows.append({**case, "setting": setting, "decision": str(r.decision), "reason": r.reason,
                          "confidence": r.confidence, "answer": r.answer,
-                         "defines": bool(r.answer) and defines(r.answer, case)})
+                         "defines": bool(r.answer) and says_definition(r.answer, case)})
     return rows
-
-
-def auroc(pos: list[float], neg: list[float]) -> float:
-    """Probability that a positive outranks a negative (ties count half)."""
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def main() -> None:
     from citedesk.config.settings import Settings
     from citedesk.serving.container import Container
+    from citedesk.serving.evaluation.calibration import auroc
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(".citedesk"))
@@ -124,7 +117,8 @@ def main() -> None:
           f"{sum(r['defines'] for r in out)}")
     pos = [r["confidence"] for r in rows if r["defines"]]
     neg = [r["confidence"] for r in rows if not r["defines"]]
-    print(f"confidence AUROC, defined vs not: {auroc(pos, neg):.3f} ({len(pos)} / {len(neg)}); at the chat "
+    separation = auroc([r["confidence"] for r in rows], [r["defines"] for r in rows])
+    print(f"confidence AUROC, defined vs not: {separation or float('nan'):.3f} ({len(pos)} / {len(neg)}); at the chat "
           f"threshold {threshold:.4f}: answered {sum(p >= threshold for p in pos)} of {len(pos)} defined, "
           f"{sum(q >= threshold for q in neg)} of {len(neg)} not")
 

@@ -54,7 +54,7 @@ _COUNT = re.compile(
     r"(?<![\w.\-/])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
     r"twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|single)(?:\s*(?:thousand|million|billion)\b)?"
     r"(?![\w\-]|\.\d)", re.IGNORECASE)
-_COUNT_END = re.compile(r"\s*(?:[;,.)]|$|(?:per|for|in|on|at|each|total|in total)\b)", re.IGNORECASE)
+_COUNT_END = re.compile(r"\s*(?:[;,.)]|$|(?:per|for|in|on|at|each|total)\b)", re.IGNORECASE)
 _COUNT_WORDS = re.compile(r"((?:\s+[\w\-/]+)*)")  # the words after a number, up to punctuation
 _DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+?)\s*\??\s*$", re.IGNORECASE)
 _WHAT_IS_A = re.compile(r"^\s*what\s+is\s+(?!the\b)", re.IGNORECASE)  # "What is a trail?", "What is Amazon Kendra?"
@@ -155,7 +155,7 @@ def asks_count(question: str) -> bool:
 
 def counts(text: str, noun: str) -> bool:
     """Whether ``text`` holds a number that can be the count of ``noun`` (:func:`counted`): a number followed by that
-    noun within three words ("up to 5 local secondary indexes"; not "two types of secondary indexes"), or by nothing
+    noun within four words ("up to 5 local secondary indexes"; not "two types of secondary indexes"), or by nothing
     that names another thing ("Load balancers per Region: 50", "500 per account"). Numbers inside names
     ("db.t2.medium", "us-east-1") are not numbers here."""
     for m in _COUNT.finditer(text):
