@@ -45,7 +45,8 @@ _QUANTITY = re.compile(
     re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*(?:can|could|does|do|did|is|are|was|will|should|may|has|have)\b", re.IGNORECASE)
 _LIST = re.compile(r"^\s*(?:what|which)\s+(?:are|were)\b|\b(?:types|kinds|states|options|factors|ways|steps|"
-                   r"engines|modes)\b", re.IGNORECASE)
+                   r"engines|modes)\b|^\s*which\s+(?:[\w\-]+\s+){0,3}[A-Za-z\-]+[^su\W]s\s+(?:support|are|can|do|does|"
+                   r"have|include|work|run|use|allow)\b", re.IGNORECASE)  # "Which SQL Server editions support …?"
 _HOW_MANY = re.compile(
     r"\bhow many\s+((?:[\w\-/%]+\s+){0,4}?[\w\-/%]+?)(?=\s+(?:can|could|does|do|did|is|are|was|were|will|should|"
     r"may|must|per|in|on|for|of|at|by|with|from|before|after|until|to|into|between|within|during|over|under|than|if|"
@@ -77,7 +78,7 @@ class QuestionType:
 
 def question_type(question: str) -> str:
     """:class:`QuestionType` tag of a question, from its wording (first rule that matches: yes/no, list — "what
-    are …", "… types" unless it asks how many —, quantity, other)."""
+    are …", "… types", "which <plural noun> support …" unless it asks how many —, quantity, other)."""
     if _YES_NO.match(question):
         return QuestionType.YES_NO
     if _LIST.search(question) and not re.search(r"\bhow (?:many|much)\b|\bnumber of\b", question, re.IGNORECASE):

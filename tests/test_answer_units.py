@@ -317,6 +317,9 @@ def test_question_types_and_rare_terms() -> None:
     assert question_type("What is the maximum number of dataset groups?") == QuestionType.QUANTITY
     assert question_type("Can I stop a DB instance that has a read replica?") == QuestionType.YES_NO
     assert question_type("What are the Amazon RDS storage types?") == QuestionType.LIST
+    assert question_type("Which SQL Server editions support TDE on RDS?") == QuestionType.LIST  # which + plural
+    assert question_type("Which TLS version is used in Amazon Forecast?") != QuestionType.LIST
+    assert question_type("Which class does the mapper use?") == QuestionType.OTHER
     w = term_weights("What is F32 Throughput in TFLOPS of ml.eia2.large?", BM25SparseEncoder())
     assert w["eia2"] == 7.0 and w["throughput"] < w["tflop"] and "what" not in w  # a code-like word weighs 7
 
