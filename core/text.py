@@ -206,6 +206,35 @@ def procedure_steps(sentence: str) -> tuple[str, list[str]] | None:
     return (lead, steps) if len(steps) >= 2 and PROCEDURE_LEAD.search(lead) else None
 
 
+_VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
+                      r"\w+(?:s|ed|es))\b", re.IGNORECASE)
+_ENTRY_LABEL = re.compile(r"^([^.:;!?]{2,80}?)\.\s+(?=[A-Z(])")
+_NUMBERED_ITEM = re.compile(r"\s*\d+[.)]\s")
+_INSTRUCTION = re.compile(r"(?:choose|select|open|enter|click|sign|go|run|type|add|create|delete|use|set|specify|"
+                          r"review|wait|copy|save|navigate|install|download|update|edit|verify|check|confirm|attach|"
+                          r"launch|stop|start|modify|configure|enable|disable|remove|find|view|see|note|make|ensure|"
+                          r"provide|replace|define|do|don't|keep|log|upload|restart|reboot|test|call|return)\b",
+                          re.IGNORECASE)  # "Choose Save. Then …" is a step, not a label
+
+
+def is_fragment(text: str) -> bool:
+    """A piece of text that says nothing on its own: under five words, or no verb-like word ("SQL Server 2014
+    Enterprise Edition", "Multi-AZ standby creation")."""
+    return len(text.split()) < 5 or not _VERBISH.search(text)
+
+
+def labelled_entries(entries: list[str]) -> list[str]:
+    """List entries that each begin with a label sentence ("Data in transit over the internet. Communication … is
+    encrypted.") said "Label: what follows", so that the label is not a sentence of its own; unchanged unless every
+    entry (two or more) is a label of at most eight words with no verb-like word and no instruction verb first
+    ("Choose Save. Then …" is a step), then a sentence."""
+    labels = [_ENTRY_LABEL.match(e) for e in entries]
+    if len(entries) < 2 or not all(m is not None and len(m.group(1).split()) <= 8 and not _VERBISH.search(m.group(1))
+                                   and not _INSTRUCTION.match(m.group(1)) for m in labels):
+        return entries
+    return [f"{m.group(1)}: {e[m.end():]}" for m, e in zip(labels, entries)]
+
+
 def is_title_line(text: str, span: Span) -> bool:
     """Whether ``span`` of ``text`` is a procedure title line (:data:`PROCEDURE_TITLE`, alone on its line)."""
     if not PROCEDURE_TITLE.fullmatch(span.text.strip()):
@@ -448,8 +477,10 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
             lead = prev_sentence.text if prev_sentence is not None else ""
             if i and SEE_ALSO_LIST.match(spans[i - 1].text):  # "Topics", "For more information, see the following:"
                 items = []
-            for it in items:
-                said = LIST_MARK.sub("", it.text).strip()
+            entries = [LIST_MARK.sub("", it.text).strip() for it in items]
+            if not _NUMBERED_ITEM.match(items[0].text if items else ""):  # steps are no definition list
+                entries = labelled_entries(entries)
+            for it, said in zip(items, entries):
                 if is_answer_text(said):
                     units.append(AnswerUnit("list_item", said, it.start, it.end, context=lead))
                 elif lead and len(said.split()) <= 6:  # "ALIAS" of "… reserves the following names." → say both
@@ -460,7 +491,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
             if len(items) > 1 and items[-1].end - begin <= max_list_chars and (not lead or titled
                                                                                 or is_answer_text(lead)):
                 said = [lead + ":" if titled else lead] if lead else []
-                said.append("; ".join(LIST_MARK.sub("", it.text).strip().rstrip(".;") for it in items) + ".")
+                said.append("; ".join(e.rstrip(".;") for e in entries) + ".")
                 units.append(AnswerUnit("list", " ".join(said), begin, items[-1].end, context=lead))
             units += [AnswerUnit("sentence", m.text, m.start, m.end) for m in more if is_answer_text(m.text)]
             prev_sentence = None

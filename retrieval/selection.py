@@ -28,10 +28,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from citedesk.core.text import PROCEDURE_TITLE
+from citedesk.core.text import PROCEDURE_TITLE, is_fragment
 from citedesk.retrieval.answerability import QuestionType, UnitMatch
 
-__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "is_fragment", "unit_features"]
+__all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "unit_features"]
 
 SCORE_KIND = "unit_selection_score"
 """The kind of :meth:`SelectionModel.score`: a weighted sum, comparable between units of one question only."""
@@ -39,16 +39,6 @@ SCORE_KIND = "unit_selection_score"
 _MODAL = re.compile(r"\b(?:can(?:not)?|can't|could|may|must|supports?|supported|allows?|lets you|able to|"
                     r"available|enables?)\b", re.IGNORECASE)
 _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGNORECASE)
-_VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
-                      r"\w+(?:s|ed|es))\b", re.IGNORECASE)
-
-
-
-def is_fragment(text: str) -> bool:
-    """A piece of text that says nothing on its own: under five words, or no verb-like word ("SQL Server 2014
-    Enterprise Edition", "Multi-AZ standby creation")."""
-    return len(text.split()) < 5 or not _VERBISH.search(text)
-
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from citedesk.core.text import (
     answer_units,
     is_answer_text,
+    labelled_entries,
     sentence_spans,
     split_complete_sentences,
     table_header_before,
@@ -122,6 +123,27 @@ def test_a_header_without_its_corner_cell_names_the_last_columns() -> None:
     rows = [u.text for u in answer_units(text) if u.kind == "table_row"]
     assert rows == ["Per table; On-Demand: 40,000 read request units; Provisioned: 40,000 read capacity units",
                     "Per account; On-Demand: Not applicable; Provisioned: 80,000 read capacity units"]
+
+
+def test_a_list_of_labelled_entries_says_each_label_with_its_sentence() -> None:
+    """"+ Data in transit over the internet. Communication … is encrypted." (every entry a label, then a sentence)
+    is said "Data in transit over the internet: Communication …", so the label is no sentence of its own; steps
+    ("1. Choose Save. Then …") and bullets that begin with an instruction stay as written."""
+    modes = ("Greengrass has three modes of communication where data is in transit:\n"
+             "+ Data in transit over the internet. Communication over the internet is encrypted.\n"
+             "+ Data on the core device. Communication between components is not encrypted.\n")
+    items = [u.text for u in answer_units(modes) if u.kind == "list_item"]
+    assert items == ["Data in transit over the internet: Communication over the internet is encrypted.",
+                     "Data on the core device: Communication between components is not encrypted."]
+    steps = "To save:\n1. Choose Save. Then wait for the instance.\n2. Open the console. Select the instance.\n"
+    assert [u.text for u in answer_units(steps) if u.kind == "list_item"] == [
+        "Choose Save. Then wait for the instance.", "Open the console. Select the instance."]
+    bullets = "To save:\n+ Choose Save. Then wait.\n+ Open the console. Select it.\n"
+    assert labelled_entries(["Choose Save. Then wait.", "Open the console. Select it."]) == [
+        "Choose Save. Then wait.", "Open the console. Select it."]
+    assert [u.text for u in answer_units(bullets) if u.kind == "list_item"][0] == "Choose Save. Then wait."
+    assert labelled_entries(["Data on the core device. It is not encrypted."]) == [
+        "Data on the core device. It is not encrypted."]  # one entry is no list of labels
 
 
 SPECS = ("Accelerator Type | F32 Throughput in TFLOPS | F16 Throughput in TFLOPS | Memory in GB\n"
@@ -286,9 +308,9 @@ Topics
 def test_a_list_item_is_its_whole_line_and_link_lists_are_not_answers() -> None:
     units = answer_units(MODES)
     items = [u for u in units if u.kind == "list_item"]
-    assert [u.text for u in items] == [
-        "Data over the internet. Communication between a core and the cloud over the internet is encrypted.",
-        "Data over the local network. Communication between a core and devices over a local network is encrypted."]
+    assert [u.text for u in items] == [  # the labels said with their sentences (labelled_entries)
+        "Data over the internet: Communication between a core and the cloud over the internet is encrypted.",
+        "Data over the local network: Communication between a core and devices over a local network is encrypted."]
     assert all(u.context.startswith("Greengrass has three modes") for u in items)  # the second item too
     assert all(MODES[u.start:u.end].startswith("- Data over") for u in items)
     sentences = {u.text for u in units if u.kind == "sentence"}
