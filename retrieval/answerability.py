@@ -33,7 +33,7 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_count", "asks_definition", "asks_procedure",
-           "copula_subject", "counted", "counts", "defined_term", "defines", "match_units", "question_type", "signals",
+           "asks_reason", "copula_subject", "counted", "counts", "defined_term", "defines", "match_units", "question_type", "signals",
            "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
@@ -146,6 +146,14 @@ def defines(text: str, term: str, sparse: BM25SparseEncoder) -> bool:
         return False
     head = sparse.terms(subject_head(subject))
     return bool(head) and head[-1] in core
+
+
+_WHY = re.compile(r"^\s*(?:why\b|what\s+(?:are|is)\s+the\s+(?:benefits?|advantages?|reasons?)\b)", re.IGNORECASE)
+
+
+def asks_reason(question: str) -> bool:
+    """Whether a question asks why ("Why should I use …?", "What are the benefits of …?")."""
+    return bool(_WHY.match(question))
 
 
 def asks_count(question: str) -> bool:

@@ -19,7 +19,9 @@ The features say how a unit relates to the *kind* of question as well as to its 
   as lead-in — for a question that asks how to do something (weighed 0.1 since 2026-11-27, as the other shapes;
   ``bench/procedure_check.py --loose`` 153 → 156 of 177 answered with the steps, no dev answer changed); for
   "what is X?" (not a quantity, list or yes/no question), a sentence that says what X is — X as its subject before
-  "is"/"are" (``definition_shape``, weighed 0.1 likewise since 2026-11-27; ``bench/definition_check.py``);
+  "is"/"are" (``definition_shape``, weighed 0.1 likewise since 2026-11-27; ``bench/definition_check.py``); for
+  "why …?", a unit that gives a reason or a benefit ("helps you lower your cost", "so that", "for enhanced
+  availability"; ``reason_shape``, 0.1 likewise);
 * form: a short verbless fragment (a heading or a label) rarely answers.
 """
 
@@ -38,17 +40,21 @@ SCORE_KIND = "unit_selection_score"
 
 _MODAL = re.compile(r"\b(?:can(?:not)?|can't|could|may|must|supports?|supported|allows?|lets you|able to|"
                     r"available|enables?)\b", re.IGNORECASE)
+_REASON = re.compile(r"\b(?:because|so that|so you can|helps?(?: you)?|lets? you|enables? you|allows? you|"
+                     r"improv\w*|reduc\w*|lower\w*|increas\w*|benefits?|advantages?|in order to|to avoid|to ensure|"
+                     r"to protect|recommend\w*|enhanc\w*|optimi[sz]\w*|faster|cheaper|cost-effective|saves?|"
+                     r"useful|predictable)\b", re.IGNORECASE)
 _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGNORECASE)
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
-            "procedure_shape", "definition_shape")
+            "procedure_shape", "definition_shape", "reason_shape")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
                   unit_terms: list[str] | None = None, procedure: bool = False,
-                  defines: bool = False) -> dict[str, float]:
+                  defines: bool = False, reason: bool = False) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -59,6 +65,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         term_terms: stemmed terms of the defined term of a "what is X?" question (empty otherwise).
         unit_terms: the unit text's stemmed terms in order (for the subject test; None: no subject test).
         procedure: the question asks how to do something (:func:`citedesk.retrieval.answerability.asks_procedure`).
+        reason: the question asks why (:func:`citedesk.retrieval.answerability.asks_reason`), for the reason shape.
         defines: the unit says what the defined term is
             (:func:`~citedesk.retrieval.answerability.defines`), for the definition shape.
     """
@@ -86,12 +93,13 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         "procedure_shape": float(procedure and bool(PROCEDURE_TITLE.fullmatch(
             (u.context if u.kind == "list" else text if u.kind == "sentence" else "").strip()))),
         "definition_shape": float(qtype == QuestionType.OTHER and bool(term_terms) and defines),
+        "reason_shape": float(reason and u.kind != "table_row" and bool(_REASON.search(text))),
     }
 
 
 DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
     "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
-    "procedure_shape": 0.1, "definition_shape": 0.1, "rank": -0.02,
+    "procedure_shape": 0.1, "definition_shape": 0.1, "reason_shape": 0.1, "rank": -0.02,
 }
 """Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
 enumeration shape weighed as the list shape."""

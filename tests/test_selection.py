@@ -10,6 +10,7 @@ from citedesk.retrieval.answerability import (
     asks_count,
     asks_definition,
     asks_procedure,
+    asks_reason,
     copula_subject,
     counted,
     counts,
@@ -339,3 +340,30 @@ def test_defines(text, term, says) -> None:
     from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
     assert defines(text, term, BM25SparseEncoder()) is says
+
+
+def test_a_why_question_prefers_a_unit_that_gives_a_reason(embedder) -> None:
+    """"Why would I use a Multi-AZ deployment?": a sentence with a reason or benefit ("for enhanced fault tolerance",
+    "we recommend") has the reason shape and outranks one that only mentions Multi-AZ; a question that does not ask
+    why gives no unit the shape."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    mentions = ("When working with a Multi-AZ deployment of SQL Server, remember that Amazon RDS creates replicas for "
+                "all SQL Server databases on your instance.")
+    reason = ("For production OLTP use cases, we recommend that you use Multi-AZ deployments for enhanced fault "
+              "tolerance with Provisioned IOPS storage for fast and predictable performance.")
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="bp.md", locale="en", title="Best practices for Amazon RDS", content_hash="h",
+                chunk_index=0, text=f"{mentions} {reason}\n")
+    question = "Why would I use a Multi-AZ deployment?"
+    shaped = {m.unit.text: f["reason_shape"] for m, f, _ in ExtractiveGenerator(embedder).rank(question, [chunk])}
+    assert shaped == {mentions: 0.0, reason: 1.0}
+    unshaped = ExtractiveGenerator(embedder, selection=SelectionModel({**DEFAULT_SELECTION_WEIGHTS,
+                                                                       "reason_shape": 0}))
+    assert unshaped.rank(question, [chunk])[0][0].unit.text == mentions
+    assert ExtractiveGenerator(embedder).rank(question, [chunk])[0][0].unit.text == reason
+    assert all(f["reason_shape"] == 0.0 for _, f, _ in
+               ExtractiveGenerator(embedder).rank("Can I use a Multi-AZ deployment?", [chunk]))
+    assert asks_reason("Why should I use DAX?") and asks_reason("What are the benefits of DAX?")
+    assert not asks_reason("How do I use DAX?")

@@ -129,6 +129,7 @@ class ExtractiveGenerator:
         """
         from citedesk.retrieval.answerability import (
             asks_procedure,
+            asks_reason,
             defined_term,
             match_units,
             question_type,
@@ -149,10 +150,12 @@ class ExtractiveGenerator:
         term = defined_term(question)
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
         procedure = asks_procedure(question)
+        reason = asks_reason(question)
         out = []
         for m, sim in zip(matches, sims):
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
                               unit_terms=sparse.terms(m.unit.text) if term_terms else None,
+                              reason=reason,
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
