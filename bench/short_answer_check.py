@@ -61,32 +61,44 @@ def cases(index, n: int, seed: int) -> list[dict]:
 
 
 
+def _sentence_cases(index, n: int, seed: int, make) -> list[dict]:
+    """Up to ``n`` cases from the synced chunks, in a ``seed`` order: ``make(sentence)`` for each sentence, the first
+    case it gives in a chunk (None: no case)."""
+    from citedesk.core.text import sentence_spans
+
+    chunks = list(index.chunk_texts())
+    rng = random.Random(seed)
+    rng.shuffle(chunks)
+    out = []
+    for text, _header in chunks:
+        case = next((c for span in sentence_spans(text) if (c := make(span.text)) is not None), None)
+        if case is not None:
+            out.append(case)
+        if len(out) >= n:
+            break
+    return out
+
+
 def sentence_cases(index, n: int, seed: int) -> list[dict]:
     """``{"question", "cell"}`` from sentences that state a bound or default ("The maximum allowed value is 900
     seconds."): asked as "What is the maximum allowed value?" with a tail of the sentence's other words naming what
     it is about when the sentence has them before the statement; the quantity is the reference."""
     import re
 
-    from citedesk.core.text import sentence_spans
     from citedesk.serving.answer.short_answer import quantities
 
     stated = re.compile(r"\b[Tt]he ((?:maximum|minimum|default)\s[^.,;:()]{3,60}?) (?:is|are) (?:up to |at most |"
                         r"at least )?(?=\d)")
-    chunks = list(index.chunk_texts())
-    rng = random.Random(seed)
-    rng.shuffle(chunks)
-    out = []
-    for text, _header in chunks:
-        for span in sentence_spans(text):
-            m = stated.search(span.text)
-            q = quantities(span.text[m.end():]) if m else []
-            if m and q and q[0][0] == 0:
-                out.append({"question": f"What is the {m.group(1)}?", "row": "", "column": "",
-                            "cell": span.text[m.end():][q[0][0]:q[0][1]], "sentence": span.text})
-                break
-        if len(out) >= n:
-            break
-    return out
+
+    def make(sentence: str) -> dict | None:
+        m = stated.search(sentence)
+        q = quantities(sentence[m.end():]) if m else []
+        if not (m and q and q[0][0] == 0):
+            return None
+        return {"question": f"What is the {m.group(1)}?", "row": "", "column": "",
+                "cell": sentence[m.end():][q[0][0]:q[0][1]], "sentence": sentence}
+
+    return _sentence_cases(index, n, seed, make)
 
 
 def count_cases(index, n: int, seed: int) -> list[dict]:
@@ -96,24 +108,17 @@ def count_cases(index, n: int, seed: int) -> list[dict]:
     answer, not a measure ("400 KB") or another number."""
     import re
 
-    from citedesk.core.text import sentence_spans
-
     bound = re.compile(r"\b(?:up to|a maximum of|maximum of|at most|no more than|a limit of|a quota of) "
                        r"(\d{1,3}(?:,\d{3})+|\d+) ((?:[A-Za-z][\w-]* ){0,3}[a-z][\w-]*s)\b([^.;:,()]{0,40})")
-    chunks = list(index.chunk_texts())
-    rng = random.Random(seed)
-    rng.shuffle(chunks)
-    out = []
-    for text, _header in chunks:
-        for span in sentence_spans(text):
-            m = bound.search(span.text)
-            if m and not re.search(r"\b(?:and|or)$", m.group(2)):
-                out.append({"question": f"How many {m.group(2)}{m.group(3).rstrip()}?", "row": "", "column": "",
-                            "cell": m.group(1), "sentence": span.text})
-                break
-        if len(out) >= n:
-            break
-    return out
+
+    def make(sentence: str) -> dict | None:
+        m = bound.search(sentence)
+        if m is None or re.search(r"\b(?:and|or)$", m.group(2)):
+            return None
+        return {"question": f"How many {m.group(2)}{m.group(3).rstrip()}?", "row": "", "column": "",
+                "cell": m.group(1), "sentence": sentence}
+
+    return _sentence_cases(index, n, seed, make)
 
 
 _YES_NO_CELL = {"yes": "Yes", "no": "No"}
