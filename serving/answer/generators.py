@@ -18,6 +18,7 @@ from citedesk.core.text import (
     LIST_MARK,
     PROCEDURE_TITLE,
     SEE_ALSO_LIST,
+    is_fragment,
     is_pointer,
     row_cells,
     say_cells,
@@ -442,8 +443,6 @@ def _names_a_thing(item: AnswerUnit) -> bool:
     """A list item that names something rather than saying it: at most twelve words, no sentence end, and no verb-like
     word or under five words ("SQL Server 2014 Enterprise Edition", "Multi-AZ standby creation"; not a step, "Choose
     Add user.")."""
-    from citedesk.core.text import is_fragment
-
     own = _item_own(item).rstrip()
     return (len(own.split()) <= 12 and not re.search(r"[.!?:](?:\s|$)", own) and is_fragment(own))
 
