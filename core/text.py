@@ -217,6 +217,11 @@ _INSTRUCTION = re.compile(r"(?:choose|select|open|enter|click|sign|go|run|type|a
                           re.IGNORECASE)  # "Choose Save. Then …" is a step, not a label
 
 
+def after_lead_in(lead: str, item: str) -> str:
+    """A list item said after its lead-in: ``"Lead-in: item"`` (the lead-in's closing colon or full stop dropped)."""
+    return f"{lead.rstrip(' .:')}: {item}"
+
+
 def is_fragment(text: str) -> bool:
     """A piece of text that says nothing on its own: under five words, or no verb-like word ("SQL Server 2014
     Enterprise Edition", "Multi-AZ standby creation")."""
@@ -484,7 +489,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
                 if is_answer_text(said):
                     units.append(AnswerUnit("list_item", said, it.start, it.end, context=lead))
                 elif lead and len(said.split()) <= 6:  # "ALIAS" of "… reserves the following names." → say both
-                    units.append(AnswerUnit("list_item", f"{lead.rstrip(' .:')}: {said}", it.start, it.end,
+                    units.append(AnswerUnit("list_item", after_lead_in(lead, said), it.start, it.end,
                                             context=lead))
             begin = prev_sentence.start if prev_sentence is not None else items[0].start if items else 0
             titled = prev_sentence is not None and is_title_line(text, prev_sentence)

@@ -88,21 +88,16 @@ def question_type(question: str) -> str:
     return QuestionType.OTHER
 
 
-def _singular(word: str) -> str:
-    word = word.lower()
-    return word[:-2] if word.endswith(("ses", "xes", "ches", "shes")) else word.removesuffix("s")
-
-
 def counted(question: str) -> str | None:
-    """What a question asks the number of, as its head word ("How many local secondary indexes can …?" →
-    "index"), or None when it does not ask how many or asks it of a unit of measure ("How many seconds …?")."""
+    """What a question asks the number of, as its head word, lower-cased ("How many local secondary indexes can …?"
+    → "indexes"), or None when it does not ask how many or asks it of a unit of measure ("How many seconds …?")."""
     m = _HOW_MANY.search(question)
     if m is None:
         return None
     words = m.group(1).split()
     if any(re.fullmatch(MEASURE_UNIT, w, re.IGNORECASE) for w in words):  # "how many minutes …", "how many KB of …"
         return None
-    return _singular(words[-1])
+    return words[-1].lower()
 
 
 def defined_term(question: str) -> str | None:
@@ -162,18 +157,20 @@ def asks_count(question: str) -> bool:
     return counted(question) is not None
 
 
-def counts(text: str, noun: str) -> bool:
+def counts(text: str, noun: str, sparse: BM25SparseEncoder) -> bool:
     """Whether ``text`` holds a number that can be the count of ``noun`` (:func:`counted`): a number followed by that
     noun within four words ("up to 5 local secondary indexes"; not "two types of secondary indexes"), or by nothing
-    that names another thing ("Load balancers per Region: 50", "500 per account"). Numbers inside names
-    ("db.t2.medium", "us-east-1") are not numbers here."""
+    that names another thing ("Load balancers per Region: 50", "500 per account"). Words are compared as the sparse
+    encoder stems them ("index" counts "indexes"). Numbers inside names ("db.t2.medium", "us-east-1") are not numbers
+    here."""
+    stem = sparse.terms(noun)
     for m in _COUNT.finditer(text):
         if _COUNT_END.match(text, m.end()):
             return True
         for word in _COUNT_WORDS.match(text, m.end()).group(1).split()[:4]:
             if word.lower() == "of":
                 break
-            if _singular(word) == noun:
+            if stem and sparse.terms(word) == stem:
                 return True
     return False
 
@@ -254,7 +251,7 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     """
     weights = term_weights(question, sparse) if weights is None else weights
     noun = counted(question)  # "how many indexes": a count of indexes, not "400 KB" or "two types"
-    number = functools.partial(counts, noun=noun) if noun else _NUMBER.search
+    number = functools.partial(counts, noun=noun, sparse=sparse) if noun else _NUMBER.search
     out = []
     for i, h in enumerate(hits[:max_hits]):
         head = set(sparse.terms(f"{h.title} {h.heading}"))

@@ -18,6 +18,7 @@ from citedesk.core.text import (
     LIST_MARK,
     PROCEDURE_TITLE,
     SEE_ALSO_LIST,
+    after_lead_in,
     is_fragment,
     is_pointer,
     row_cells,
@@ -216,7 +217,7 @@ class ExtractiveGenerator:
         elif (best.unit.kind == "list_item" and best.unit.context and asks_procedure(question)
               and _NUMBERED.match(evidence[best.hit].text, best.unit.start)):
             best = _whole_procedure(best, evidence[best.hit])  # "How do I …?" is not answered by one of its steps
-        elif best.unit.kind == "list_item" and best.unit.context and _names_a_thing(best.unit):
+        elif _names_a_thing(best.unit):
             # "SQL Server 2014 Enterprise Edition" says nothing without "RDS supports TDE for the following …:" and
             # is one of the things asked for: the list, or else the item after its lead-in
             whole = _whole_list(best, evidence[best.hit])
@@ -245,7 +246,7 @@ class ExtractiveGenerator:
             named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
             tail = named or first_entries(following, best.unit.start)
             if tail:
-                said = best.unit.text.rstrip(" .:") + ": " + say_entries([s.text for s in tail]) + "."
+                said = after_lead_in(best.unit.text, say_entries([s.text for s in tail])) + "."
                 return [(best.hit, best.unit.start, tail[-1].end, said)]
         if best.unit.kind == "sentence" and _REFERS_BACK.match(best.unit.text):
             before = [s for s in sentence_spans(hit.text) if s.end <= best.unit.start]
@@ -259,7 +260,7 @@ class ExtractiveGenerator:
             if (len(picked) >= min(2, self.max_sentences) or scores[j] < scores[0] - 0.1
                     or best.unit.kind == "table_row"):  # a row answers alone: the next row is another thing's value
                 break
-            if m.unit.kind == "list_item" and m.unit.context and _names_a_thing(m.unit):
+            if _names_a_thing(m.unit):
                 m = _whole_list(m, evidence[m.hit]) or m  # as the best unit: the list it is one of
             terms = set(sparse.terms(f"{m.unit.context} {m.unit.text}"))
             adds = {t for t in weights if t in terms and t not in covered}
@@ -436,15 +437,17 @@ def _whole_list(item: UnitMatch, hit: Hit) -> UnitMatch | None:
 def _item_own(item: AnswerUnit) -> str:
     """A list item's own words: its text without the lead-in that :func:`~citedesk.core.text.answer_units` says a
     short item after ("Lead-in: item")."""
-    return item.text.removeprefix(f"{item.context.rstrip(' .:')}: ")
+    return item.text.removeprefix(after_lead_in(item.context, ""))
 
 
 def _names_a_thing(item: AnswerUnit) -> bool:
-    """A list item that names something rather than saying it: at most twelve words, no sentence end, and no verb-like
-    word or under five words ("SQL Server 2014 Enterprise Edition", "Multi-AZ standby creation"; not a step, "Choose
-    Add user.")."""
+    """A list item under a lead-in that names something rather than saying it: at most twelve words, no sentence end,
+    and no verb-like word or under five words ("SQL Server 2014 Enterprise Edition", "Multi-AZ standby creation"; not
+    a step, "Choose Add user.")."""
+    if item.kind != "list_item" or not item.context:
+        return False
     own = _item_own(item).rstrip()
-    return (len(own.split()) <= 12 and not re.search(r"[.!?:](?:\s|$)", own) and is_fragment(own))
+    return len(own.split()) <= 12 and not re.search(r"[.!?:](?:\s|$)", own) and is_fragment(own)
 
 
 def _with_lead_in(item: AnswerUnit, chunk_text: str) -> tuple[int, int, str]:
@@ -454,7 +457,7 @@ def _with_lead_in(item: AnswerUnit, chunk_text: str) -> tuple[int, int, str]:
     lead = chunk_text.rfind(item.context, 0, item.start)
     if lead < 0 or _item_own(item) != item.text:
         return item.start, item.end, item.text
-    return lead, item.end, f"{item.context.rstrip(' .:')}: {item.text.rstrip(' .;')}."
+    return lead, item.end, after_lead_in(item.context, item.text.rstrip(" .;")) + "."
 
 
 def _announces_nothing(unit: AnswerUnit, chunk_text: str) -> bool:
