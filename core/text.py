@@ -284,7 +284,8 @@ class AnswerUnit:
         text: what an answer says: the span verbatim, except a table row, rendered with its header as
             ``"Header 1: cell 1; Header 2: cell 2"``, and list markers dropped.
         start / end: character offsets of the verbatim span in the chunk (what a citation quotes).
-        context: the header row of a table row, or the lead-in sentence of a list item ("" otherwise).
+        context: the header row of a table row, the lead-in sentence of a list item, or the sentence before a
+            sentence that leaves what it bounds to it (:data:`ELLIPTIC_BOUND`); "" otherwise.
     """
 
     kind: str
@@ -396,6 +397,11 @@ def table_header_before(text: str, offset: int) -> str:
     return "" if not first or not _is_header_row(table_cells(first)) else first
 
 
+ELLIPTIC_BOUND = re.compile(r"^\s*the\s+(?:maximum|minimum|max|min|default)\s+(\w+)\s+(?:is|are)\b", re.IGNORECASE)
+"""A sentence that names its bound but leaves what it bounds to the sentence before ("The maximum length is 2048
+bytes." after "The minimum length of a partition key value is 1 byte."); group 1 is the noun they share."""
+
+
 def answer_units(text: str, *, table_header: str = "", max_list_chars: int = 800) -> list[AnswerUnit]:
     """Split a chunk into answer units (see :func:`_answer_units`); cached by text, since the confidence signals
     and the extractive generator both read the same evidence chunks for every answer.
@@ -418,7 +424,8 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
     for a table at the start of a chunk that starts inside a table (``table_header`` given): all its rows are
     data, read with ``table_header``. A run of list lines (``-``, ``*``, ``+``, ``1.``) is a list; the sentence
     right before it is its lead-in, a procedure's title line ("To stop a DB instance", :func:`is_title_line`)
-    included, which is a unit although it is title-like.
+    included, which is a unit although it is title-like. A sentence that leaves what it bounds to the sentence
+    before (:data:`ELLIPTIC_BOUND`) has that sentence as its context.
     """
     spans = sentence_spans(text)
     units: list[AnswerUnit] = []
@@ -503,7 +510,10 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
             i = j
             continue
         if is_answer_text(s.text) or is_title_line(text, s):  # "To stop a DB instance": the steps' lead-in
-            units.append(AnswerUnit("sentence", s.text, s.start, s.end))
+            elliptic = ELLIPTIC_BOUND.match(s.text)
+            context = (prev_sentence.text if elliptic is not None and prev_sentence is not None
+                       and re.search(rf"\b{elliptic.group(1)}\b", prev_sentence.text, re.IGNORECASE) else "")
+            units.append(AnswerUnit("sentence", s.text, s.start, s.end, context=context))
             prev_sentence = s  # a title-like line ("A" over a group of names) does not replace the lead-in
         i += 1
     return tuple(units)

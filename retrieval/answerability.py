@@ -151,6 +151,45 @@ def asks_reason(question: str) -> bool:
     return bool(_WHY.match(question))
 
 
+_ASKS_MAX = re.compile(r"\b(?:max(?:imum)?|upper (?:limit|bound)|most|largest|highest|longest|biggest|greatest)\b",
+                       re.IGNORECASE)
+_ASKS_MIN = re.compile(r"\b(?:min(?:imum)?|lower (?:limit|bound)|least|smallest|lowest|shortest|fewest)\b",
+                       re.IGNORECASE)
+_SAYS_MAX = re.compile(r"\b(?:max(?:imum)?|upper (?:limit|bound)|largest|highest|longest|up to|at most|"
+                       r"no more than|cannot exceed|can't exceed)\b", re.IGNORECASE)
+_SAYS_MIN = re.compile(r"\b(?:min(?:imum)?|lower (?:limit|bound)|smallest|lowest|shortest|at least|no less than|"
+                       r"no fewer than)\b", re.IGNORECASE)
+
+
+class Bound:
+    """Which end of a range a question asks for (a plain string tag)."""
+
+    MAX = "max"
+    MIN = "min"
+
+
+def asked_bound(question: str) -> str | None:
+    """:class:`Bound` a question asks for ("What is the maximum length …?" → ``"max"``), or None when it asks for
+    neither or both ("What are the minimum and maximum …?")."""
+    high, low = bool(_ASKS_MAX.search(question)), bool(_ASKS_MIN.search(question))
+    return Bound.MAX if high and not low else Bound.MIN if low and not high else None
+
+
+def stated_bound(text: str) -> str | None:
+    """:class:`Bound` a text states ("maximum", "up to", "at most" → ``"max"``; "minimum", "at least" → ``"min"``),
+    or None when it states neither or both."""
+    high, low = bool(_SAYS_MAX.search(text)), bool(_SAYS_MIN.search(text))
+    return Bound.MAX if high and not low else Bound.MIN if low and not high else None
+
+
+def other_bound(text: str, bound: str) -> bool:
+    """Whether ``text`` states the other end of the range than ``bound`` and not ``bound`` itself ("The minimum
+    length of a partition key value is 1 byte." for :data:`Bound.MAX`): it does not answer a question that asks
+    for ``bound``, however well it matches the question's other words."""
+    stated = stated_bound(text)
+    return stated is not None and stated != bound
+
+
 def asks_count(question: str) -> bool:
     """Whether a question asks how many of something that is not a unit of measure (:func:`counted`): its answer is
     a count, which "400 KB" or "30 seconds" is not."""

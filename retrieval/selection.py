@@ -22,7 +22,12 @@ The features say how a unit relates to the *kind* of question as well as to its 
   "is"/"are" (``definition_shape``, weighed 0.1 likewise since 2026-11-27; ``bench/definition_check.py``); for
   "why …?", a unit that gives a reason or a benefit ("helps you lower your cost", "so that", "for enhanced
   availability"; ``reason_shape``, 0.1 likewise);
-* form: a short verbless fragment (a heading or a label) rarely answers.
+* form: a short verbless fragment (a heading or a label) rarely answers;
+* bound: for a question that asks for one end of a range ("What is the maximum length …?"), a unit that states
+  only the other end ("The minimum length … is 1 byte.") does not answer, however well it matches the question's
+  other words (``other_bound``, weighed −0.3 since 2026-11-27, three times a shape: a mismatch outweighs the
+  cosine and coverage edge a sentence that names the thing has over its elliptic neighbour "The maximum length is
+  2048 bytes."; no dev answer changed).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import re
 from collections.abc import Mapping
 
 from citedesk.core.text import PROCEDURE_TITLE, is_fragment
-from citedesk.retrieval.answerability import QuestionType, UnitMatch
+from citedesk.retrieval.answerability import QuestionType, UnitMatch, other_bound
 
 __all__ = ["DEFAULT_SELECTION_WEIGHTS", "FEATURES", "SCORE_KIND", "SelectionModel", "unit_features"]
 
@@ -48,13 +53,13 @@ _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGN
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
-            "procedure_shape", "definition_shape", "reason_shape")
+            "procedure_shape", "definition_shape", "reason_shape", "other_bound")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
                   unit_terms: list[str] | None = None, procedure: bool = False,
-                  defines: bool = False, reason: bool = False) -> dict[str, float]:
+                  defines: bool = False, reason: bool = False, bound: str | None = None) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -68,6 +73,8 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         reason: the question asks why (:func:`citedesk.retrieval.answerability.asks_reason`), for the reason shape.
         defines: the unit says what the defined term is
             (:func:`~citedesk.retrieval.answerability.defines`), for the definition shape.
+        bound: the end of a range the question asks for (:func:`~citedesk.retrieval.answerability.asked_bound`),
+            for ``other_bound``.
     """
     u = match.unit
     text = u.text
@@ -94,12 +101,13 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
             (u.context if u.kind == "list" else text if u.kind == "sentence" else "").strip()))),
         "definition_shape": float(qtype == QuestionType.OTHER and bool(term_terms) and defines),
         "reason_shape": float(reason and u.kind != "table_row" and bool(_REASON.search(text))),
+        "other_bound": float(bound is not None and other_bound(f"{u.context} {text}", bound)),
     }
 
 
 DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
     "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
-    "procedure_shape": 0.1, "definition_shape": 0.1, "reason_shape": 0.1, "rank": -0.02,
+    "procedure_shape": 0.1, "definition_shape": 0.1, "reason_shape": 0.1, "other_bound": -0.3, "rank": -0.02,
 }
 """Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
 enumeration shape weighed as the list shape."""

@@ -170,8 +170,30 @@ def test_a_table_row_answer_says_the_cells_the_question_asks_for() -> None:
         "Resource: Minimum SQL data set refresh interval; Quota description: 1 minute")  # no column named: the number
     assert said("Can I adjust the minimum SQL data set refresh interval?", QUOTAS, "Minimum") == (
         "Resource: Minimum SQL data set refresh interval; Adjustable?: No")
+    limits = ("Resource | Default | Comments\n--- | --- | ---\nFilters | 100 | The maximum number of saved filters "
+              "per AWS account per Region.\nMembers | 1000 | The maximum number of member accounts that you can add "
+              "per AWS account (master) per Region.\n")
+    assert said("What is the maximum number of saved filters per AWS account per Region?", limits, "Filters") == (
+        "Resource: Filters; Default: 100")  # the comment only restates the question
+    assert said("What is the maximum number of members per Region?", limits, "Members") == (  # it adds: kept
+        "Resource: Members; Default: 1000; Comments: The maximum number of member accounts that you can add per AWS "
+        "account (master) per Region.")
     assert said("Tell me about ml.eia2.large accelerators", SPECS, "ml.eia2.large") == (  # the row, not a cell
         "Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2; F16 Throughput in TFLOPS: 16; Memory in GB: 4")
+
+
+def test_a_comparison_row_says_the_column_the_question_names() -> None:
+    from citedesk.serving.answer.generators import focus_row
+
+    table = ("Characteristic | Global Secondary Index | Local Secondary Index\n--- | --- | ---\n"
+             "Online Index Operations | You can add a new global secondary index to an existing table | You cannot "
+             "add a local secondary index to an existing table |\n")
+    sparse = BM25SparseEncoder()
+    unit = next(u for u in answer_units(table) if u.kind == "table_row")
+    question = "Can I add a local secondary index to an existing table?"
+    assert focus_row(unit, table, term_weights(question, sparse), sparse.terms) == (
+        "Characteristic: Online Index Operations; Local Secondary Index: You cannot add a local secondary index to "
+        "an existing table")  # not the global column's cell, though it shares the question's words
 
 
 def test_group_label_lines_stay_inside_their_table() -> None:

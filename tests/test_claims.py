@@ -111,6 +111,17 @@ def test_wrong_drafts_are_rejected_with_their_reason(sentence, passage, reason) 
     assert reason in REASONS and 0.0 <= r.score <= 1.0
 
 
+def test_a_number_stated_as_the_other_bound_does_not_back_a_claim() -> None:
+    """"1 byte" is the minimum length of a partition key value: a claim that makes it the maximum (or says "up to 1
+    byte") quantifies another thing than the passage does."""
+    keys = "Partition Keys\nThe minimum length of a partition key value is 1 byte. The maximum length is 2048 bytes."
+    for draft in ("The maximum length of a partition key value is 1 byte [1].",
+                  "A partition key value can be up to 1 byte long [1]."):
+        assert check(draft, keys).reason == "unit_mismatch", draft
+    assert check("The minimum length of a partition key value is 1 byte [1].", keys).supported
+    assert check("A partition key value is at least 1 byte long [1].", keys).supported
+
+
 def test_a_number_elsewhere_in_the_chunk_does_not_back_a_claim() -> None:
     # 500 is in the chunk (predictors) and so are "dataset groups" (1000): not in the same row
     assert "500" in OTHER_ROW and "dataset groups" in OTHER_ROW

@@ -7,6 +7,7 @@ from citedesk.core.text import AnswerUnit
 from citedesk.retrieval.answerability import (
     QuestionType,
     UnitMatch,
+    asked_bound,
     asks_count,
     asks_definition,
     asks_procedure,
@@ -15,6 +16,7 @@ from citedesk.retrieval.answerability import (
     counted,
     counts,
     defined_term,
+    other_bound,
     question_type,
     subject_head,
 )
@@ -107,6 +109,12 @@ def test_a_sentence_drawing_on_the_one_before_is_said_with_it(embedder) -> None:
     assert said[:2] == ["Newer instance types must be launched in a VPC.",
                         ("Therefore, you can't resize an instance in the EC2-Classic platform to an instance type "
                          "that is available only in a VPC.")]
+    # an "it" that stands in for what follows draws on nothing: the step before is not said with it
+    steps = chunk.model_copy(update={"text": "1. Choose Save to save your changes.\n\nIt can take up to 36 hours for "
+                                             "CloudTrail to deliver the first Insights events.\n"})
+    said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
+        "How long does it take for CloudTrail to deliver the first Insights event?", [steps])]
+    assert said[0] == "It can take up to 36 hours for CloudTrail to deliver the first Insights events.", said
 
 
 @pytest.mark.parametrize("question, procedure", [
@@ -369,3 +377,78 @@ def test_a_why_question_prefers_a_unit_that_gives_a_reason(embedder) -> None:
                ExtractiveGenerator(embedder).rank("Can I use a Multi-AZ deployment?", [chunk]))
     assert asks_reason("Why should I use DAX?") and asks_reason("What are the benefits of DAX?")
     assert not asks_reason("How do I use DAX?")
+
+
+@pytest.mark.parametrize("question, bound", [
+    ("What is the maximum length of a partition key value in DynamoDB?", "max"),
+    ("What is the max number of forecasts?", "max"), ("What is the upper limit of RDS DB instances?", "max"),
+    ("What is the minimum SQL data set refresh interval?", "min"), ("What is the smallest volume size?", "min"),
+    ("What are the minimum and maximum lengths of a sort key?", None), ("What is the default timeout?", None),
+])
+def test_asked_bound(question, bound) -> None:
+    assert asked_bound(question) == bound
+
+
+@pytest.mark.parametrize("text, bound, other", [
+    ("The minimum length of a partition key value is 1 byte.", "max", True),
+    ("The maximum length is 2048 bytes.", "max", False),
+    ("The minimum length is 1 byte and the maximum length is 2048 bytes.", "max", False),  # says both
+    ("You can have up to 40 DB instances.", "min", True), ("You need at least 2 subnets.", "max", True),
+    ("Each table has a partition key.", "max", False),  # says neither
+])
+def test_other_bound(text, bound, other) -> None:
+    assert other_bound(text, bound) is other
+
+
+def test_a_question_for_one_bound_is_not_answered_with_the_other(embedder) -> None:
+    """"What is the maximum length …?" is not answered "The minimum length … is 1 byte." however well that sentence
+    matches the question's other words; "The maximum length is 2048 bytes." is said after the sentence it leaves
+    its subject to, and the short answer is its number."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+    from citedesk.serving.answer.short_answer import short_answer
+
+    text = ("## Partition Keys\n\nThe minimum length of a partition key value is 1 byte. The maximum length is "
+            "2048 bytes.\n\n## Sort Keys\n\nThe minimum length of a sort key value is 1 byte. The maximum length is "
+            "1024 bytes.\n")
+    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                article_id="limits.md", locale="en", title="Quotas in DynamoDB", content_hash="h", chunk_index=0,
+                text=text)
+    gen = ExtractiveGenerator(embedder)
+    question = "What is the maximum length of a partition key value in DynamoDB?"
+    ranked = gen.rank(question, [chunk])
+    assert ranked[0][0].unit.text == "The maximum length is 2048 bytes."
+    assert {m.unit.text: f["other_bound"] for m, f, _ in ranked}[
+        "The minimum length of a partition key value is 1 byte."] == 1.0
+    said = [t for _, _, _, t in gen.select(question, [chunk])]
+    assert said[:2] == ["The minimum length of a partition key value is 1 byte.", "The maximum length is 2048 bytes."]
+    sparse = BM25SparseEncoder()
+    assert short_answer(question, [f"{t} [1]" for t in said[:2]], [chunk], sparse) == "2048 bytes"
+    minimum = "What is the minimum length of a partition key value in DynamoDB?"
+    assert next(t for _, _, _, t in gen.select(minimum, [chunk])) == (
+        "The minimum length of a partition key value is 1 byte.")
+    assert short_answer(minimum, [f"{t} [1]" for t in said[:2]], [chunk], sparse) == "1 byte"
+
+
+def test_a_sentence_that_says_its_items_after_a_colon_announces_nothing(embedder) -> None:
+    """"Only the following instance types support …: C3, D2, and R3." has its items: the paragraph after it is not
+    said as its list; "You can add only the following types of documents …." is said with the list after it."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    def hit(text: str) -> Hit:
+        return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                   article_id="ami.md", locale="en", title="Instance store-backed AMIs", content_hash="h",
+                   chunk_index=0, text=text)
+
+    own = "Only the following instance types support an instance store volume as the root device: C3, D2, and R3."
+    said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
+        "Which instance types support an instance store volume as the root device?",
+        [hit(f"{own}\n\nThe AMI creation process is different for Amazon EBS-backed AMIs.\n")])]
+    assert said[0] == own, said
+    lead = "You can add only the following types of documents with the BatchPutDocuments operation."
+    said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
+        "What types of documents can I add with the BatchPutDocuments operation?",
+        [hit(f"{lead}\n\n+ Plain text\n+ HTML\n+ PDF\n")])]
+    assert "HTML" in " ".join(said) and "PDF" in " ".join(said), said

@@ -83,6 +83,7 @@ from citedesk.core.text import (
     strip_markers,
     table_cells,
 )
+from citedesk.retrieval.answerability import other_bound, stated_bound
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["REASONS", "Assessment", "ClaimCheck", "PolarityTerms", "SaidRow", "assess", "is_answer_sentence",
@@ -800,10 +801,19 @@ def said_row(claim: str, passages: list[str]) -> SaidRow:
     return SaidRow(named=named)
 
 
-def _number_ok(num: _Tok, near: set[str], u: _Unit) -> bool:
-    """Whether unit ``u`` states ``num`` with the same measurement unit and about the same thing."""
+def _clause_at(text: str, at: int) -> str:
+    """The clause (:func:`_clauses`) of a sentence that holds offset ``at``."""
+    return next((text[a:b] for a, b in _clauses(text) if a <= at < b), text)
+
+
+def _number_ok(num: _Tok, near: set[str], u: _Unit, bound: str | None = None) -> bool:
+    """Whether unit ``u`` states ``num`` with the same measurement unit and about the same thing; with ``bound``
+    (the end of a range the claim's clause states for it), not as the other end ("1 byte" of "The minimum length
+    … is 1 byte" is no maximum)."""
     for t, allowed in zip(u.numbers, u.allowed):
         if t.text != num.text or num.measure and num.measure not in allowed:
+            continue
+        if bound is not None and u.header is None and other_bound(_clause_at(u.text, t.start), bound):
             continue
         if 2 * len(near & u.thing) >= len(near):
             return True
@@ -857,7 +867,8 @@ def assess(claim: str, passages: list[str], sparse: BM25SparseEncoder, *, min_su
             near = near.union(*side_terms[:2])
         if not any(x.text == t.text for u in units for x in u.numbers):
             return Assessment(score, "number_mismatch")
-        ok = {k for k, u in enumerate(units) if _number_ok(t, near, u)}
+        bound = stated_bound(_clause_at(body, t.start))
+        ok = {k for k, u in enumerate(units) if _number_ok(t, near, u, bound)}
         if not ok:
             return Assessment(score, "unit_mismatch")
         passing.append((t.start, ok))

@@ -130,6 +130,7 @@ class ExtractiveGenerator:
             unit of 3 to 150 words matches.
         """
         from citedesk.retrieval.answerability import (
+            asked_bound,
             asks_procedure,
             asks_reason,
             defined_term,
@@ -153,11 +154,12 @@ class ExtractiveGenerator:
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
         procedure = asks_procedure(question)
         reason = asks_reason(question)
+        bound = asked_bound(question)
         out = []
         for m, sim in zip(matches, sims):
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
                               unit_terms=sparse.terms(m.unit.text) if term_terms else None,
-                              reason=reason,
+                              reason=reason, bound=bound,
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
@@ -248,7 +250,8 @@ class ExtractiveGenerator:
             if tail:
                 said = after_lead_in(best.unit.text, say_entries([s.text for s in tail])) + "."
                 return [(best.hit, best.unit.start, tail[-1].end, said)]
-        if best.unit.kind == "sentence" and _REFERS_BACK.match(best.unit.text):
+        if best.unit.kind == "sentence" and (_REFERS_BACK.match(best.unit.text) or best.unit.context):
+            # "Therefore, you can't …"; "The maximum length is 2048 bytes." (its context: what it bounds)
             before = [s for s in sentence_spans(hit.text) if s.end <= best.unit.start]
             if before and not before[-1].text.lstrip().startswith("#"):
                 prev = before[-1]
@@ -482,11 +485,13 @@ def _candidate(unit: AnswerUnit) -> bool:
 def focus_row(unit: AnswerUnit, chunk_text: str, weights: dict[str, float], terms, *, quantity: bool = False) -> str:
     """What a table row answer says: the cells that name the row and the column(s) the question asks for.
 
-    Kept: the row's first cell (what the row is about), every cell whose value has a question term, and the
-    column(s) whose name shares the largest part of its terms with the question (at least half; ties all kept);
-    for a quantity question when no column name matches that well, the first other cell with a number. The
-    whole row is said otherwise (the question asks about the row, not a cell) or when every cell would be kept.
-    The citation still quotes the whole row.
+    Kept: the row's first cell (what the row is about), every cell whose value has a question term (unless it only
+    restates the question, :func:`_restates`), and the column(s) whose name shares the largest part of its terms
+    with the question (at least half; ties all kept), without the cells of columns it names less well (a sibling
+    column: "Global Secondary Index" beside the asked "Local Secondary Index"); for a quantity question when no
+    column name matches that well, the first other cell with a number. The whole row is said otherwise (the
+    question asks about the row, not a cell) or when every cell would be kept. The citation still quotes the whole
+    row.
 
     Args:
         unit: a ``table_row`` unit with its header row in ``context`` (without one, its text is returned).
@@ -503,14 +508,18 @@ def focus_row(unit: AnswerUnit, chunk_text: str, weights: dict[str, float], term
     cells = row_cells(unit.context, chunk_text[unit.start:unit.end])
     if len(cells) < 3:
         return unit.text
-    keep = {0} | {k for k, (_, cell) in enumerate(cells) if weights.keys() & set(terms(cell))}
+    keep = {0} | {k for k, (_, cell) in enumerate(cells) if weights.keys() & set(terms(cell))
+                  and not _restates(cell, weights, terms)}
     named: dict[int, float] = {}  # column → share of its name's terms the question has
     for k, (name, _) in enumerate(cells):
         name_terms = set(terms(name))
-        if k not in keep and name_terms:
+        if k and name_terms:
             named[k] = len(name_terms & weights.keys()) / len(name_terms)
     best = max(named.values(), default=0.0)
     if best >= 0.5:
+        # a column the question names less well than the one it asks for is a sibling ("Global Secondary Index"
+        # beside "Local Secondary Index"): its cell is not said for sharing words with the question
+        keep = {k for k in keep if not 0.5 <= named.get(k, 0.0) < best}
         keep |= {k for k, share in named.items() if share == best}
     elif quantity:  # "What is the minimum … interval?" over "Resource | Quota description | Adjustable?"
         number = next((k for k, (_, cell) in enumerate(cells) if k not in keep and _NUMBER.search(cell)), None)
@@ -524,16 +533,32 @@ def focus_row(unit: AnswerUnit, chunk_text: str, weights: dict[str, float], term
     return say_cells([cells[k] for k in sorted(keep)])
 
 
+def _restates(cell: str, weights: dict[str, float], terms) -> bool:
+    """Whether a cell only says what the question already said: at least three terms, four in five of them the
+    question's, and no number ("Comments: The maximum number of saved filters per AWS account per Region" asked as
+    "What is the maximum number of saved filters per AWS account per Region?"); such a cell adds nothing to the
+    answer."""
+    cell_terms = terms(cell)
+    return (len(cell_terms) >= 3 and not _NUMBER.search(cell)
+            and sum(t in weights for t in cell_terms) >= 0.8 * len(cell_terms))
+
+
 def unit_text(unit: AnswerUnit) -> str:
     """What is embedded for an answer unit: its context (table header, list lead-in) and its text."""
     return f"{unit.context} {unit.text}".strip()
 
 
 _NUMBER = re.compile(r"\d")
-_REFERS_FORWARD = re.compile(r"\bthe following\b[^.]*[.:]?\s*$|:\s*$", re.IGNORECASE)
-_REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it|they|such|for (?:this|these|that)|in (?:this|that) case|"
-                          r"here|the (?:former|latter)|therefore|thus|hence|consequently|as a result|otherwise|"
-                          r"however|instead)\b", re.IGNORECASE)  # "Therefore, you can't …" draws on the one before
+_REFERS_FORWARD = re.compile(r"\bthe following\b[^.:]*[.:]?\s*$|:\s*$", re.IGNORECASE)
+"""A sentence that announces what follows it: "… the following names." or one that ends with a colon; not one that
+says its items after a colon itself ("… the following instance types: C3, D2, and R3.")."""
+_REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it\b(?!\s*(?:'s|is|was|can be|may be|might be)\s+(?:not\s+)?"
+                          r"\w+\s+(?:to|that|for|if|whether)\b|(?:\s+(?:can|may|might|could|will|would))?\s+"
+                          r"(?:takes?|took)\b)|they|such|for (?:this|these|that)|in (?:this|that) case|here|"
+                          r"the (?:former|latter)|therefore|thus|hence|consequently|as a result|otherwise|however|"
+                          r"instead)\b", re.IGNORECASE)
+"""A sentence that draws on the one before ("Therefore, you can't …", "This …", "It …"); not an "it" that only
+stands in for what follows ("It can take up to 36 hours for …", "It is recommended that you …")."""
 
 
 class OpenAIGenerator:

@@ -34,7 +34,9 @@ from citedesk.core.text import MEASURE_UNIT, markers, strip_markers
 from citedesk.core.types import Hit
 from citedesk.retrieval.answerability import (
     QuestionType,
+    asked_bound,
     asks_count,
+    other_bound,
     question_type,
     term_weights,
 )
@@ -135,16 +137,20 @@ def asks_value(question: str) -> bool:
 
 
 def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncoder, *,
-                   named: bool = False, count: bool = False) -> str | None:
+                   named: bool = False, count: bool = False, bound: str | None = None) -> str | None:
     """The quantity of ``text`` whose context holds the most question-term weight (the only one when there is one).
 
     None when there is none, when the best two tie, when the quantity is a term of a formula ("(length of
     attribute name) + (1 byte)"), or, with ``named``, when its context holds no question term (a sentence's number
     that quantifies something else). With ``count`` (the question asks how many), only numbers without a unit of
-    measure are candidates: "400 KB" is no count of indexes."""
+    measure are candidates: "400 KB" is no count of indexes. With ``bound`` (the question asks for the maximum or
+    the minimum, :func:`~citedesk.retrieval.answerability.asked_bound`), a quantity whose context states the other
+    bound is no candidate ("The minimum length … is 1 byte" for the maximum length)."""
     spans = quantities(text)
     if count:
         spans = [(a, b) for a, b in spans if _MEASURED.search(text, a, b) is None]
+    if bound is not None:
+        spans = [span for k, span in enumerate(spans) if not other_bound(_context(text, spans, k), bound)]
     if not spans:
         return None
     scored = sorted(((sum(weights.get(t, 0.0) for t in set(sparse.terms(_context(text, spans, k)))), k)
@@ -346,4 +352,5 @@ def short_answer(question: str, sentences: list[str], evidence: list[Hit], spars
             found.append(text)
     if not found:
         return None
-    return _best_quantity(" ".join(found), weights, sparse, named=True, count=asks_count(question))
+    return _best_quantity(" ".join(found), weights, sparse, named=True, count=asks_count(question),
+                          bound=asked_bound(question))
