@@ -452,3 +452,28 @@ def test_a_sentence_that_says_its_items_after_a_colon_announces_nothing(embedder
         "What types of documents can I add with the BatchPutDocuments operation?",
         [hit(f"{lead}\n\n+ Plain text\n+ HTML\n+ PDF\n")])]
     assert "HTML" in " ".join(said) and "PDF" in " ".join(said), said
+
+
+def test_a_sentence_that_announces_how_many_things_is_said_with_them(embedder) -> None:
+    """"… two types of error can occur." names neither: it is said with the two sentences after it; when what follows
+    is not that many sentences (a title line, "Topics"), it is said alone; "all three" announces nothing."""
+    from citedesk.core.types import Hit, ScoreKind
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    def hit(text: str) -> Hit:
+        return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+                   article_id="errors.md", locale="en", title="Error handling", content_hash="h", chunk_index=0,
+                   text=text)
+
+    lead = "When you invoke a function, two types of error can occur."
+    errors = ("Invocation errors occur when the invocation request is rejected before your function receives it.",
+              "Function errors occur when your function's code or runtime returns an error.")
+    gen = ExtractiveGenerator(embedder)
+    question = "What are the two types of errors when invoking a Lambda function?"
+    said = [t for _, _, _, t in gen.select(question, [hit(f"{lead} {errors[0]} {errors[1]}\n")])]
+    assert said[0] == f"{lead[:-1]}: {errors[0][:-1]}; {errors[1]}", said
+    said = [t for _, _, _, t in gen.select(question, [hit(f"{lead} {errors[0]}\n\nTopics\n")])]
+    assert said[0] == lead, said
+    assert [t for _, _, _, t in gen.select("What are the recording methods?", [hit(
+        "Ensure that all three recording methods are enabled. The icon is then green. Choose Save. Done.\n")])][0] == (
+        "Ensure that all three recording methods are enabled.")

@@ -228,7 +228,8 @@ class ExtractiveGenerator:
             best = whole
         picked = [best]
         hit = evidence[best.hit]
-        if best.unit.kind in ("sentence", "list_item") and (_REFERS_FORWARD.search(best.unit.text)
+        announced = _announced_count(best.unit) if best.unit.kind == "sentence" else 0
+        if best.unit.kind in ("sentence", "list_item") and (_REFERS_FORWARD.search(best.unit.text) or announced
                                                              or _titles_steps(best.unit, hit.text)):
             # "… one of the following states:" with what follows (definition lines, a code line): say both
             following = []
@@ -246,7 +247,13 @@ class ExtractiveGenerator:
             lead_terms = set(sparse.terms(best.unit.text))
             rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
             named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
-            tail = named or first_entries(following, best.unit.start)
+            if announced:  # the next N sentences, when they are N sentences: "… two types of error can occur."
+                tail = first_entries(following, best.unit.start, entries=announced)
+                cut = next((k for k, x in enumerate(tail) if not x.text.rstrip().endswith((".", "!", "?"))
+                            or is_fragment(x.text)), len(tail))
+                tail = tail if cut == len(tail) == announced else []  # a title or "Topics" ends them: it alone
+            else:
+                tail = named or first_entries(following, best.unit.start)
             if tail:
                 said = after_lead_in(best.unit.text, say_entries([s.text for s in tail])) + "."
                 return [(best.hit, best.unit.start, tail[-1].end, said)]
@@ -552,6 +559,22 @@ _NUMBER = re.compile(r"\d")
 _REFERS_FORWARD = re.compile(r"\bthe following\b[^.:]*[.:]?\s*$|:\s*$", re.IGNORECASE)
 """A sentence that announces what follows it: "… the following names." or one that ends with a colon; not one that
 says its items after a colon itself ("… the following instance types: C3, D2, and R3.")."""
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_ANNOUNCES = re.compile(r"(?<!\ball )(?<!\bleast )(?<!\bmost )(?<!\bthan )(?<!\bthe )\b(two|three|four|five|six|[2-6])\s+(?:\w+\s+)?(?:types?|kinds?|ways?|categories|modes|"
+                        r"options|classes|levels|states|methods|components|parts|steps)\b", re.IGNORECASE)
+
+
+def _announced_count(unit: AnswerUnit) -> int:
+    """How many things a sentence announces without naming them ("When you invoke a function, two types of error
+    can occur." → 2), for the sentences after it to be said with it; 0 for a sentence that names them itself
+    ("There are two types of Spot Fleet requests: request and maintain.") or announces nothing."""
+    m = _ANNOUNCES.search(unit.text)
+    if m is None or ":" in unit.text or "," in unit.text[m.end():] or not unit.text.rstrip().endswith("."):
+        return 0
+    word = m.group(1).lower()
+    return _COUNT_WORDS.get(word) or int(word)
+
+
 _REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it\b(?!\s*(?:'s|is|was|can be|may be|might be)\s+(?:not\s+)?"
                           r"\w+\s+(?:to|that|for|if|whether)\b|(?:\s+(?:can|may|might|could|will|would))?\s+"
                           r"(?:takes?|took)\b)|they|such|for (?:this|these|that)|in (?:this|that) case|here|"
