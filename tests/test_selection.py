@@ -474,6 +474,6 @@ def test_a_sentence_that_announces_how_many_things_is_said_with_them(embedder) -
     assert said[0] == f"{lead[:-1]}: {errors[0][:-1]}; {errors[1]}", said
     said = [t for _, _, _, t in gen.select(question, [hit(f"{lead} {errors[0]}\n\nTopics\n")])]
     assert said[0] == lead, said
-    assert [t for _, _, _, t in gen.select("What are the recording methods?", [hit(
-        "Ensure that all three recording methods are enabled. The icon is then green. Choose Save. Done.\n")])][0] == (
+    assert next(t for _, _, _, t in gen.select("What are the recording methods?", [hit(
+        "Ensure that all three recording methods are enabled. The icon is then green. Choose Save. Done.\n")])) == (
         "Ensure that all three recording methods are enabled.")
