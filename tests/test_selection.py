@@ -32,6 +32,14 @@ def match(text: str, kind: str = "sentence", *, hit: int = 0, number: bool = Fal
     return UnitMatch(hit, AnswerUnit(kind, text, 0, len(text), ""), 0.6, 0.5, number, 0.4)
 
 
+def chunk_hit(text: str, article_id: str = "page.md", title: str = "Page"):
+    """A retrieved chunk of ``text`` (first chunk of its article)."""
+    from citedesk.core.types import Hit, ScoreKind
+
+    return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
+               article_id=article_id, locale="en", title=title, content_hash="h", chunk_index=0, text=text)
+
+
 @pytest.mark.parametrize("question, term", [
     ("What is a source repository in Amazon Kendra?", "source repository in Amazon Kendra"),
     ("What are the Amazon SageMaker Autopilot problem types?", "Amazon SageMaker Autopilot problem types"),
@@ -404,43 +412,36 @@ def test_a_question_for_one_bound_is_not_answered_with_the_other(embedder) -> No
     """"What is the maximum length …?" is not answered "The minimum length … is 1 byte." however well that sentence
     matches the question's other words; "The maximum length is 2048 bytes." is said after the sentence it leaves
     its subject to, and the short answer is its number."""
-    from citedesk.core.types import Hit, ScoreKind
     from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
     from citedesk.serving.answer.generators import ExtractiveGenerator
     from citedesk.serving.answer.short_answer import short_answer
 
-    text = ("## Partition Keys\n\nThe minimum length of a partition key value is 1 byte. The maximum length is "
-            "2048 bytes.\n\n## Sort Keys\n\nThe minimum length of a sort key value is 1 byte. The maximum length is "
-            "1024 bytes.\n")
-    chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
-                article_id="limits.md", locale="en", title="Quotas in DynamoDB", content_hash="h", chunk_index=0,
-                text=text)
+    limits = chunk_hit("## Partition Keys\n\nThe minimum length of a partition key value is 1 byte. The maximum length is "
+                       "2048 bytes.\n\n## Sort Keys\n\nThe minimum length of a sort key value is 1 byte. The maximum "
+                       "length is 1024 bytes.\n", "limits.md", "Quotas in DynamoDB")
     gen = ExtractiveGenerator(embedder)
     question = "What is the maximum length of a partition key value in DynamoDB?"
-    ranked = gen.rank(question, [chunk])
+    ranked = gen.rank(question, [limits])
     assert ranked[0][0].unit.text == "The maximum length is 2048 bytes."
     assert {m.unit.text: f["other_bound"] for m, f, _ in ranked}[
         "The minimum length of a partition key value is 1 byte."] == 1.0
-    said = [t for _, _, _, t in gen.select(question, [chunk])]
+    said = [t for _, _, _, t in gen.select(question, [limits])]
     assert said[:2] == ["The minimum length of a partition key value is 1 byte.", "The maximum length is 2048 bytes."]
     sparse = BM25SparseEncoder()
-    assert short_answer(question, [f"{t} [1]" for t in said[:2]], [chunk], sparse) == "2048 bytes"
+    assert short_answer(question, [f"{t} [1]" for t in said[:2]], [limits], sparse) == "2048 bytes"
     minimum = "What is the minimum length of a partition key value in DynamoDB?"
-    assert next(t for _, _, _, t in gen.select(minimum, [chunk])) == (
+    assert next(t for _, _, _, t in gen.select(minimum, [limits])) == (
         "The minimum length of a partition key value is 1 byte.")
-    assert short_answer(minimum, [f"{t} [1]" for t in said[:2]], [chunk], sparse) == "1 byte"
+    assert short_answer(minimum, [f"{t} [1]" for t in said[:2]], [limits], sparse) == "1 byte"
 
 
 def test_a_sentence_that_says_its_items_after_a_colon_announces_nothing(embedder) -> None:
     """"Only the following instance types support …: C3, D2, and R3." has its items: the paragraph after it is not
     said as its list; "You can add only the following types of documents …." is said with the list after it."""
-    from citedesk.core.types import Hit, ScoreKind
     from citedesk.serving.answer.generators import ExtractiveGenerator
 
-    def hit(text: str) -> Hit:
-        return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
-                   article_id="ami.md", locale="en", title="Instance store-backed AMIs", content_hash="h",
-                   chunk_index=0, text=text)
+    def hit(text: str):
+        return chunk_hit(text, "ami.md", "Instance store-backed AMIs")
 
     own = "Only the following instance types support an instance store volume as the root device: C3, D2, and R3."
     said = [t for _, _, _, t in ExtractiveGenerator(embedder).select(
@@ -457,13 +458,10 @@ def test_a_sentence_that_says_its_items_after_a_colon_announces_nothing(embedder
 def test_a_sentence_that_announces_how_many_things_is_said_with_them(embedder) -> None:
     """"… two types of error can occur." names neither: it is said with the two sentences after it; when what follows
     is not that many sentences (a title line, "Topics"), it is said alone; "all three" announces nothing."""
-    from citedesk.core.types import Hit, ScoreKind
     from citedesk.serving.answer.generators import ExtractiveGenerator
 
-    def hit(text: str) -> Hit:
-        return Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
-                   article_id="errors.md", locale="en", title="Error handling", content_hash="h", chunk_index=0,
-                   text=text)
+    def hit(text: str):
+        return chunk_hit(text, "errors.md", "Error handling")
 
     lead = "When you invoke a function, two types of error can occur."
     errors = ("Invocation errors occur when the invocation request is rejected before your function receives it.",
