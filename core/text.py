@@ -272,6 +272,10 @@ _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 """A markdown heading line (``#`` to ``######`` and a space, up to three spaces in)."""
 FENCE = re.compile(r"^\s*(?:```|~~~)")
+CODE_LINE = re.compile(r"^\s*(?:from\s+[\w.]+\s+import\b|import\s+[\w.]+\s*$|[\w.\[\]'\"]+\s*=\s*[\w.\[\]('\"{]|\$\s|>>>|"
+                       r"#!|def\s+\w+\(|class\s+\w+[(:]|\w+\([^)]*\)\s*;?\s*$)")
+"""A line of code, not prose: an import, an assignment, a shell or REPL prompt, a definition, a bare call
+("from sagemaker.sparkml.model import SparkMLModel", "mapper = new DynamoDBMapper(client);", "$ aws s3 ls")."""
 """A line opening or closing a fenced code block."""
 
 

@@ -410,6 +410,12 @@ def test_hand_labels_apply_to_the_text_they_were_given_for(tmp_path) -> None:
     assert labels.lookup("Q", "normal", "extractive", "Five days. [2]")[1] == "labeled"  # renumbered markers
     assert labels.lookup("Q", "normal", "extractive", "Six days. [1]")[1] == "changed"
     assert labels.lookup("Other", "normal", "extractive", "x")[1] == "unlabeled"
+    with path.open("a") as fh:  # another answer to the same question (a larger index): both labels apply
+        fh.write(f"Q,normal,extractive,{answer_sha('Open the console. [1]')},wrong,a step,Open the console. [1]\n")
+    labels = HandLabels(path)
+    assert labels.lookup("Q", "normal", "extractive", "Five days. [1]")[:2] == ("correct", "labeled")
+    assert labels.lookup("Q", "normal", "extractive", "Open the console. [1]")[:2] == ("wrong", "labeled")
+    assert labels.lookup("Q", "normal", "extractive", "Six days. [1]")[1] == "changed"
     path.write_text("question,setting,generator,answer_sha,label,reason,answer\nQ,normal,extractive,x,great,,\n")
     try:
         HandLabels(path)

@@ -475,3 +475,31 @@ def test_a_sentence_that_announces_how_many_things_is_said_with_them(embedder) -
     assert next(t for _, _, _, t in gen.select("What are the recording methods?", [hit(
         "Ensure that all three recording methods are enabled. The icon is then green. Choose Save. Done.\n")])) == (
         "Ensure that all three recording methods are enabled.")
+
+
+@pytest.mark.parametrize("line, code", [
+    ("from sagemaker.sparkml.model import SparkMLModel", True), ("mapper = new DynamoDBMapper(client);", True),
+    ("$ aws s3 ls s3://bucket", True), ("testTransactionLoadWithSave();", True),
+    ("You can use SparkML to serve your model.", False), ("The default is 5 seconds.", False),
+])
+def test_code_line(line, code) -> None:
+    from citedesk.core.text import CODE_LINE
+
+    assert bool(CODE_LINE.match(line)) is code
+
+
+def test_a_line_of_code_answers_only_a_how_to_question(embedder) -> None:
+    """"from sagemaker.sparkml.model import SparkMLModel" matches "Can I use SparkML …?" by its words, but a line of
+    code is no answer to it: the sentence that says so is; a how-to question still gets the code with its lead-in."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    code = chunk_hit("The following code deploys a SparkML model.\n\nfrom sagemaker.sparkml.model import SparkMLModel\n",
+                     "pipeline.md", "SparkML pipelines")
+    prose = chunk_hit("The SageMaker SparkML Serving container supports deploying Apache Spark ML pipelines to get "
+                      "inferences.\n", "sparkml.md", "SparkML Serving")
+    gen = ExtractiveGenerator(embedder)
+    ranked = [m.unit.text for m, _, _ in gen.rank("Can I use SparkML to serve my model with Amazon SageMaker?",
+                                                  [code, prose])]
+    assert "from sagemaker.sparkml.model import SparkMLModel" not in ranked and ranked[0].startswith("The SageMaker")
+    assert "from sagemaker.sparkml.model import SparkMLModel" in [
+        m.unit.text for m, _, _ in gen.rank("How do I deploy a SparkML model with SageMaker?", [code])]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from citedesk.core.errors import GeneratorUnavailableError
 from citedesk.core.text import (
+    CODE_LINE,
     FENCE,
     HEADING,
     LIST_MARK,
@@ -143,8 +144,11 @@ class ExtractiveGenerator:
 
         sparse = self._sparse()
         weights = term_weights(question, sparse) if weights is None else weights
+        procedure = asks_procedure(question)
         matches = [m for m in match_units(question, evidence, sparse, max_hits=len(evidence), weights=weights)
-                   if _candidate(m.unit) and not _announces_nothing(m.unit, evidence[m.hit].text)][: self.candidates]
+                   if _candidate(m.unit) and not _announces_nothing(m.unit, evidence[m.hit].text)
+                   and (procedure or not (m.unit.kind == "sentence" and CODE_LINE.match(m.unit.text)))
+                   ][: self.candidates]  # a line of code answers only how-to questions (said with its lead-in)
         if not matches:
             return []
         q = self.embedder.embed_query(question)
@@ -152,7 +156,6 @@ class ExtractiveGenerator:
         qtype = question_type(question)
         term = defined_term(question)
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
-        procedure = asks_procedure(question)
         reason = asks_reason(question)
         bound = asked_bound(question)
         out = []

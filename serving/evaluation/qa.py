@@ -156,7 +156,9 @@ class HandLabels:
     """Correctness labels written by a person who read the answer and the pages.
 
     The CSV has :data:`LABEL_COLUMNS`; a label applies to the answer text whose ``answer_sha`` it carries, so a
-    changed answer is flagged instead of inheriting a label it was not given.
+    changed answer is flagged instead of inheriting a label it was not given. A question may carry labels for
+    several answers (the one over the bundled pages and the one over a larger index, say); each keeps applying to
+    its own text.
 
     Args:
         path: the CSV (created by :meth:`write_pending` when missing).
@@ -164,7 +166,7 @@ class HandLabels:
 
     def __init__(self, path: Path | None) -> None:
         self.path = Path(path) if path else None
-        self.rows: dict[tuple[str, str, str], dict] = {}
+        self.rows: dict[tuple[str, str, str], dict[str, dict]] = {}  # (question, setting, generator) → sha → row
         if self.path and self.path.is_file():
             with self.path.open(newline="", encoding="utf-8") as fh:
                 for r in csv.DictReader(fh):
@@ -172,15 +174,18 @@ class HandLabels:
                     if label and label not in AnswerLabel.__members__.values():
                         raise ValueError(f"{self.path}: unknown label {label!r} (use one of "
                                          f"{', '.join(AnswerLabel)})")
-                    self.rows[(r["question"].strip(), r["setting"].strip(), r["generator"].strip())] = r
+                    key = (r["question"].strip(), r["setting"].strip(), r["generator"].strip())
+                    self.rows.setdefault(key, {})[r["answer_sha"].strip()] = r
 
     def lookup(self, question: str, setting: str, generator: str, answer: str) -> tuple[AnswerLabel | None, str, str]:
         """``(label, status, reason)``; status is ``labeled``, ``changed`` (text differs) or ``unlabeled``."""
-        row = self.rows.get((question, setting, generator))
-        if row is None or not (row.get("label") or "").strip():
+        labelled = [r for r in self.rows.get((question, setting, generator), {}).values()
+                    if (r.get("label") or "").strip()]
+        if not labelled:
             return None, "unlabeled", ""
-        if row["answer_sha"].strip() != answer_sha(answer):
-            return None, "changed", row.get("reason", "")
+        row = next((r for r in labelled if r["answer_sha"].strip() == answer_sha(answer)), None)
+        if row is None:
+            return None, "changed", labelled[-1].get("reason", "")
         return AnswerLabel(row["label"].strip()), "labeled", row.get("reason", "")
 
     def write_pending(self, path: Path, rows: Sequence[dict]) -> int:
