@@ -209,7 +209,8 @@ def procedure_steps(sentence: str) -> tuple[str, list[str]] | None:
 _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|can|cannot|must|will|may|should|does|do|"
                       r"\w+(?:s|ed|es))\b", re.IGNORECASE)
 _ENTRY_LABEL = re.compile(r"^([^.:;!?]{2,80}?)\.\s+(?=[A-Z(])")
-_NUMBERED_ITEM = re.compile(r"\s*\d+[.)]\s")
+NUMBERED_ITEM = re.compile(r"\s*\d+[.)]\s")
+"""A numbered list item's mark ("1. ", "2) "): a procedure's step."""
 _INSTRUCTION = re.compile(r"(?:choose|select|open|enter|click|sign|go|run|type|add|create|delete|use|set|specify|"
                           r"review|wait|copy|save|navigate|install|download|update|edit|verify|check|confirm|attach|"
                           r"launch|stop|start|modify|configure|enable|disable|remove|find|view|see|note|make|ensure|"
@@ -272,11 +273,11 @@ _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 """A markdown heading line (``#`` to ``######`` and a space, up to three spaces in)."""
 FENCE = re.compile(r"^\s*(?:```|~~~)")
-CODE_LINE = re.compile(r"^\s*(?:from\s+[\w.]+\s+import\b|import\s+[\w.]+\s*$|[\w.\[\]'\"]+\s*=\s*[\w.\[\]('\"{]|\$\s|>>>|"
-                       r"#!|def\s+\w+\(|class\s+\w+[(:]|\w+\([^)]*\)\s*;?\s*$)")
+"""A line opening or closing a fenced code block."""
+CODE_LINE = re.compile(r"^\s*(?:from\s+[\w.]+\s+import\b|import\s+[\w.]+\s*$|[\w.\[\]'\"]+\s*=\s*[\w.\[\]('\"{]|"
+                       r"\$\s|>>>|#!|def\s+\w+\(|class\s+\w+[(:]|\w+\([^)]*\)\s*;?\s*$)")
 """A line of code, not prose: an import, an assignment, a shell or REPL prompt, a definition, a bare call
 ("from sagemaker.sparkml.model import SparkMLModel", "mapper = new DynamoDBMapper(client);", "$ aws s3 ls")."""
-"""A line opening or closing a fenced code block."""
 
 
 @dataclass(frozen=True)
@@ -494,7 +495,7 @@ def _answer_units(text: str, table_header: str, max_list_chars: int) -> tuple[An
             if i and SEE_ALSO_LIST.match(spans[i - 1].text):  # "Topics", "For more information, see the following:"
                 items = []
             entries = [LIST_MARK.sub("", it.text).strip() for it in items]
-            if not _NUMBERED_ITEM.match(items[0].text if items else ""):  # steps are no definition list
+            if not NUMBERED_ITEM.match(items[0].text if items else ""):  # steps are no definition list
                 entries = labelled_entries(entries)
             for it, said in zip(items, entries):
                 if is_answer_text(said):

@@ -32,9 +32,9 @@ from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["AnswerabilitySignals", "QuestionType", "UnitMatch", "asks_count", "asks_definition", "asks_procedure",
-           "asks_reason", "copula_subject", "counted", "counts", "defined_term", "defines", "match_units", "question_type", "signals",
-           "subject_head", "term_weights"]
+__all__ = ["AnswerabilitySignals", "Bound", "QuestionType", "UnitMatch", "asked_bound", "asks_count", "asks_definition",
+           "asks_procedure", "asks_reason", "copula_subject", "counted", "counts", "defined_term", "defines",
+           "match_units", "other_bound", "question_type", "signals", "stated_bound", "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"

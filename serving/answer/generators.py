@@ -17,6 +17,7 @@ from citedesk.core.text import (
     FENCE,
     HEADING,
     LIST_MARK,
+    NUMBERED_ITEM,
     PROCEDURE_TITLE,
     SEE_ALSO_LIST,
     after_lead_in,
@@ -220,7 +221,7 @@ class ExtractiveGenerator:
             if lead_of is not None:
                 best = dataclasses.replace(best, unit=lead_of.unit)
         elif (best.unit.kind == "list_item" and best.unit.context and asks_procedure(question)
-              and _NUMBERED.match(evidence[best.hit].text, best.unit.start)):
+              and NUMBERED_ITEM.match(evidence[best.hit].text, best.unit.start)):
             best = _whole_procedure(best, evidence[best.hit])  # "How do I …?" is not answered by one of its steps
         elif _names_a_thing(best.unit):
             # "SQL Server 2014 Enterprise Edition" says nothing without "RDS supports TDE for the following …:" and
@@ -247,15 +248,15 @@ class ExtractiveGenerator:
                         and s.start - s_line <= indent):
                     break  # a heading, or the next sibling of a list item that announced its sub-items
                 following.append(s)
-            lead_terms = set(sparse.terms(best.unit.text))
-            rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
-            named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
             if announced:  # the next N sentences, when they are N sentences: "… two types of error can occur."
                 tail = first_entries(following, best.unit.start, entries=announced)
                 cut = next((k for k, x in enumerate(tail) if not x.text.rstrip().endswith((".", "!", "?"))
                             or is_fragment(x.text)), len(tail))
                 tail = tail if cut == len(tail) == announced else []  # a title or "Topics" ends them: it alone
             else:
+                lead_terms = set(sparse.terms(best.unit.text))
+                rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
+                named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
                 tail = named or first_entries(following, best.unit.start)
             if tail:
                 said = after_lead_in(best.unit.text, say_entries([s.text for s in tail])) + "."
@@ -419,7 +420,6 @@ def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
     return bool(nxt) and not HEADING.match(nxt) and not PROCEDURE_TITLE.fullmatch(nxt.strip())
 
 
-_NUMBERED = re.compile(r"\s*\d+[.)]\s")
 
 
 def _whole_procedure(step: UnitMatch, hit: Hit) -> UnitMatch:
@@ -562,9 +562,10 @@ _NUMBER = re.compile(r"\d")
 _REFERS_FORWARD = re.compile(r"\bthe following\b[^.:]*[.:]?\s*$|:\s*$", re.IGNORECASE)
 """A sentence that announces what follows it: "… the following names." or one that ends with a colon; not one that
 says its items after a colon itself ("… the following instance types: C3, D2, and R3.")."""
-_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
-_ANNOUNCES = re.compile(r"(?<!\ball )(?<!\bleast )(?<!\bmost )(?<!\bthan )(?<!\bthe )\b(two|three|four|five|six|[2-6])\s+(?:\w+\s+)?(?:types?|kinds?|ways?|categories|modes|"
-                        r"options|classes|levels|states|methods|components|parts|steps)\b", re.IGNORECASE)
+_SMALL_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_ANNOUNCES = re.compile(r"(?<!\ball )(?<!\bleast )(?<!\bmost )(?<!\bthan )(?<!\bthe )\b(two|three|four|five|six|[2-6])"
+                        r"\s+(?:\w+\s+)?(?:types?|kinds?|ways?|categories|modes|options|classes|levels|states|methods|"
+                        r"components|parts|steps)\b", re.IGNORECASE)
 
 
 def _announced_count(unit: AnswerUnit) -> int:
@@ -575,7 +576,7 @@ def _announced_count(unit: AnswerUnit) -> int:
     if m is None or ":" in unit.text or "," in unit.text[m.end():] or not unit.text.rstrip().endswith("."):
         return 0
     word = m.group(1).lower()
-    return _COUNT_WORDS.get(word) or int(word)
+    return _SMALL_NUMBERS.get(word) or int(word)
 
 
 _REFERS_BACK = re.compile(r"^\s*(?:this|these|that|those|it\b(?!\s*(?:'s|is|was|can be|may be|might be)\s+(?:not\s+)?"
