@@ -33,8 +33,10 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["AnswerabilitySignals", "Bound", "QuestionType", "UnitMatch", "asked_bound", "asks_count", "asks_definition",
-           "asks_procedure", "asks_reason", "copula_subject", "counted", "counts", "defined_term", "defines",
-           "match_units", "other_bound", "question_type", "signals", "stated_bound", "subject_head", "term_weights"]
+           "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts", "defined_term",
+           "defines",
+           "match_units", "other_bound", "question_type", "signals", "stated_bound", "subject_head",
+           "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -58,6 +60,16 @@ _COUNT = re.compile(
 _COUNT_END = re.compile(r"\s*(?:[;,.)]|$|(?:per|for|in|on|at|each|total)\b)", re.IGNORECASE)
 _COUNT_WORDS = re.compile(r"((?:\s+[\w\-/]+)*)")  # the words after a number, up to punctuation
 _DEFINITION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<term>.+?)\s*\??\s*$", re.IGNORECASE)
+_VALUE_HEAD = re.compile(
+    r"(?:max(?:imum)?|min(?:imum)?|(?:limit|quota|number|count|size|default|timeout|value|version|port|threshold|"
+    r"level|length|period|price|cost|total|amount|percentage|height|width)s?|throughput|bandwidth|memory|storage|"
+    r"interval|rate|duration|capacity|retention|speed|latency|frequency|ttl|depth|seconds|minutes|hours|days|"
+    r"bytes)$",
+    re.IGNORECASE)
+_FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|was|were)|'s)?(?:\s+the)?\s+(.*)$",
+                    re.IGNORECASE)
+_FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
+                        r"when|by|at|from|supported|allowed|available|i|you|we)\b|[?,]", re.IGNORECASE)
 _WHAT_IS_A = re.compile(r"^\s*what\s+is\s+(?!the\b)", re.IGNORECASE)  # "What is a trail?", "What is Amazon Kendra?"
 _COPULA = re.compile(r"^\s*(?:an?\s+|the\s+)?((?:[\w\-/.()]+\s+){0,5}?[\w\-/.()]+?)(?:\s+(?:is|are|refers to|means)\s|"
                      r",\s+which\s|\s+[–—]\s)", re.IGNORECASE)
@@ -86,6 +98,23 @@ def question_type(question: str) -> str:
     if _QUANTITY.search(question):
         return QuestionType.QUANTITY
     return QuestionType.OTHER
+
+
+def asks_value(question: str) -> bool:
+    """Whether a quantity question (:func:`~citedesk.retrieval.answerability.question_type`) asks for one value:
+    "how many/much/long …", or "what/which is the …" whose asked noun phrase ends in a value word ("maximum
+    storage", "function timeout", "TLS version" — not "storage engine"). Other wordings count as asking."""
+    if re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE):
+        return True
+    focus = _FOCUS.match(question)
+    if focus is None:
+        return True
+    end = _FOCUS_END.search(focus.group(1))
+    words = (focus.group(1)[: end.start()] if end is not None else focus.group(1)).split()
+    if not words:
+        return False
+    head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
+    return bool(_VALUE_HEAD.match(head[-1]))
 
 
 def counted(question: str) -> str | None:
@@ -262,6 +291,8 @@ class UnitMatch:
             that asks how many (:func:`counted`), a number that can be the count (:func:`counts`).
         precision: share in [0, 1] of the unit's own word terms (numbers aside) that are question terms: a row
             or sentence about something more specific than the question scores lower.
+        text_coverage: the rarity-weighted share in [0, 1] found in the unit's text alone (no lead-in, header,
+            title or heading): what the unit itself says of the question.
     """
 
     hit: int
@@ -270,6 +301,7 @@ class UnitMatch:
     own_coverage: float
     has_number: bool
     precision: float = 0.0
+    text_coverage: float = 0.0
 
     @property
     def rank_score(self) -> float:
@@ -301,7 +333,8 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
             words = {t for t in sparse.terms(URL.sub(" ", raw)) if not t.isdigit()}
             precision = len(words & weights.keys()) / len(words) if words else 0.0
             out.append(UnitMatch(i, u, _covered(weights, own | head), _covered(weights, own),
-                                 bool(number(u.text)), precision))
+                                 bool(number(u.text)), precision,
+                                 _covered(weights, set(sparse.terms(URL.sub(" ", u.text))))))
     out.sort(key=lambda m: (-m.rank_score, -m.own_coverage, m.hit, m.unit.start))
     return out
 

@@ -136,7 +136,8 @@ def test_asks_procedure(question, procedure) -> None:
 
 def test_a_how_to_question_gets_the_procedure_not_one_of_its_steps(embedder) -> None:
     """A numbered step ranked first for "How do I …?" ("Open the Amazon EC2 console.", which the title's words
-    cover) is replaced by its whole list with the title; another kind of question keeps the step."""
+    cover) is replaced by its whole list with the title; another kind of question keeps the step when it ranks
+    first (by default a step ranks lower for such a question: ``stray_step``)."""
     from citedesk.core.types import Hit, ScoreKind
     from citedesk.serving.answer.generators import ExtractiveGenerator
 
@@ -146,8 +147,10 @@ def test_a_how_to_question_gets_the_procedure_not_one_of_its_steps(embedder) -> 
     chunk = Hit(point_id="p", score=1.0, score_kind=ScoreKind.RRF, workspace="w", source="folder",
                 article_id="reboot.md", locale="en", title="Reboot your instance", content_hash="h", chunk_index=0,
                 text=text)
-    # without the procedure shape in the ranking, the step ranks first and the rule replaces it
-    gen = ExtractiveGenerator(embedder, selection=SelectionModel({**DEFAULT_SELECTION_WEIGHTS, "procedure_shape": 0}))
+    # without the procedure shape (nor the stray-step weight) in the ranking, the step ranks first and the rule
+    # replaces it
+    gen = ExtractiveGenerator(embedder, selection=SelectionModel({**DEFAULT_SELECTION_WEIGHTS, "procedure_shape": 0,
+                                                                  "stray_step": 0}))
     question = "How do I reboot my EC2 instance using the console?"
     top = gen.rank(question, [chunk])[0][0].unit
     assert top.kind == "list_item" and top.text == "Open the Amazon EC2 console."  # what the ranking prefers
@@ -503,3 +506,57 @@ def test_a_line_of_code_answers_only_a_how_to_question(embedder) -> None:
     assert "from sagemaker.sparkml.model import SparkMLModel" not in ranked and ranked[0].startswith("The SageMaker")
     assert "from sagemaker.sparkml.model import SparkMLModel" in [
         m.unit.text for m, _, _ in gen.rank("How do I deploy a SparkML model with SageMaker?", [code])]
+
+
+def test_a_question_for_a_value_prefers_a_unit_that_holds_a_number(embedder) -> None:
+    """"What is the maximum unzipped deployment package size?" is not answered by the API field that describes the
+    size without stating it; the sentence with "250 MB" answers. A question that asks for no value ("What is the
+    recommended storage engine?") has no such preference."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    field = chunk_hit("CodeSizeZipped The maximum size of a deployment package when it's uploaded directly to AWS "
+                      "Lambda.\n\nType: Long\n", "limit.md", "AccountLimit")
+    layers = chunk_hit("The total unzipped size of the function and all layers can't exceed the unzipped deployment "
+                       "package size limit of 250 MB.\n", "layers.md", "AWS Lambda layers")
+    question = "What is the maximum unzipped deployment package size in AWS Lambda?"
+    gen = ExtractiveGenerator(embedder)
+    ranked = gen.rank(question, [field, layers])
+    assert {m.unit.text[:14]: f["no_value"] for m, f, _ in ranked}["CodeSizeZipped"] == 1.0
+    said = [t for _, _, _, t in gen.select(question, [field, layers])]
+    assert said[0].endswith("limit of 250 MB."), said
+    engine = unit_features(question_type("What is the recommended storage engine for MySQL?"), match("InnoDB."), 0.5)
+    assert engine["no_value"] == 0.0
+
+
+def test_a_list_item_that_says_nothing_of_the_question_itself_does_not_answer(embedder) -> None:
+    """An item whose match with the question is all in its lead-in ("… to specify the following: … The resources on
+    which actions can be performed.") and a numbered step of another procedure ("Open the SageMaker console.") do
+    not answer a question that asks for neither a list nor a procedure."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    gen = ExtractiveGenerator(embedder)
+    policy = chunk_hit("You can create a policy for Amazon VPC endpoints for SageMaker notebook instances to specify "
+                       "the following:\n\n- The principal that can perform actions.\n- The actions that can be "
+                       "performed.\n- The resources on which actions can be performed.\n", "endpoint.md",
+                       "Connect to a Notebook Instance Through a VPC Interface Endpoint")
+    question = "Can I connect a SageMaker Notebook Instance to a resource in a VPC?"
+    flags = {m.unit.text: f["lead_in_only"] for m, f, _ in gen.rank(question, [policy])}
+    assert flags["The resources on which actions can be performed."] == 1.0
+    assert all(t != "The resources on which actions can be performed." for _, _, _, t in gen.select(question, [policy]))
+    steps = chunk_hit("To use an algorithm to run a training job (console)\n\n1. Open the SageMaker console at "
+                      "https://console.aws.amazon.com/sagemaker/.\n2. Choose Algorithms.\n3. Choose an algorithm that "
+                      "you created from the list on the My algorithms tab or choose an algorithm that you subscribed "
+                      "to on the AWS Marketplace subscriptions tab.\n4. For Job name, type a name for the training "
+                      "job.\n5. For IAM role, choose an IAM role that has the required permissions.\n6. For Input "
+                      "data configuration, specify where the data is stored.\n", "algo-train.md",
+                      "Use an Algorithm to Run a Training Job")
+    own = chunk_hit("You have the following options:\n\n- Use your own custom algorithms—Put your code together as a "
+                    "Docker image and specify the registry path of the image in a CreateTrainingJob API call.\n",
+                    "training.md", "Train a Model with Amazon SageMaker")
+    question = "Can I use my own custom algorithm in an Amazon SageMaker training job?"
+    ranked = gen.rank(question, [steps, own])
+    assert {m.unit.text[:8]: f["stray_step"] for m, f, _ in ranked}["Open the"] == 1.0
+    said = [t for _, _, _, t in gen.select(question, [steps, own])]
+    assert not said[0].startswith("Open the SageMaker console"), said  # the list with its title, or the other page
+    how = "How do I use an algorithm to run a training job?"  # a how-to question: the steps are its answer
+    assert all(f["stray_step"] == 0.0 for _, f, _ in gen.rank(how, [steps, own]))

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 from citedesk.core.types import Hit
+from citedesk.retrieval.answerability import asks_value
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.answer.schemas import AnswerRequest
 from citedesk.serving.answer.short_answer import (
     NO,
     YES,
-    asks_value,
     quantities,
     short_answer,
 )
@@ -197,8 +197,8 @@ def test_a_cell_is_said_only_whole() -> None:
      "You can associate a Git repository with a notebook instance that is not running. [1]", None),
     # ... but one about another thing, in a clause of its own, leaves the yes standing
     ("Can I associate a Git repository with a notebook instance?",
-     "You can associate a Git repository with a notebook instance; a public repository is not a resource in your "
-     "account. [1]", YES),
+     ("You can associate a Git repository with a notebook instance; a public repository is not a resource in your "
+      "account. [1]"), YES),
     # a negated question
     ("Can't I stop a DB instance that has a read replica?",
      "You can't stop a DB instance that has a read replica. [1]", None),

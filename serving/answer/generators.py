@@ -132,9 +132,11 @@ class ExtractiveGenerator:
             unit of 3 to 150 words matches.
         """
         from citedesk.retrieval.answerability import (
+            QuestionType,
             asked_bound,
             asks_procedure,
             asks_reason,
+            asks_value,
             defined_term,
             match_units,
             question_type,
@@ -159,11 +161,14 @@ class ExtractiveGenerator:
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
         reason = asks_reason(question)
         bound = asked_bound(question)
+        value = qtype == QuestionType.QUANTITY and asks_value(question)
         out = []
         for m, sim in zip(matches, sims):
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
                               unit_terms=sparse.terms(m.unit.text) if term_terms else None,
-                              reason=reason, bound=bound,
+                              reason=reason, bound=bound, value=value,
+                              step=m.unit.kind == "list_item" and bool(NUMBERED_ITEM.match(evidence[m.hit].text,
+                                                                                         m.unit.start)),
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))

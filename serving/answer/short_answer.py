@@ -36,6 +36,7 @@ from citedesk.retrieval.answerability import (
     QuestionType,
     asked_bound,
     asks_count,
+    asks_value,
     other_bound,
     question_type,
     term_weights,
@@ -43,7 +44,7 @@ from citedesk.retrieval.answerability import (
 from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 from citedesk.serving.answer.claims import polarity_terms, said_row
 
-__all__ = ["NO", "YES", "asks_value", "quantities", "short_answer", "yes_no"]
+__all__ = ["NO", "YES", "quantities", "short_answer", "yes_no"]
 
 YES, NO = "Yes", "No"
 """The short answer of a yes/no question (:func:`yes_no`)."""
@@ -61,16 +62,6 @@ _PAREN = re.compile(r"\s*\(([^()]{0,80})\)")
 _CLAUSE = re.compile(r"[.;!?](?:\s|$)|,\s")  # not ":": "Load balancers per Region: 50" names what 50 counts
 _OPERATOR_BEFORE = re.compile(r"(?:[+*/×=]|\bplus|\btimes)[\s(]*$", re.IGNORECASE)  # "… + (1 byte)"
 _OPERATOR_AFTER = re.compile(r"^[\s)]*(?:[+*/×=]|plus\b|times\b)", re.IGNORECASE)
-_VALUE_HEAD = re.compile(
-    r"(?:max(?:imum)?|min(?:imum)?|(?:limit|quota|number|count|size|default|timeout|value|version|port|threshold|"
-    r"level|length|period|price|cost|total|amount|percentage|height|width)s?|throughput|bandwidth|memory|storage|"
-    r"interval|rate|duration|capacity|retention|speed|latency|frequency|ttl|depth|seconds|minutes|hours|days|"
-    r"bytes)$",
-    re.IGNORECASE)
-_FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|was|were)|'s)?(?:\s+the)?\s+(.*)$",
-                    re.IGNORECASE)
-_FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
-                        r"when|by|at|from|supported|allowed|available|i|you|we)\b|[?,]", re.IGNORECASE)
 _ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b", re.IGNORECASE)
 _BARE_BOUND = re.compile(r"\s*(?:(?:up to|at most|at least|no more than|(?:a )?(?:maximum|minimum) of|max(?:imum)?|"
                          r"min(?:imum)?)\s*)?", re.IGNORECASE)
@@ -117,23 +108,6 @@ def _context(text: str, spans: list[tuple[int, int]], k: int) -> str:
         stop = _CLAUSE.search(text, end, right)
         right = stop.start() if stop is not None else right
     return head + text[left:start] + " " + text[end:right]
-
-
-def asks_value(question: str) -> bool:
-    """Whether a quantity question (:func:`~citedesk.retrieval.answerability.question_type`) asks for one value:
-    "how many/much/long …", or "what/which is the …" whose asked noun phrase ends in a value word ("maximum
-    storage", "function timeout", "TLS version" — not "storage engine"). Other wordings count as asking."""
-    if re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE):
-        return True
-    focus = _FOCUS.match(question)
-    if focus is None:
-        return True
-    end = _FOCUS_END.search(focus.group(1))
-    words = (focus.group(1)[: end.start()] if end is not None else focus.group(1)).split()
-    if not words:
-        return False
-    head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
-    return bool(_VALUE_HEAD.match(head[-1]))
 
 
 def _best_quantity(text: str, weights: dict[str, float], sparse: BM25SparseEncoder, *,
