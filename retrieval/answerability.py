@@ -32,11 +32,10 @@ from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
-__all__ = ["AnswerabilitySignals", "Bound", "QuestionType", "UnitMatch", "asked_bound", "asks_count", "asks_definition",
-           "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts", "defined_term",
-           "defines",
-           "match_units", "other_bound", "question_type", "signals", "stated_bound", "subject_head",
-           "term_weights"]
+__all__ = ["AnswerabilitySignals", "Bound", "Name", "QuestionType", "UnitMatch", "asked_bound", "asks_count",
+           "asks_definition", "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts",
+           "defined_term", "defines", "given_numbers", "match_units", "names", "other_bound", "question_type",
+           "sibling_name", "signals", "stated_bound", "states_value", "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -66,6 +65,7 @@ _VALUE_HEAD = re.compile(
     r"interval|rate|duration|capacity|retention|speed|latency|frequency|ttl|depth|seconds|minutes|hours|days|"
     r"bytes)$",
     re.IGNORECASE)
+_NOT_NUMERIC_HEAD = re.compile(r"(?:default|value|version|level|price|cost)s?$", re.IGNORECASE)
 _FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|was|were)|'s)?(?:\s+the)?\s+(.*)$",
                     re.IGNORECASE)
 _FOCUS_END = re.compile(r"\s(?:for|of|in|on|per|to|with|that|which|can|could|does|do|did|is|are|was|were|used|"
@@ -100,21 +100,26 @@ def question_type(question: str) -> str:
     return QuestionType.OTHER
 
 
-def asks_value(question: str) -> bool:
+def asks_value(question: str, *, strict: bool = False) -> bool:
     """Whether a quantity question (:func:`~citedesk.retrieval.answerability.question_type`) asks for one value:
     "how many/much/long …", or "what/which is the …" whose asked noun phrase ends in a value word ("maximum
-    storage", "function timeout", "TLS version" — not "storage engine"). Other wordings count as asking."""
-    if re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE):
+    storage", "function timeout", "TLS version" — not "storage engine"). Other wordings count as asking, unless
+    ``strict`` ("Why use Provisioned IOPS storage?", "How does on-demand capacity work?" ask for none; nor does a
+    statement that says "… to understand how long the process takes"), which also asks the value to be a number: a
+    default, a value, a version, a level, a price or a cost may be a word ("Default: —", "FALSE", "the On-Demand
+    price")."""
+    how = re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE)
+    if how and (not strict or re.fullmatch(r"\s*(?:in [^,]{1,80},\s*)?", question[:how.start()], re.IGNORECASE)):
         return True
     focus = _FOCUS.match(question)
     if focus is None:
-        return True
+        return not strict
     end = _FOCUS_END.search(focus.group(1))
     words = (focus.group(1)[: end.start()] if end is not None else focus.group(1)).split()
     if not words:
         return False
     head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
-    return bool(_VALUE_HEAD.match(head[-1]))
+    return bool(_VALUE_HEAD.match(head[-1])) and not (strict and _NOT_NUMERIC_HEAD.match(head[-1]))
 
 
 def counted(question: str) -> str | None:
@@ -314,15 +319,95 @@ def _covered(weights: dict[str, float], terms: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
 
 
+_NAME = re.compile(r"\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)+")  # two or more capitalised words in a row
+
+
+@dataclass(frozen=True)
+class Name:
+    """A multi-word name of a text (:func:`names`).
+
+    Attributes:
+        terms: its stemmed terms, without question words and the vendor prefix.
+        compact: its words lower-cased and run together ("groundtruth" for "Ground Truth" and "GroundTruth").
+    """
+
+    terms: frozenset[str]
+    compact: str
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def names(text: str, sparse: BM25SparseEncoder) -> list[Name]:
+    """The multi-word names of a text ("Elastic Fabric Adapter", "Local Secondary Index") without question words
+    and the vendor prefix ("Why use Elastic Fabric Adapter?" → terms ``{elast, fabric, adapt}``); names left with
+    fewer than two terms are dropped."""
+    out = []
+    for m in _NAME.finditer(text):
+        words = [w for w in m.group().split() if w.lower() not in _QUESTION_FILLER and w.lower() not in STOP_WORDS]
+        terms = frozenset(sparse.terms(" ".join(words)))
+        if len(terms) >= 2:
+            out.append(Name(terms, _compact(" ".join(words))))
+    return out
+
+
+def sibling_name(asked: list[Name], text: str, sparse: BM25SparseEncoder) -> bool:
+    """Whether ``text`` names a sibling of a name the question asks about (``asked``: :func:`names` of the question)
+    and not that name: "Elastic Network Adapters (ENAs) provide …" for "Why use Elastic Fabric Adapter?" — a name
+    sharing at least two and at least half of the asked name's terms, but not all of them (one shared term is
+    mostly the product: "SageMaker Neural Topic Model" is no sibling of "SageMaker NTM"), in a text that lacks the
+    asked name (as words or run together: "Ground Truth" is "GroundTruth")."""
+    if not asked:
+        return False
+    own, flat = set(sparse.terms(text)), _compact(text)
+    for name in names(text, sparse):
+        for q in asked:
+            if (q.terms - own and q.compact not in flat and name.compact != q.compact
+                    and len(name.terms & q.terms) >= max(2, (len(q.terms) + 1) // 2) and not q.terms <= name.terms):
+                return True
+    return False
+
+
+_NO_LIMIT = re.compile(r"\b(?:no(?: \w+)? (?:limit|maximum|minimum|quota|upper bound)|unlimited|not limited|"
+                       r"any number)\b", re.IGNORECASE)
+
+
+def given_numbers(question: str) -> frozenset[str]:
+    """The numbers a question states itself, lower-cased ("How much data does one write capacity unit cover?" →
+    ``{"one"}``): a text that holds only these does not give the value asked. Numbers inside names
+    ("ml.eia2.large", "F32") are not numbers here."""
+    return frozenset(m.group().lower() for m in _COUNT.finditer(question))
+
+
+def _unsaid(text: str, given: frozenset[str]) -> str:
+    """``text`` without the numbers of ``given``."""
+    return _COUNT.sub(lambda m: " " if m.group().lower() in given else m.group(), text) if given else text
+
+
+def states_value(text: str, question: str) -> bool:
+    """Whether ``text`` states a value for a question that asks for one (:func:`asks_value`): a number (a digit or a
+    number word) other than those the question states (:func:`given_numbers`), or that there is no limit
+    ("There is no practical limit on a table's size", "unlimited")."""
+    return bool(_NUMBER.search(_unsaid(text, given_numbers(question))) or _NO_LIMIT.search(text))
+
+
 def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, max_hits: int = 5,
                 weights: dict[str, float] | None = None) -> list[UnitMatch]:
     """Answer units of the top ``max_hits`` hits with their coverage of the question, best first.
 
-    Ties keep rank order (earlier hit, earlier unit).
+    Ties keep rank order (earlier hit, earlier unit). A number the question states itself does not count for
+    ``has_number`` ("For a new item, DynamoDB consumes one write capacity unit." for "How much data does one write
+    capacity unit cover?").
     """
     weights = term_weights(question, sparse) if weights is None else weights
     noun = counted(question)  # "how many indexes": a count of indexes, not "400 KB" or "two types"
-    number = functools.partial(counts, noun=noun, sparse=sparse) if noun else _NUMBER.search
+    given = given_numbers(question)
+    test = functools.partial(counts, noun=noun, sparse=sparse) if noun else _NUMBER.search
+
+    def number(text: str) -> bool:
+        return bool(test(_unsaid(text, given)))
+
     out = []
     for i, h in enumerate(hits[:max_hits]):
         head = set(sparse.terms(f"{h.title} {h.heading}"))

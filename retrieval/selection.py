@@ -29,14 +29,21 @@ The features say how a unit relates to the *kind* of question as well as to its 
   cosine and coverage edge a sentence that names the thing has over its elliptic neighbour "The maximum length is
   2048 bytes."; no dev answer changed);
 * says nothing itself (since 2026-11-27, hand-set, found asking the dev questions over all 2,757 pages, where
-  neighbouring pages answered five of them wrongly): for a question that asks for a value
-  (:func:`~citedesk.retrieval.answerability.asks_value`: "What is the maximum unzipped deployment package size?"), a
-  unit without a number (``no_value``, −0.2: the API field "CodeSizeZipped The maximum size of a deployment package
-  …"); for a question that asks for neither a list nor a procedure, a list item whose own text holds less than
+  neighbouring pages answered five of them wrongly): for a question that asks for a number
+  (:func:`~citedesk.retrieval.answerability.asks_value`, strictly: "What is the maximum unzipped deployment package
+  size?", not "What is the default …?"), a unit without a number other than the question's own (``no_value``, −0.2:
+  the API field "CodeSizeZipped The maximum size of a deployment package …"); for a question that asks for neither a list nor a procedure, a list item whose own text holds less than
   :data:`LEAD_IN_ONLY` of the question's term weight, its match all in its lead-in (``lead_in_only``, −0.3: "The
   resources on which actions can be performed."), and a numbered step (``stray_step``, −0.1: "Open the SageMaker
-  console." for "Can I use my own custom algorithm …?"). Over all pages the wrong answers went from 7 of 47 to 2–3
-  of 46–47; over the bundled pages no dev answer changed.
+  console." for "Can I use my own custom algorithm …?"). Over all pages the wrong answers of the dev questions went
+  from 7 of 47 to 3–4 of 46–47; over the bundled pages no dev answer changed;
+* names a sibling of what the question names, and not it (``sibling_name``, −0.2, hand-set, since 2026-11-27):
+  "Elastic Network Adapters (ENAs) provide traditional IP networking …" for "Why use Elastic Fabric Adapter?"
+  (:func:`~citedesk.retrieval.answerability.sibling_name`: a multi-word name sharing at least two and half of the
+  asked name's terms but not all of them, in a unit that lacks the asked name).
+
+Where what the best unit would say still holds no number for a question that asks for one, the extractive generator
+declines (:data:`citedesk.serving.answer.generators.NO_VALUE`; the answer escalates, ``generator_declined``).
 """
 
 from __future__ import annotations
@@ -62,14 +69,15 @@ _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGN
 
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
-            "procedure_shape", "definition_shape", "reason_shape", "other_bound", "no_value", "lead_in_only", "stray_step")
+            "procedure_shape", "definition_shape", "reason_shape", "other_bound", "no_value", "lead_in_only",
+            "stray_step", "sibling_name")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
                   unit_terms: list[str] | None = None, procedure: bool = False,
                   defines: bool = False, reason: bool = False, bound: str | None = None,
-                  value: bool = False, step: bool = False) -> dict[str, float]:
+                  value: bool = False, step: bool = False, sibling: bool = False) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -85,9 +93,11 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
             (:func:`~citedesk.retrieval.answerability.defines`), for the definition shape.
         bound: the end of a range the question asks for (:func:`~citedesk.retrieval.answerability.asked_bound`),
             for ``other_bound``.
-        value: the question asks for one value (a quantity question that
-            :func:`~citedesk.retrieval.answerability.asks_value`), for ``no_value``.
+        value: the question asks for a number (a quantity question that
+            :func:`~citedesk.retrieval.answerability.asks_value` strictly), for ``no_value``.
         step: the unit is a numbered list item (a step of a procedure), for ``stray_step``.
+        sibling: the unit names a sibling of a name the question asks about, and not that name
+            (:func:`~citedesk.retrieval.answerability.sibling_name`), for ``sibling_name``.
     """
     u = match.unit
     text = u.text
@@ -119,6 +129,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         "lead_in_only": float(qtype != QuestionType.LIST and not procedure and u.kind == "list_item"
                               and bool(u.context) and match.text_coverage < LEAD_IN_ONLY),
         "stray_step": float(step and not procedure and qtype != QuestionType.LIST),
+        "sibling_name": float(sibling),
     }
 
 
@@ -128,7 +139,7 @@ LEAD_IN_ONLY = 0.2
 DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
     "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
     "procedure_shape": 0.1, "definition_shape": 0.1, "reason_shape": 0.1, "other_bound": -0.3, "rank": -0.02,
-    "no_value": -0.2, "lead_in_only": -0.3, "stray_step": -0.1,
+    "no_value": -0.2, "lead_in_only": -0.3, "stray_step": -0.1, "sibling_name": -0.2,
 }
 """Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
 enumeration shape weighed as the list shape."""

@@ -185,6 +185,22 @@ def test_a_table_row_said_cell_by_cell_passes_and_a_wrong_cell_does_not() -> Non
     assert not check("Instance Class: db.m5.16xlarge; MariaDB: 64. [1]", CLASSES).supported
 
 
+THROUGHPUT = """Throughput quotas
+| | On-Demand | Provisioned |
+| --- | --- | --- |
+| Per table | 40,000 read request units | 40,000 read capacity units |
+| Per account | Not applicable | 80,000 read capacity units |"""
+
+
+def test_a_row_whose_key_column_has_no_header_is_said_with_its_key_alone() -> None:
+    """The key cell of a column with a blank header is said without a name ("Per account; Provisioned: …"); the
+    row is then checked as said cell by cell, so another cell's "Not applicable" is no negation of it, and a value
+    of another row is refused."""
+    assert check("Per account; Provisioned: 80,000 read capacity units. [1]", THROUGHPUT).supported
+    r = check("Per table; Provisioned: 80,000 read capacity units. [1]", THROUGHPUT)
+    assert not r.supported and r.reason == "unit_mismatch", r
+
+
 RESERVED = """Reserved Field Names
 Amazon Forecast reserves the following names. You can't use these names for your schema fields.
 

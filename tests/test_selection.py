@@ -560,3 +560,79 @@ def test_a_list_item_that_says_nothing_of_the_question_itself_does_not_answer(em
     assert not said[0].startswith("Open the SageMaker console"), said  # the list with its title, or the other page
     how = "How do I use an algorithm to run a training job?"  # a how-to question: the steps are its answer
     assert all(f["stray_step"] == 0.0 for _, f, _ in gen.rank(how, [steps, own]))
+
+
+@pytest.mark.parametrize("text, question, states", [
+    ("For a new item, DynamoDB consumes one write capacity unit.",
+     "How much data does one DynamoDB write capacity unit cover?", False),  # the question's own number
+    ("One write capacity unit covers an item of up to 1 KB.",
+     "How much data does one DynamoDB write capacity unit cover?", True),
+    ("There is no practical limit on a table's size.", "What is the maximum size of a DynamoDB table?", True),
+    ("If you use the Lambda console editor, the console manages the deployment package.",
+     "How big can the deployment package be in the Lambda console editor?", False),
+    ("Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2", "What is F32 Throughput of ml.eia2.large?", True),
+])
+def test_states_value(text, question, states) -> None:
+    from citedesk.retrieval.answerability import states_value
+
+    assert states_value(text, question) is states
+
+
+def test_a_question_for_a_value_whose_best_passage_states_none_is_escalated(embedder) -> None:
+    """The extractive answer to a question that asks for a value declines (the pipeline escalates,
+    ``generator_declined``) when what it would say holds no number but the question's own; a question that asks
+    for no value is answered from the same passage."""
+    import asyncio
+
+    from citedesk.serving.answer.generators import NO_VALUE, ExtractiveGenerator
+
+    gen = ExtractiveGenerator(embedder)
+    editor = chunk_hit("If you use the Lambda console editor to author your function, the console manages the "
+                       "deployment package.\n", "ruby-package.md", "AWS Lambda deployment package in Ruby")
+
+    async def say(question: str) -> str:
+        return "".join([d async for d in gen.stream(question, [], [editor])])
+
+    assert asyncio.run(say("How big can the deployment package be in the Lambda console editor?")) == (
+        f"ESCALATE: {NO_VALUE}")
+    said = asyncio.run(say("Who manages the deployment package in the Lambda console editor?"))
+    assert said.startswith("If you use the Lambda console editor"), said
+
+
+@pytest.mark.parametrize("question, text, sibling", [
+    ("Why use Elastic Fabric Adapter?", "Elastic Network Adapters (ENAs) provide traditional IP networking.", True),
+    ("Why use Elastic Fabric Adapter?", "An Elastic Fabric Adapter (EFA) is a network device.", False),
+    ("Can I add a Local Secondary Index to an existing table?", "You can add a Global Secondary Index later.", True),
+    ("Can I add a Local Secondary Index to an existing table?",  # names the asked one too
+     "A Local Secondary Index shares the partition key of the table; a Global Secondary Index has its own.", False),
+    ("How does AWS IoT Greengrass encrypt data in transit?",
+     "Communication between a Greengrass core and AWS IoT Greengrass over the internet is encrypted.", False),
+    ("What are the factors that affect storage performance in Amazon RDS?",  # "RDS" alone: no name
+     "Several factors can affect the performance of Amazon EBS volumes.", False),
+    ("In Amazon SageMaker GroundTruth, what are the workforce types?",  # the same name, spelt in two words
+     "Amazon SageMaker Ground Truth work teams fall into one of three workforce types.", False),
+    ("What data channels does SageMaker NTM support?",  # one shared term: the product, not a sibling
+     "Amazon SageMaker Neural Topic Model supports four data channels.", False),
+    ("Does RDS support TDE for SQL Server 2016 Standard Edition?", "SQL Server 2016 Enterprise Edition", False),
+])
+def test_sibling_name(question, text, sibling) -> None:
+    from citedesk.retrieval.answerability import names, sibling_name
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+    sparse = BM25SparseEncoder()
+    assert sibling_name(names(question, sparse), text, sparse) is sibling
+
+
+def test_a_unit_about_a_sibling_of_the_asked_name_ranks_below_one_about_it(embedder) -> None:
+    """"Why use Elastic Fabric Adapter?" on the EFA page is not answered by its sentence about Elastic Network
+    Adapters, whose words match as well."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    efa = chunk_hit("Elastic Network Adapters (ENAs) provide traditional IP networking features that are required to "
+                    "support VPC networking. EFA provides lower and more consistent latency and higher throughput "
+                    "than the TCP transport traditionally used in cloud-based HPC systems.\n", "efa.md",
+                    "Elastic Fabric Adapter")
+    ranked = ExtractiveGenerator(embedder).rank("Why use Elastic Fabric Adapter?", [efa])
+    flags = {m.unit.text[:25]: f["sibling_name"] for m, f, _ in ranked}
+    assert flags == {"Elastic Network Adapters ": 1.0, "EFA provides lower and mo": 0.0}, flags
+    assert ranked[0][0].unit.text.startswith("EFA provides"), [m.unit.text[:40] for m, _, _ in ranked]

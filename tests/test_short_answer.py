@@ -57,6 +57,19 @@ def test_asks_value_reads_the_asked_noun(question: str, asks: bool) -> None:
     assert asks_value(question) is asks
 
 
+def test_asks_value_strictly_needs_a_value_word_to_read() -> None:
+    """Strict (the ranking's ``no_value``): a quantity word in a question of another wording asks for no value."""
+    for question in ("Why use Provisioned IOPS storage in RDS?", "How does DynamoDB on-demand capacity work?"):
+        assert asks_value(question) and not asks_value(question, strict=True), question
+    assert asks_value("How many tags can I put on an RDS resource?", strict=True)
+    assert asks_value("In DynamoDB, how many tables can I create?", strict=True)
+    statement = "Test failover to understand how long the process takes for your particular use case."
+    assert asks_value(statement) and not asks_value(statement, strict=True)
+    for question in ("What is the Default of p_obj_name?", "What is the default maximum price for Spot Instances?"):
+        assert asks_value(question) and not asks_value(question, strict=True), question  # "—", "On-Demand price"
+    assert asks_value("What is the default HealthCheckTimeoutSeconds for lambda targets?", strict=True)
+
+
 def test_table_row_answer_gives_the_asked_cell_with_its_columns_unit() -> None:
     said = ["Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2. [1]"]
     assert short_answer("What is F32 Throughput in TFLOPS of ml.eia2.large?", said, [hit(TABLE)], SPARSE) \

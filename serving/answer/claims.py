@@ -782,10 +782,11 @@ def said_row(claim: str, passages: list[str]) -> SaidRow:
         :class:`SaidRow`; empty (``premise`` None, ``named`` False) when the claim is not said that way.
     """
     pieces = [p.partition(": ") for p in claim.strip().rstrip(".").split("; ")]
-    if len(pieces) < 2 or not all(colon for _, colon, _ in pieces):
+    if len(pieces) < 2 or not any(colon for _, colon, _ in pieces):
         return SaidRow()
 
-    said = [(_words(name), _words(value)) for name, _, value in pieces]
+    # a piece without a name is the cell of a column whose header is blank ("Per account; Provisioned: 80,000 …")
+    said = [(_words(name), _words(value)) if colon else ((), _words(name)) for name, colon, value in pieces]
     named = False
     for passage in passages:
         for u in answer_units(passage):

@@ -139,7 +139,9 @@ class ExtractiveGenerator:
             asks_value,
             defined_term,
             match_units,
+            names,
             question_type,
+            sibling_name,
             term_weights,
         )
         from citedesk.retrieval.answerability import defines as says_what
@@ -161,7 +163,8 @@ class ExtractiveGenerator:
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
         reason = asks_reason(question)
         bound = asked_bound(question)
-        value = qtype == QuestionType.QUANTITY and asks_value(question)
+        value = qtype == QuestionType.QUANTITY and asks_value(question, strict=True)
+        asked_names = names(question, sparse)
         out = []
         for m, sim in zip(matches, sims):
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
@@ -169,6 +172,7 @@ class ExtractiveGenerator:
                               reason=reason, bound=bound, value=value,
                               step=m.unit.kind == "list_item" and bool(NUMBERED_ITEM.match(evidence[m.hit].text,
                                                                                          m.unit.start)),
+                              sibling=sibling_name(asked_names, m.unit.text, sparse),
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
@@ -301,11 +305,36 @@ class ExtractiveGenerator:
         import anyio
 
         picked = await anyio.to_thread.run_sync(self.select, question, evidence)
+        if picked and not _gives_value(question, [text for _, _, _, text in picked]):
+            yield f"ESCALATE: {NO_VALUE}"
+            return
         for n, (i, _s, _e, text) in enumerate(picked):
             said = speakable_line(text)
             if not said.rstrip().endswith((".", "!", "?")):
                 said = said.rstrip(" ;,:") + "."
             yield ("" if n == 0 else " ") + f"{said} [{i + 1}]"
+
+
+NO_VALUE = "the best passage states no value for what was asked."
+"""The extractive generator's decline for a question that asks for a value when its answer holds none."""
+
+
+def _gives_value(question: str, said: list[str]) -> bool:
+    """Whether what the extractive generator would say answers a question that asks for a value (a quantity
+    question that :func:`~citedesk.retrieval.answerability.asks_value`, strictly) with one
+    (:func:`~citedesk.retrieval.answerability.states_value`); True for every other question. "How big can the
+    deployment package be in the Lambda console editor?" is not answered "If you use the Lambda console editor …, the
+    console manages the deployment package.": better a person than a sentence without the size."""
+    from citedesk.retrieval.answerability import (
+        QuestionType,
+        asks_value,
+        question_type,
+        states_value,
+    )
+
+    if question_type(question) != QuestionType.QUANTITY or not asks_value(question, strict=True):
+        return True
+    return any(states_value(text, question) for text in said)
 
 
 _CODE_CHARS = re.compile(r"[$<>{}\[\]=/\\|]")  # a code line, a path or a URL

@@ -425,6 +425,7 @@ class AnswerPipeline:
         """
         rejected = rejected if rejected is not None else []
         if first and DECLINE_PATTERN.match(sentence):
+            rejected.append({"sentence": sentence[:300], "reason": "declined", "score": None})
             return None, AnswerReason.GENERATOR_DECLINED
         why = non_answer_reason(sentence)
         if why is not None:
