@@ -355,16 +355,17 @@ def names(text: str, sparse: BM25SparseEncoder) -> list[Name]:
 def sibling_name(asked: list[Name], text: str, sparse: BM25SparseEncoder) -> bool:
     """Whether ``text`` names a sibling of a name the question asks about (``asked``: :func:`names` of the question)
     and not that name: "Elastic Network Adapters (ENAs) provide …" for "Why use Elastic Fabric Adapter?" — a name
-    sharing at least two and at least half of the asked name's terms, but not all of them (one shared term is
-    mostly the product: "SageMaker Neural Topic Model" is no sibling of "SageMaker NTM"), in a text that lacks the
-    asked name (as words or run together: "Ground Truth" is "GroundTruth")."""
+    of as many terms, sharing at least two and at least half of them but not all (one shared term is mostly the
+    product: "SageMaker Neural Topic Model" is no sibling of "SageMaker NTM"; a longer or shorter name is the same
+    thing named more or less fully: "IBM Cloud Container Registry", "Container Registry CLI"), in a text that lacks
+    the asked name (as words or run together: "Ground Truth" is "GroundTruth")."""
     if not asked:
         return False
     own, flat = set(sparse.terms(text)), _compact(text)
     for name in names(text, sparse):
         for q in asked:
             if (q.terms - own and q.compact not in flat and name.compact != q.compact
-                    and len(name.terms & q.terms) >= max(2, (len(q.terms) + 1) // 2) and not q.terms <= name.terms):
+                    and len(name.terms) == len(q.terms) and len(name.terms & q.terms) >= max(2, (len(q.terms) + 1) // 2)):
                 return True
     return False
 

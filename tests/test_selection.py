@@ -614,6 +614,8 @@ def test_a_question_for_a_value_whose_best_passage_states_none_is_escalated(embe
     ("What data channels does SageMaker NTM support?",  # one shared term: the product, not a sibling
      "Amazon SageMaker Neural Topic Model supports four data channels.", False),
     ("Does RDS support TDE for SQL Server 2016 Standard Edition?", "SQL Server 2016 Enterprise Edition", False),
+    ("I want to access and list public IBM images using the Container Registry CLI.",  # part of the name, no sibling
+     "You can access the images that IBM provides by using the IBM Cloud Container Registry commands.", False),
 ])
 def test_sibling_name(question, text, sibling) -> None:
     from citedesk.retrieval.answerability import names, sibling_name
