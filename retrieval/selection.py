@@ -39,8 +39,8 @@ The features say how a unit relates to the *kind* of question as well as to its 
   from 7 of 47 to 3–4 of 46–47; over the bundled pages no dev answer changed;
 * names a sibling of what the question names, and not it (``sibling_name``, −0.2, hand-set, since 2026-11-27):
   "Elastic Network Adapters (ENAs) provide traditional IP networking …" for "Why use Elastic Fabric Adapter?"
-  (:func:`~citedesk.retrieval.answerability.sibling_name`: a multi-word name sharing at least two and half of the
-  asked name's terms but not all of them, in a unit that lacks the asked name).
+  (:func:`~citedesk.retrieval.answerability.sibling_name`: a multi-word name of as many terms as the asked one,
+  sharing at least two and half of them but not all, in a unit that lacks the asked name).
 
 Where what the best unit would say still holds no number for a question that asks for one, the extractive generator
 declines (:data:`citedesk.serving.answer.generators.NO_VALUE`; the answer escalates, ``generator_declined``).
