@@ -33,7 +33,7 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["AnswerabilitySignals", "Bound", "Name", "QuestionType", "UnitMatch", "asked_bound", "asks_count",
-           "asks_definition", "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts",
+           "asks_definition", "asks_number", "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts",
            "defined_term", "defines", "given_numbers", "match_units", "names", "other_bound", "question_type",
            "sibling_name", "signals", "stated_bound", "states_value", "subject_head", "term_weights"]
 
@@ -120,6 +120,14 @@ def asks_value(question: str, *, strict: bool = False) -> bool:
         return False
     head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
     return bool(_VALUE_HEAD.match(head[-1])) and not (strict and _NOT_NUMERIC_HEAD.match(head[-1]))
+
+
+def asks_number(question: str) -> bool:
+    """Whether a question asks for a number: a quantity question (:func:`question_type`) that :func:`asks_value`
+    strictly ("What is the maximum unzipped deployment package size?", "How many tables can I create?"; not "What
+    is the recommended storage engine?", "What is the default value?"). What the extractive ranking's ``no_value``
+    and its decline (:data:`citedesk.serving.answer.generators.NO_VALUE`) apply to."""
+    return question_type(question) == QuestionType.QUANTITY and asks_value(question, strict=True)
 
 
 def counted(question: str) -> str | None:

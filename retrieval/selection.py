@@ -30,10 +30,11 @@ The features say how a unit relates to the *kind* of question as well as to its 
   2048 bytes."; no dev answer changed);
 * says nothing itself (since 2026-11-27, hand-set, found asking the dev questions over all 2,757 pages, where
   neighbouring pages answered five of them wrongly): for a question that asks for a number
-  (:func:`~citedesk.retrieval.answerability.asks_value`, strictly: "What is the maximum unzipped deployment package
+  (:func:`~citedesk.retrieval.answerability.asks_number`: "What is the maximum unzipped deployment package
   size?", not "What is the default …?"), a unit without a number other than the question's own (``no_value``, −0.2:
-  the API field "CodeSizeZipped The maximum size of a deployment package …"); for a question that asks for neither a list nor a procedure, a list item whose own text holds less than
-  :data:`LEAD_IN_ONLY` of the question's term weight, its match all in its lead-in (``lead_in_only``, −0.3: "The
+  the API field "CodeSizeZipped The maximum size of a deployment package …"); for a question that asks for neither
+  a list nor a procedure, a list item whose own text holds less than :data:`LEAD_IN_ONLY` of the question's term
+  weight, its match all in its lead-in (``lead_in_only``, −0.3: "The
   resources on which actions can be performed."), and a numbered step (``stray_step``, −0.1: "Open the SageMaker
   console." for "Can I use my own custom algorithm …?"). Over all pages the wrong answers of the dev questions went
   from 7 of 47 to 3–4 of 46–47; over the bundled pages no dev answer changed;
@@ -93,8 +94,8 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
             (:func:`~citedesk.retrieval.answerability.defines`), for the definition shape.
         bound: the end of a range the question asks for (:func:`~citedesk.retrieval.answerability.asked_bound`),
             for ``other_bound``.
-        value: the question asks for a number (a quantity question that
-            :func:`~citedesk.retrieval.answerability.asks_value` strictly), for ``no_value``.
+        value: the question asks for a number (:func:`~citedesk.retrieval.answerability.asks_number`), for
+            ``no_value``.
         step: the unit is a numbered list item (a step of a procedure), for ``stray_step``.
         sibling: the unit names a sibling of a name the question asks about, and not that name
             (:func:`~citedesk.retrieval.answerability.sibling_name`), for ``sibling_name``.

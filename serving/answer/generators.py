@@ -132,11 +132,10 @@ class ExtractiveGenerator:
             unit of 3 to 150 words matches.
         """
         from citedesk.retrieval.answerability import (
-            QuestionType,
             asked_bound,
+            asks_number,
             asks_procedure,
             asks_reason,
-            asks_value,
             defined_term,
             match_units,
             names,
@@ -163,7 +162,7 @@ class ExtractiveGenerator:
         term_terms = frozenset(sparse.terms(term)) if term else frozenset()
         reason = asks_reason(question)
         bound = asked_bound(question)
-        value = qtype == QuestionType.QUANTITY and asks_value(question, strict=True)
+        value = asks_number(question)
         asked_names = names(question, sparse)
         out = []
         for m, sim in zip(matches, sims):
@@ -320,21 +319,14 @@ NO_VALUE = "the best passage states no value for what was asked."
 
 
 def _gives_value(question: str, said: list[str]) -> bool:
-    """Whether what the extractive generator would say answers a question that asks for a value (a quantity
-    question that :func:`~citedesk.retrieval.answerability.asks_value`, strictly) with one
+    """Whether what the extractive generator would say answers a question that asks for a number
+    (:func:`~citedesk.retrieval.answerability.asks_number`) with one
     (:func:`~citedesk.retrieval.answerability.states_value`); True for every other question. "How big can the
     deployment package be in the Lambda console editor?" is not answered "If you use the Lambda console editor …, the
     console manages the deployment package.": better a person than a sentence without the size."""
-    from citedesk.retrieval.answerability import (
-        QuestionType,
-        asks_value,
-        question_type,
-        states_value,
-    )
+    from citedesk.retrieval.answerability import asks_number, states_value
 
-    if question_type(question) != QuestionType.QUANTITY or not asks_value(question, strict=True):
-        return True
-    return any(states_value(text, question) for text in said)
+    return not asks_number(question) or any(states_value(text, question) for text in said)
 
 
 _CODE_CHARS = re.compile(r"[$<>{}\[\]=/\\|]")  # a code line, a path or a URL
@@ -452,8 +444,6 @@ def _titles_steps(unit: AnswerUnit, chunk_text: str) -> bool:
         return False  # more follows on the title's own line: a sentence, not a title
     nxt = next((ln for ln in chunk_text[line_end:].split("\n") if ln.strip()), "")
     return bool(nxt) and not HEADING.match(nxt) and not PROCEDURE_TITLE.fullmatch(nxt.strip())
-
-
 
 
 def _whole_procedure(step: UnitMatch, hit: Hit) -> UnitMatch:
