@@ -378,6 +378,65 @@ def sibling_name(asked: list[Name], text: str, sparse: BM25SparseEncoder) -> boo
     return False
 
 
+_PRODUCT = re.compile(r"\b(?:Amazon|AWS)\s+((?:[A-Z][\w\-]*|\d\w*)(?:\s+(?:[A-Z][\w\-]*|\d\w*)){0,4})")
+"""A vendor-prefixed product name: "Amazon EBS", "AWS Lambda", "Amazon Elastic Block Store" (the words after the
+vendor, each capitalised or a number)."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product a text names (:func:`products`).
+
+    Attributes:
+        terms: its stemmed terms, without the vendor.
+        compact: its words lower-cased and run together ("ebs", "elasticblockstore").
+        initials: its words' first letters, a run of one letter said as letter and count ("ebs" for "Elastic Block
+            Store", "ec2" for "Elastic Compute Cloud", "s3" for "Simple Storage Service").
+    """
+
+    terms: frozenset[str]
+    compact: str
+    initials: str
+
+    def same(self, other: Product) -> bool:
+        """Whether the two names can be one product: a shared term, or one is the other's initials."""
+        return bool(self.terms & other.terms) or self.compact in (other.initials, other.compact) \
+            or other.compact == self.initials
+
+
+def _initials(words: list[str]) -> str:
+    letters = "".join(w[0].lower() for w in words if w[0].isalpha())
+    return re.sub(r"(\w)\1+", lambda m: f"{m.group(1)}{len(m.group())}", letters)
+
+
+def products(text: str, sparse: BM25SparseEncoder) -> list[Product]:
+    """The vendor-prefixed product names of a text ("… performance of Amazon EBS volumes" → ``EBS``)."""
+    out = []
+    for m in _PRODUCT.finditer(text):
+        words = m.group(1).split()
+        terms = frozenset(sparse.terms(" ".join(words)))
+        if terms:
+            out.append(Product(terms, _compact(" ".join(words)), _initials(words)))
+    return out
+
+
+def other_product(asked: list[Product], text: str, sparse: BM25SparseEncoder) -> bool:
+    """Whether ``text`` is about another product than the question asks about (``asked``: :func:`products` of
+    the question): it names a vendor-prefixed product that is none of the asked ones (nor their initials: "Amazon
+    Relational Database Service" is "Amazon RDS") and holds no term of any asked one ("Several factors can affect
+    the performance of Amazon EBS volumes …" for "What are the factors that affect storage performance in Amazon
+    RDS?"). A text that names no product, or also the asked one, is not."""
+    if not asked:
+        return False
+    named = products(text, sparse)
+    if not named:
+        return False
+    own, flat = set(sparse.terms(text)), _compact(text)
+    if any(q.terms & own or q.compact in flat for q in asked):
+        return False
+    return not any(n.same(q) for n in named for q in asked)
+
+
 _NO_LIMIT = re.compile(r"\b(?:no(?: \w+)? (?:limit|maximum|minimum|quota|upper bound)|unlimited|not limited|"
                        r"any number)\b", re.IGNORECASE)
 

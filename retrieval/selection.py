@@ -41,7 +41,15 @@ The features say how a unit relates to the *kind* of question as well as to its 
 * names a sibling of what the question names, and not it (``sibling_name``, −0.2, hand-set, since 2026-11-27):
   "Elastic Network Adapters (ENAs) provide traditional IP networking …" for "Why use Elastic Fabric Adapter?"
   (:func:`~citedesk.retrieval.answerability.sibling_name`: a multi-word name of as many terms as the asked one,
-  sharing at least two and half of them but not all, in a unit that lacks the asked name).
+  sharing at least two and half of them but not all, in a unit that lacks the asked name);
+* names another product than the question asks about, and not it (``other_product``, −0.2, hand-set, since
+  2026-11-27): "Several factors can affect the performance of Amazon EBS volumes …" on the RDS storage page for
+  "What are the factors that affect storage performance in Amazon RDS?"
+  (:func:`~citedesk.retrieval.answerability.other_product`: a vendor-prefixed name — "Amazon EBS" — that is none of
+  the question's, nor their initials, in a unit that holds no term of theirs). On the dev questions it changed that
+  answer only, from wrong to partial ("Both system activities and database workload can affect storage
+  performance."), over the bundled pages and over all pages; none of the ~200 hand-written probe questions
+  changed over all pages.
 
 Where what the best unit would say still holds no number for a question that asks for one, the extractive generator
 declines (:data:`citedesk.serving.answer.generators.NO_VALUE`; the answer escalates, ``generator_declined``).
@@ -71,14 +79,15 @@ _ENUMERATION = re.compile(r"(?:[^,;]+,){2,}|;|\b(?:either|or)\b.+\bor\b", re.IGN
 FEATURES = ("coverage", "own_coverage", "precision", "cosine", "rank", "quantity_number", "list_kind",
             "list_enumeration", "yes_no_modal", "definition_subject", "fragment", "table_row", "list",
             "procedure_shape", "definition_shape", "reason_shape", "other_bound", "no_value", "lead_in_only",
-            "stray_step", "sibling_name")
+            "stray_step", "sibling_name", "other_product")
 """Feature names, in the order of :func:`unit_features`' vector."""
 
 
 def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: frozenset[str] = frozenset(),
                   unit_terms: list[str] | None = None, procedure: bool = False,
                   defines: bool = False, reason: bool = False, bound: str | None = None,
-                  value: bool = False, step: bool = False, sibling: bool = False) -> dict[str, float]:
+                  value: bool = False, step: bool = False, sibling: bool = False,
+                  other: bool = False) -> dict[str, float]:
     """Features of one candidate unit (see the module docstring; in [0, 1] except ``cosine`` in [-1, 1] and
     ``rank``, the hit's 0-based rank).
 
@@ -99,6 +108,8 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
         step: the unit is a numbered list item (a step of a procedure), for ``stray_step``.
         sibling: the unit names a sibling of a name the question asks about, and not that name
             (:func:`~citedesk.retrieval.answerability.sibling_name`), for ``sibling_name``.
+        other: the unit names another product than the question asks about, and not it
+            (:func:`~citedesk.retrieval.answerability.other_product`), for ``other_product``.
     """
     u = match.unit
     text = u.text
@@ -131,6 +142,7 @@ def unit_features(qtype: str, match: UnitMatch, cosine: float, *, term_terms: fr
                               and bool(u.context) and match.text_coverage < LEAD_IN_ONLY),
         "stray_step": float(step and not procedure and qtype != QuestionType.LIST),
         "sibling_name": float(sibling),
+        "other_product": float(other),
     }
 
 
@@ -141,6 +153,7 @@ DEFAULT_SELECTION_WEIGHTS: dict[str, float] = {
     "coverage": 0.5, "cosine": 0.5, "precision": 0.3, "quantity_number": 0.1, "list_kind": 0.1, "list_enumeration": 0.1,
     "procedure_shape": 0.1, "definition_shape": 0.1, "reason_shape": 0.1, "other_bound": -0.3, "rank": -0.02,
     "no_value": -0.2, "lead_in_only": -0.3, "stray_step": -0.1, "sibling_name": -0.2,
+    "other_product": -0.2,
 }
 """Weights of :class:`SelectionModel` (features not named weigh 0): version 0.1's hand-set ranking, with the
 enumeration shape weighed as the list shape."""

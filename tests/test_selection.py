@@ -639,3 +639,43 @@ def test_a_unit_about_a_sibling_of_the_asked_name_ranks_below_one_about_it(embed
     flags = {m.unit.text[:25]: f["sibling_name"] for m, f, _ in ranked}
     assert flags == {"Elastic Network Adapters ": 1.0, "EFA provides lower and mo": 0.0}, flags
     assert ranked[0][0].unit.text.startswith("EFA provides"), [m.unit.text[:40] for m, _, _ in ranked]
+
+
+@pytest.mark.parametrize("question, text, other", [
+    ("What are the factors that affect storage performance in Amazon RDS?",
+     "Several factors can affect the performance of Amazon EBS volumes, such as instance configuration.", True),
+    ("What are the factors that affect storage performance in Amazon RDS?",  # names no product
+     "Both system activities and database workload can affect storage performance.", False),
+    ("What are the factors that affect storage performance in Amazon RDS?",  # the asked one, spelt out
+     "Amazon Relational Database Service uses Amazon Elastic Block Store volumes for storage.", False),
+    ("What are the factors that affect storage performance in Amazon RDS?",  # names the asked one too
+     "Amazon RDS uses Amazon EBS volumes for database and log storage.", False),
+    ("Can I use Amazon EC2 Spot instances to train my machine learning models?",  # initials with a count
+     "Amazon Elastic Compute Cloud Spot Instances let you use spare capacity.", False),
+    ("How do I copy objects between Amazon S3 buckets?", "Amazon Simple Storage Service stores objects.", False),
+    ("How do I copy objects between Amazon S3 buckets?", "Amazon EFS is a file system for Amazon EC2.", True),
+    ("What is the maximum function timeout?", "Amazon EFS is a file system.", False),  # the question names none
+])
+def test_other_product(question, text, other) -> None:
+    from citedesk.retrieval.answerability import other_product, products
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+
+    sparse = BM25SparseEncoder()
+    assert other_product(products(question, sparse), text, sparse) is other
+
+
+def test_a_unit_about_another_product_ranks_below_one_about_the_asked_one(embedder) -> None:
+    """On the RDS storage page, "What are the factors that affect storage performance in Amazon RDS?" is not
+    answered by its sentence about the performance of Amazon EBS volumes, which matches the question's words as
+    well and the question more closely by cosine."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    storage = chunk_hit("Several factors can affect the performance of Amazon EBS volumes, such as instance "
+                        "configuration, I/O characteristics, and workload demand.\n\nBoth system activities and "
+                        "database workload can affect storage performance.\n", "rds-storage.md",
+                        "Amazon RDS DB instance storage")
+    ranked = ExtractiveGenerator(embedder).rank(
+        "What are the factors that affect storage performance in Amazon RDS?", [storage])
+    flags = {m.unit.text[:25]: f["other_product"] for m, f, _ in ranked}
+    assert flags == {"Several factors can affec": 1.0, "Both system activities an": 0.0}, flags
+    assert ranked[0][0].unit.text.startswith("Both system activities"), [m.unit.text[:40] for m, _, _ in ranked]

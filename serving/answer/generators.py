@@ -139,6 +139,8 @@ class ExtractiveGenerator:
             defined_term,
             match_units,
             names,
+            other_product,
+            products,
             question_type,
             sibling_name,
             term_weights,
@@ -164,6 +166,7 @@ class ExtractiveGenerator:
         bound = asked_bound(question)
         value = asks_number(question)
         asked_names = names(question, sparse)
+        asked_products = products(question, sparse)
         out = []
         for m, sim in zip(matches, sims):
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
@@ -172,6 +175,7 @@ class ExtractiveGenerator:
                               step=m.unit.kind == "list_item" and bool(NUMBERED_ITEM.match(evidence[m.hit].text,
                                                                                          m.unit.start)),
                               sibling=sibling_name(asked_names, m.unit.text, sparse),
+                              other=other_product(asked_products, m.unit.text, sparse),
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
