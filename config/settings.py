@@ -121,7 +121,7 @@ class AnswerSettings(Section):
     generator: GeneratorKind = GeneratorKind.EXTRACTIVE
     threshold_chat: float | None = Field(
         None, ge=0.0, le=1.0, description="min confidence to answer in chat; None: the value calibrated for the "
-                                          "configured reader (0.6933 with a cross-encoder, 0.736 with a language "
+                                          "configured reader (0.6704 with a cross-encoder, 0.736 with a language "
                                           "model; 0.5 without a reader)")
     threshold_voice: float | None = Field(
         None, ge=0.0, le=1.0, description="min confidence to answer in voice; None: the value calibrated for the "

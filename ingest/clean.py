@@ -17,6 +17,9 @@ not see. It is a light, markdown-like plain text:
   gets a leading backslash (``\\# of seats``);
 * links keep their text (URLs are dropped); images are dropped entirely, alt text included
   (alt text is not visible on the page, and AWS-style alt texts duplicate the caption);
+* a table of contents — a list nesting another list, every item of which is one link and nothing else — is
+  navigation, not content, and is dropped (a flat list of links is kept: "Related actions", the API calls a
+  service logs);
 * whitespace is collapsed, entities are unescaped, zero-width/bidi/control characters are
   removed, the result is NFC-normalised.
 
@@ -436,9 +439,46 @@ class _Renderer:
 _XML_DECL_RE = re.compile(r"\A\s*<\?xml[^>]*>")
 
 
+def _link_only(item: Tag) -> bool:
+    """Whether a list item says one link and nothing else (its nested lists aside; a ``<p>`` around it allowed)."""
+    links = 0
+
+    def only(node: Tag) -> bool:
+        nonlocal links
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if isinstance(child, PreformattedString) or not child.strip():
+                    continue
+                return False
+            if not isinstance(child, Tag) or child.name in ("ul", "ol"):
+                continue
+            if child.name == "a" and child.get("href") and child.get_text(strip=True):
+                links += 1
+            elif child.name != "p" or not only(child):
+                return False
+        return True
+
+    return only(item) and links == 1
+
+
+def drop_tables_of_contents(soup: BeautifulSoup) -> int:
+    """Remove every outermost list that nests another list and whose items are each one link and nothing else (a
+    guide's table of contents); return how many were removed."""
+    dropped = 0
+    for lst in soup.find_all(["ul", "ol"]):
+        if lst.decomposed or lst.find_parent(["ul", "ol"]) is not None or lst.find(["ul", "ol"]) is None:
+            continue
+        items = lst.find_all("li")
+        if len(items) >= 2 and all(_link_only(li) for li in items):
+            lst.decompose()
+            dropped += 1
+    return dropped
+
+
 def _render(markup: str, parser: str, max_chars: int) -> str:
     """Parse with ``parser`` and render the visible text."""
     soup = BeautifulSoup(markup, parser)
+    drop_tables_of_contents(soup)
     classes: set[str] = set()
     ids: set[str] = set()
     for style in soup.find_all("style", limit=50):

@@ -48,8 +48,8 @@ from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "3"  # 2: chunks that start inside a table carry its header row (table_header); 3: also a header
-# with numbers for column names ("Extension | 10.1 | 10.3")
+PIPELINE_VERSION = "4"  # 2: chunks that start inside a table carry its header row (table_header); 3: also a header
+# with numbers for column names ("Extension | 10.1 | 10.3"); 4: tables of contents (nested lists of links) dropped
 
 
 class FailedArticle(BaseModel):

@@ -313,6 +313,24 @@ def test_aws_markdown_real_file() -> None:
     assert "AMI types and Finding a Linux AMI." in out  # links keep text, lose URL
 
 
+def test_a_table_of_contents_is_dropped_and_a_list_of_links_kept() -> None:
+    """A guide's table of contents (the Kendra guide's index page: a nested list of links) is navigation: its
+    entries would otherwise be answer units ("How Amazon Kendra works" for "How does Kendra work?"). A flat list
+    of links is content ("Related actions", the calls CloudTrail logs), and so is a nested list whose items say
+    more than their link."""
+    toc = markdown_to_text((AWS_DOCS / "amazon-kendra-developer-guide" / "index.md").read_text(encoding="utf-8"))
+    assert toc.startswith("# Amazon Kendra Developer Guide")
+    assert "How Amazon Kendra works" not in toc and "Setting up the AWS CLI" not in toc
+    assert "Amazon's trademarks and trade dress" in toc  # the page's text stays
+    assert markdown_to_text("Related actions:\n\n+ [CreateTable](a.md)\n+ [DeleteTable](b.md)\n") == (
+        "Related actions:\n\n- CreateTable\n- DeleteTable")
+    assert markdown_to_text("+ [Tables](t.md)\n   + [Create](c.md) a table in the console\n") == (
+        "- Tables\n  - Create a table in the console")
+    html = ('<p>Guide</p><ul><li><a href="/a">Getting started</a><ul><li><p><a href="/b">Setup</a></p></li></ul>'
+            "</li><li><a href='/c'>Pricing</a></li></ul><ul><li><a href='/d'>Alone</a></li></ul>")
+    assert html_to_text(html) == "Guide\n\n- Alone"
+
+
 def test_aws_markdown_escapes_and_front_matter() -> None:
     md = (
         "---\ntitle: Front matter\ntags: [a, b]\n---\n"
