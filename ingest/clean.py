@@ -461,7 +461,7 @@ def _link_only(item: Tag) -> bool:
     return only(item) and links == 1
 
 
-def drop_tables_of_contents(soup: BeautifulSoup) -> int:
+def _drop_tables_of_contents(soup: BeautifulSoup) -> int:
     """Remove every outermost list that nests another list and whose items are each one link and nothing else (a
     guide's table of contents); return how many were removed."""
     dropped = 0
@@ -478,7 +478,7 @@ def drop_tables_of_contents(soup: BeautifulSoup) -> int:
 def _render(markup: str, parser: str, max_chars: int) -> str:
     """Parse with ``parser`` and render the visible text."""
     soup = BeautifulSoup(markup, parser)
-    drop_tables_of_contents(soup)
+    _drop_tables_of_contents(soup)
     classes: set[str] = set()
     ids: set[str] = set()
     for style in soup.find_all("style", limit=50):
