@@ -461,18 +461,15 @@ def _link_only(item: Tag) -> bool:
     return only(item) and links == 1
 
 
-def _drop_tables_of_contents(soup: BeautifulSoup) -> int:
+def _drop_tables_of_contents(soup: BeautifulSoup) -> None:
     """Remove every outermost list that nests another list and whose items are each one link and nothing else (a
-    guide's table of contents); return how many were removed."""
-    dropped = 0
+    guide's table of contents)."""
     for lst in soup.find_all(["ul", "ol"]):
         if lst.decomposed or lst.find_parent(["ul", "ol"]) is not None or lst.find(["ul", "ol"]) is None:
             continue
         items = lst.find_all("li")
         if len(items) >= 2 and all(_link_only(li) for li in items):
             lst.decompose()
-            dropped += 1
-    return dropped
 
 
 def _render(markup: str, parser: str, max_chars: int) -> str:

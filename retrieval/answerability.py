@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
@@ -33,9 +34,10 @@ from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
 __all__ = ["AnswerabilitySignals", "Bound", "Name", "QuestionType", "UnitMatch", "asked_bound", "asks_count",
-           "asks_definition", "asks_number", "asks_procedure", "asks_reason", "asks_value", "copula_subject", "counted", "counts",
-           "defined_term", "defines", "given_numbers", "match_units", "names", "other_bound", "question_type",
-           "sibling_name", "signals", "stated_bound", "states_value", "subject_head", "term_weights"]
+           "asks_definition", "asks_number", "asks_procedure", "asks_reason", "asks_value", "copula_subject",
+           "counted", "counts", "defined_term", "defines", "given_numbers", "match_units", "names", "other_bound",
+           "other_product", "products", "question_type", "sibling_name", "signals", "stated_bound", "states_value",
+           "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -332,15 +334,23 @@ _NAME = re.compile(r"\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)+")  # two or more capital
 
 @dataclass(frozen=True)
 class Name:
-    """A multi-word name of a text (:func:`names`).
+    """A name a text uses: a multi-word name (:func:`names`) or a vendor-prefixed product (:func:`products`).
 
     Attributes:
         terms: its stemmed terms, without question words and the vendor prefix.
         compact: its words lower-cased and run together ("groundtruth" for "Ground Truth" and "GroundTruth").
+        initials: a product's words' first letters, a run of one letter said as letter and count ("ebs" for "Elastic
+            Block Store", "ec2" for "Elastic Compute Cloud", "s3" for "Simple Storage Service"); "" for a name.
     """
 
     terms: frozenset[str]
     compact: str
+    initials: str = ""
+
+    def same(self, other: Name) -> bool:
+        """Whether the two names can be one thing: a shared term, or one is the other's initials."""
+        return bool(self.terms & other.terms) or self.compact in (other.initials, other.compact) \
+            or other.compact == self.initials
 
 
 def _compact(text: str) -> str:
@@ -360,16 +370,18 @@ def names(text: str, sparse: BM25SparseEncoder) -> list[Name]:
     return out
 
 
-def sibling_name(asked: list[Name], text: str, sparse: BM25SparseEncoder) -> bool:
+def sibling_name(asked: list[Name], text: str, sparse: BM25SparseEncoder, *,
+                 terms: Iterable[str] | None = None) -> bool:
     """Whether ``text`` names a sibling of a name the question asks about (``asked``: :func:`names` of the question)
     and not that name: "Elastic Network Adapters (ENAs) provide …" for "Why use Elastic Fabric Adapter?" — a name
     of as many terms, sharing at least two and at least half of them but not all (one shared term is mostly the
     product: "SageMaker Neural Topic Model" is no sibling of "SageMaker NTM"; a longer or shorter name is the same
     thing named more or less fully: "IBM Cloud Container Registry", "Container Registry CLI"), in a text that lacks
-    the asked name (as words or run together: "Ground Truth" is "GroundTruth")."""
+    the asked name (as words or run together: "Ground Truth" is "GroundTruth"). ``terms``: ``sparse.terms(text)``
+    when the caller has them."""
     if not asked:
         return False
-    own, flat = set(sparse.terms(text)), _compact(text)
+    own, flat = set(sparse.terms(text) if terms is None else terms), _compact(text)
     for name in names(text, sparse):
         for q in asked:
             if (q.terms - own and q.compact not in flat and name.compact != q.compact
@@ -383,55 +395,37 @@ _PRODUCT = re.compile(r"\b(?:Amazon|AWS)\s+((?:[A-Z][\w\-]*|\d\w*)(?:\s+(?:[A-Z]
 vendor, each capitalised or a number)."""
 
 
-@dataclass(frozen=True)
-class Product:
-    """A product a text names (:func:`products`).
-
-    Attributes:
-        terms: its stemmed terms, without the vendor.
-        compact: its words lower-cased and run together ("ebs", "elasticblockstore").
-        initials: its words' first letters, a run of one letter said as letter and count ("ebs" for "Elastic Block
-            Store", "ec2" for "Elastic Compute Cloud", "s3" for "Simple Storage Service").
-    """
-
-    terms: frozenset[str]
-    compact: str
-    initials: str
-
-    def same(self, other: Product) -> bool:
-        """Whether the two names can be one product: a shared term, or one is the other's initials."""
-        return bool(self.terms & other.terms) or self.compact in (other.initials, other.compact) \
-            or other.compact == self.initials
-
-
 def _initials(words: list[str]) -> str:
     letters = "".join(w[0].lower() for w in words if w[0].isalpha())
     return re.sub(r"(\w)\1+", lambda m: f"{m.group(1)}{len(m.group())}", letters)
 
 
-def products(text: str, sparse: BM25SparseEncoder) -> list[Product]:
-    """The vendor-prefixed product names of a text ("… performance of Amazon EBS volumes" → ``EBS``)."""
+def products(text: str, sparse: BM25SparseEncoder) -> list[Name]:
+    """The vendor-prefixed product names of a text, with their initials ("… performance of Amazon EBS volumes" →
+    ``EBS``)."""
     out = []
     for m in _PRODUCT.finditer(text):
         words = m.group(1).split()
         terms = frozenset(sparse.terms(" ".join(words)))
         if terms:
-            out.append(Product(terms, _compact(" ".join(words)), _initials(words)))
+            out.append(Name(terms, _compact(" ".join(words)), _initials(words)))
     return out
 
 
-def other_product(asked: list[Product], text: str, sparse: BM25SparseEncoder) -> bool:
+def other_product(asked: list[Name], text: str, sparse: BM25SparseEncoder, *,
+                  terms: Iterable[str] | None = None) -> bool:
     """Whether ``text`` is about another product than the question asks about (``asked``: :func:`products` of
     the question): it names a vendor-prefixed product that is none of the asked ones (nor their initials: "Amazon
     Relational Database Service" is "Amazon RDS") and holds no term of any asked one ("Several factors can affect
     the performance of Amazon EBS volumes …" for "What are the factors that affect storage performance in Amazon
-    RDS?"). A text that names no product, or also the asked one, is not."""
+    RDS?"). A text that names no product, or also the asked one, is not. ``terms``: ``sparse.terms(text)`` when the
+    caller has them."""
     if not asked:
         return False
     named = products(text, sparse)
     if not named:
         return False
-    own, flat = set(sparse.terms(text)), _compact(text)
+    own, flat = set(sparse.terms(text) if terms is None else terms), _compact(text)
     if any(q.terms & own or q.compact in flat for q in asked):
         return False
     return not any(n.same(q) for n in named for q in asked)

@@ -169,13 +169,14 @@ class ExtractiveGenerator:
         asked_products = products(question, sparse)
         out = []
         for m, sim in zip(matches, sims):
+            said = sparse.terms(m.unit.text)
             f = unit_features(qtype, m, float(sim), term_terms=term_terms, procedure=procedure,
-                              unit_terms=sparse.terms(m.unit.text) if term_terms else None,
+                              unit_terms=said if term_terms else None,
                               reason=reason, bound=bound, value=value,
                               step=m.unit.kind == "list_item" and bool(NUMBERED_ITEM.match(evidence[m.hit].text,
                                                                                          m.unit.start)),
-                              sibling=sibling_name(asked_names, m.unit.text, sparse),
-                              other=other_product(asked_products, m.unit.text, sparse),
+                              sibling=sibling_name(asked_names, m.unit.text, sparse, terms=said),
+                              other=other_product(asked_products, m.unit.text, sparse, terms=said),
                               defines=bool(term_terms) and m.unit.kind in ("sentence", "list_item")
                               and says_what(m.unit.text, term, sparse))
             out.append((m, f, self.selection.score(f)))
