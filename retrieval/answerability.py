@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from citedesk.core.text import MEASURE_UNIT, URL, AnswerUnit, answer_units
+from citedesk.core.text import CODE_LINE, MEASURE_UNIT, URL, AnswerUnit, answer_units
 from citedesk.core.types import Hit
 from citedesk.retrieval.embedding.sparse import STOP_WORDS, BM25SparseEncoder
 
@@ -40,8 +40,16 @@ __all__ = ["AnswerabilitySignals", "Bound", "Name", "QuestionType", "UnitMatch",
            "subject_head", "term_weights"]
 
 _WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
-_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-                     r"forty|fifty|hundred|thousand|million|billion|dozen|once|twice|single|double)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![A-Za-z_.\-/:])\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                     r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|once|twice)\b", re.IGNORECASE)
+"""A number as a value: a digit that does not continue a name ("S3", "EC2", "us-east-2", "db.t2.small", an ARN's
+account) or a number word; not "single" or "double" ("a single S3 bucket")."""
+_VAGUE_COUNT = re.compile(r"\bone or (?:more|several|many)\b|\b(?:one|any) of\b", re.IGNORECASE)
+"""Counts that state no value ("You can create one or more aliases", "one of the following")."""
+_COMMAND = re.compile(r"^\s*(?:aws|sudo|curl|wget|pip3?|npm|docker|kubectl|python3?|java|git|cd|ls|cat)\s+\S|"
+                      r"\s--[a-z][\w-]*(?:[\s=]|$)")
+"""A command line ("aws cloudtrail lookup-events --max-results 1"): its numbers are an example's arguments, not a
+value the page states."""
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|long|large|big|often|fast)\b|\b(?:max(?:imum)?|min(?:imum)?|limit|quota|number of|"
     r"size|default|timeout|throughput|bandwidth|memory|storage|interval|rate|duration|capacity|version)\b",
@@ -67,6 +75,8 @@ _VALUE_HEAD = re.compile(
     r"interval|rate|duration|capacity|retention|speed|latency|frequency|ttl|depth|seconds|minutes|hours|days|"
     r"bytes)$",
     re.IGNORECASE)
+_EXTREME = re.compile(r"max(?:imum)?|min(?:imum)?|largest|smallest|highest|lowest|biggest|longest|shortest",
+                      re.IGNORECASE)
 _NOT_NUMERIC_HEAD = re.compile(r"(?:default|value|version|level|price|cost)s?$", re.IGNORECASE)
 _FOCUS = re.compile(r"^\s*(?:in [^,]{1,80},\s*)?(?:what|which)(?:\s+(?:is|are|was|were)|'s)?(?:\s+the)?\s+(.*)$",
                     re.IGNORECASE)
@@ -111,8 +121,8 @@ def asks_value(question: str, *, strict: bool = False) -> bool:
     default, a value, a version, a level, a price or a cost may be a word ("Default: —", "FALSE", "the On-Demand
     price")."""
     how = re.search(r"\bhow (?:many|much|long|large|big|often|fast)\b", question, re.IGNORECASE)
-    if how and (not strict or re.fullmatch(r"\s*(?:in [^,]{1,80},\s*)?", question[:how.start()], re.IGNORECASE)):
-        return True
+    if how and (not strict or re.fullmatch(r"\s*(?:[^,?]{1,80},\s*)?", question[:how.start()], re.IGNORECASE)):
+        return True  # "How many …?", "In Amazon EC2, how many …?", "By default, how many …?"
     focus = _FOCUS.match(question)
     if focus is None:
         return not strict
@@ -121,7 +131,11 @@ def asks_value(question: str, *, strict: bool = False) -> bool:
     if not words:
         return False
     head = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", words[-1]) or [words[-1]]  # HealthCheckTimeoutSeconds
-    return bool(_VALUE_HEAD.match(head[-1])) and not (strict and _NOT_NUMERIC_HEAD.match(head[-1]))
+    if not _VALUE_HEAD.match(head[-1]):
+        return False
+    # "the default value" may be a word; "the largest value" is a number ("the default maximum price" need not be)
+    extreme = head[-1].lower() in ("value", "values") and any(_EXTREME.fullmatch(w) for w in words)
+    return not (strict and _NOT_NUMERIC_HEAD.match(head[-1]) and not extreme)
 
 
 def asks_number(question: str) -> bool:
@@ -451,7 +465,15 @@ def states_value(text: str, question: str) -> bool:
     """Whether ``text`` states a value for a question that asks for one (:func:`asks_value`): a number (a digit or a
     number word) other than those the question states (:func:`given_numbers`), or that there is no limit
     ("There is no practical limit on a table's size", "unlimited")."""
-    return bool(_NUMBER.search(_unsaid(text, given_numbers(question))) or _NO_LIMIT.search(text))
+    return _has_value(text, given_numbers(question)) or bool(_NO_LIMIT.search(text))
+
+
+def _has_value(text: str, given: frozenset[str] = frozenset()) -> bool:
+    """Whether ``text`` holds a number as a value (:data:`_NUMBER`) other than those of ``given``: not inside a
+    name, not a vague count ("one or more"), not an argument of a command line (:data:`_COMMAND`)."""
+    if CODE_LINE.match(text) or _COMMAND.search(text):
+        return False
+    return bool(_NUMBER.search(_VAGUE_COUNT.sub(" ", _unsaid(text, given))))
 
 
 def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, max_hits: int = 5,
@@ -465,10 +487,10 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     weights = term_weights(question, sparse) if weights is None else weights
     noun = counted(question)  # "how many indexes": a count of indexes, not "400 KB" or "two types"
     given = given_numbers(question)
-    test = functools.partial(counts, noun=noun, sparse=sparse) if noun else _NUMBER.search
+    test = functools.partial(counts, noun=noun, sparse=sparse) if noun else _has_value
 
     def number(text: str) -> bool:
-        return bool(test(_unsaid(text, given)))
+        return not (CODE_LINE.match(text) or _COMMAND.search(text)) and bool(test(_unsaid(text, given)))
 
     out = []
     for i, h in enumerate(hits[:max_hits]):

@@ -527,6 +527,9 @@ def test_a_question_for_a_value_prefers_a_unit_that_holds_a_number(embedder) -> 
     from citedesk.retrieval.answerability import asks_number
 
     assert asks_number(question) and not asks_number("What is the recommended storage engine for MySQL?")
+    assert asks_number("By default, how many Dedicated Hosts can I allocate per instance family?")
+    assert asks_number("What is the largest value I can pass to --max-results?")
+    assert not asks_number("What is the default value of the retention setting?")
 
 
 def test_a_list_item_that_says_nothing_of_the_question_itself_does_not_answer(embedder) -> None:
@@ -572,6 +575,19 @@ def test_a_list_item_that_says_nothing_of_the_question_itself_does_not_answer(em
     ("If you use the Lambda console editor, the console manages the deployment package.",
      "How big can the deployment package be in the Lambda console editor?", False),
     ("Accelerator Type: ml.eia2.large; F32 Throughput in TFLOPS: 2", "What is F32 Throughput of ml.eia2.large?", True),
+    # digits inside names, "single", a vague count and a command's arguments state no value (held-out questions
+    # written 2026-11-27 were answered with these)
+    ("You can configure CloudTrail to deliver log files from multiple AWS accounts to a single S3 bucket.",
+     "What is the maximum size of an AWS CloudTrail log file?", False),
+    ("You can create one or more aliases for your Lambda function.",
+     "What is the maximum number of aliases for an AWS Lambda function?", False),
+    ("aws cloudtrail lookup-events --max-results 1", "What is the largest value I can pass to --max-results?", False),
+    ("aws cloudtrail add-tags --resource-id arn:aws:cloudtrail:us-east-2:123456789012:trail/my-trail --tags-list "
+     "Key=Owner,Value=Mary", "How many tags can I add to an AWS CloudTrail trail?", False),
+    ("Possible values are 1 through 50.", "What is the largest value I can pass to --max-results?", True),
+    ("Instance Class: db.t2.medium; MariaDB: 32", "What is the maximum storage for MariaDB on db.t2.medium?", True),
+    ("You can register a transit gateway with one global network only.",
+     "How many global networks can a transit gateway be registered with?", True),
 ])
 def test_states_value(text, question, states) -> None:
     from citedesk.retrieval.answerability import states_value
