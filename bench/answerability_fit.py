@@ -196,7 +196,8 @@ def collect(data_dir: Path, csv_path: Path, mtrag: Path, negatives: int, answera
                 s = {**signals(case.question, hits, c.sparse, embedder=c.embedder).as_dict(),
                      **reader_features(c, case.question, hits)}
                 rows.append({"group": f"q{i}", "setting": setting, "question": case.question,
-                             "label": int(setting == "normal" or case.question in still), **s})
+                             "label": int(case.answerable and (setting == "normal" or case.question in still)),
+                             **s})
         for j, q in enumerate(off):
             hits = c.retriever.retrieve(q, SearchFilter(ws), top_k=top_k).hits
             rows.append({"group": f"o{j}", "setting": "off_domain", "question": q, "label": 0,

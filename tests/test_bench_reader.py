@@ -100,3 +100,39 @@ def test_recorded_reader_records_each_list_once() -> None:
     rec.score_units("q", ["c"])
     assert list(rec.score_units("q", ["a", "b"])) == [0.0, 1.0] and rec.last == 0
     assert rec.asked == {"q": [["a", "b"], ["c"]]}
+
+
+def test_pairs_from_written_questions(tmp_path) -> None:
+    """``pairs-written``: the positive of a question written from a page is the page's unit that holds its copied
+    answer; a near-miss question (its page does not answer it) gets negatives only, and training keeps it; a
+    question on an evaluation page (``--exclude-csv``) is left out."""
+    corpus = ROOT / "data" / "aws-docs" / "amazon-rds-user-guide"
+    written = tmp_path / "q.jsonl"
+    answer = "You can have up to five concurrent DB snapshot export tasks in progress per account."
+    written.write_text("\n".join(json.dumps(q) for q in [
+        {"page": "USER_ExportSnapshot.md", "question": "How many snapshot exports to S3 can run at once in RDS?",
+         "answerable": True, "answer": "5", "answer_text": answer},
+        {"page": "USER_ExportSnapshot.md", "question": "How long does an RDS snapshot export take per GB?",
+         "answerable": False, "answer": "", "answer_text": ""},
+        {"page": "USER_Tagging.md", "question": "How many tags can an RDS resource have?", "answerable": True,
+         "answer": "50", "answer_text": "no such sentence on this page at all, anywhere"},
+    ]) + "\n")
+    exclude = tmp_path / "eval.csv"
+    exclude.write_text("question,answer,gold_document\nq,a,USER_Tagging.md\n")
+    out = tmp_path / "pairs.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "train_reader.py"), "pairs-written", "--questions",
+                    str(written), "--out", str(out), "--corpus", str(corpus), "--exclude-csv", str(exclude)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_q: dict[str, list[dict]] = {}
+    for r in rows:
+        by_q.setdefault(r["q"], []).append(r)
+    assert set(by_q) == {"How many snapshot exports to S3 can run at once in RDS?",
+                         "How long does an RDS snapshot export take per GB?"}  # the excluded page's is left out
+    exports = by_q["How many snapshot exports to S3 can run at once in RDS?"]
+    assert [r["t"] for r in exports if r["y"] == 1] == [answer]
+    assert sum(r["y"] == 0 for r in exports) >= 5 and all(r["kind"] == "written" for r in exports)
+    near = by_q["How long does an RDS snapshot export take per GB?"]
+    assert near and all(r["y"] == 0 and r["kind"] == "nearmiss" for r in near)
+    groups = _module("train_reader")._groups(rows)
+    assert [bool(g["pos"]) for g in groups] == [True, False]  # the near-miss question is trained on too

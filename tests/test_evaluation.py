@@ -355,3 +355,26 @@ def test_answer_correctness_eval_asks_normally_and_without_the_gold_article(aws_
     assert (row["label"], row["label_source"], row["label_status"]) == ("correct", "hand", "labeled")
     assert second.summary["by_setting"]["normal"]["resolution_rate"] == 1.0
     assert row["signals"]["confidence"]["unit_coverage"] > 0.5, "the signals that decided travel with the answer"
+    import dataclasses
+
+    nobody = [dataclasses.replace(cases[0], answerable=False)]  # as if no page answered it: an answer is wrong
+    third = asyncio.run(evaluate_qa(aws_container.pipeline, nobody, generator_name="extractive",
+                                    labels=HandLabels(None), gold_out=GoldOut(), settings=(Setting.NORMAL,)))
+    row = third.rows[0]
+    assert not row["answerable"] and row["decision"] == "answer"
+    assert (row["label"], row["label_source"]) == ("should_escalate", "rule")
+    assert third.summary["by_setting"]["normal"]["wrong_answer_rate"] == 1.0
+
+
+def test_questions_csv_marks_questions_no_page_answers(tmp_path) -> None:
+    """``answerable`` false / no / 0 marks a question no page answers; without the column every question is
+    answerable."""
+    from citedesk.serving.evaluation.qa import load_qa
+
+    path = tmp_path / "q.csv"
+    path.write_text("question,answer,yes_no,gold_document,answerable\n"
+                    "How many keys?,50,None,a.md,true\nHow many locks?,none,None,b.md,false\n"
+                    "How many doors?,none,None,c.md,No\nHow many walls?,4,None,d.md,\n")
+    assert [c.answerable for c in load_qa(path)] == [True, False, False, True]
+    path.write_text("question,answer,gold_document\nHow many keys?,50,a.md\n")
+    assert load_qa(path)[0].answerable

@@ -12,7 +12,8 @@ Every answer gets token F1 and reference recall against the reference (SQuAD-sty
 punctuation removed), the token F1 of its short answer (:mod:`citedesk.serving.answer.short_answer`; of the answer
 where it has none), and a correctness label: from the hand labels (a CSV kept in the repository, reused while
 the answer text is unchanged, flagged ``changed`` when it changed), else from the configured LLM judge, else
-``should_escalate`` by rule for an answer to an unanswerable ``gold_out`` question, else none (``unlabeled``).
+``should_escalate`` by rule for an answer to an unanswerable question (a ``gold_out`` question no other page answers,
+or a row whose ``answerable`` column says false: no page answers it), else none (``unlabeled``).
 
 A yes/no question's short answer is a verdict ("Yes"/"No"): it is compared with the CSV's ``yes_no`` column where
 that says Yes or No (``yes_no_verdicts``, ``yes_no_flipped``), and the answer's F1 stands for its short answer's.
@@ -64,16 +65,20 @@ class AnswerLabel(StrEnum):
 
 @dataclass(frozen=True)
 class QACase:
-    """One question with its reference answer and gold article id."""
+    """One question with its reference answer and gold article id; ``answerable`` False for a question that no
+    page answers (its ``gold_document`` is the page most about it)."""
 
     question: str
     reference: str
     gold_document: str
     yes_no: str = ""
+    answerable: bool = True
 
 
 def load_qa(path: Path) -> list[QACase]:
-    """Rows of a CSV with ``question``, ``answer`` (reference) and ``gold_document`` columns.
+    """Rows of a CSV with ``question``, ``answer`` (reference) and ``gold_document`` columns, and optionally
+    ``yes_no`` (Yes / No) and ``answerable`` (``false``, ``no`` or ``0``: no page answers the question, so any answer
+    to it should have escalated).
 
     Raises:
         FileNotFoundError: no such file.
@@ -87,7 +92,8 @@ def load_qa(path: Path) -> list[QACase]:
         if "answer" not in (reader.fieldnames or []):
             raise ValueError(f"{path}: no 'answer' column (reference answers are needed)")
         rows = [QACase(r["question"].strip(), (r.get("answer") or "").strip(), r["gold_document"].strip(),
-                       (r.get("yes_no") or "").strip())
+                       (r.get("yes_no") or "").strip(),
+                       (r.get("answerable") or "true").strip().lower() not in ("false", "no", "0"))
                 for r in reader if r.get("question") and r.get("gold_document")]
     if not rows:
         raise ValueError(f"{path}: no rows with question, answer and gold_document")
@@ -325,12 +331,14 @@ async def evaluate_qa(pipeline, cases: Sequence[QACase], *, generator_name: str,
             t = time.perf_counter()
             resp = await pipeline.answer(AnswerRequest(question=case.question), exclude_articles=exclude)
             ms = (time.perf_counter() - t) * 1000
-            answerable = setting == Setting.NORMAL or case.question in gold_out.answerable
+            answerable = case.answerable and (setting == Setting.NORMAL or case.question in gold_out.answerable)
             answered = resp.decision == Decision.ANSWER
             label, status, why = labels.lookup(case.question, setting, generator_name, resp.answer)
             source = "hand" if label else ""
-            if answered and label is None and setting == Setting.GOLD_OUT and not answerable:
-                label, source, why = AnswerLabel.SHOULD_ESCALATE, "rule", "gold article excluded, no other page answers"
+            if answered and label is None and not answerable:
+                label, source, why = AnswerLabel.SHOULD_ESCALATE, "rule", (
+                    "no page answers this question" if not case.answerable
+                    else "gold article excluded, no other page answers")
             if answered and label is None and judge is not None:
                 try:
                     label = await judge.label(case.question, case.reference, resp.answer)
