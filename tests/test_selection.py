@@ -695,3 +695,22 @@ def test_a_unit_about_another_product_ranks_below_one_about_the_asked_one(embedd
     flags = {m.unit.text[:25]: f["other_product"] for m, f, _ in ranked}
     assert flags == {"Several factors can affec": 1.0, "Both system activities an": 0.0}, flags
     assert ranked[0][0].unit.text.startswith("Both system activities"), [m.unit.text[:40] for m, _, _ in ranked]
+
+
+def test_a_command_continued_over_lines_is_said_to_its_last_line(embedder) -> None:
+    """A procedure whose command spans lines ending in ``\\`` is said with every line of the command, joined (it
+    was cut after its second line, without the ``--tags`` that does the tagging: a question written from an unseen
+    page, 2026-11-27)."""
+    from citedesk.serving.answer.generators import ExtractiveGenerator
+
+    text = ("To tag existing resources (AWS CLI)\n\n- The following example adds the Owner tag with a value of "
+            "blueTeam for the Movies table:\n  ```\n  aws dynamodb tag-resource \\\n  --resource-arn "
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Movies \\\n  --tags Key=Owner,Value=blueTeam\n  ```\n\n"
+            "To list all tags for a table (AWS CLI)\n\n- The following example lists all the tags that are associated "
+            "with the Movies table:\n  ```\n  aws dynamodb list-tags-of-resource \\\n  --resource-arn "
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Movies\n  ```\n")
+    hit = chunk_hit(text, "Tagging.Operations.md", "Tagging Resources in DynamoDB")
+    said = " ".join(t for _, _, _, t in ExtractiveGenerator(embedder).select(
+        "How do I add a tag to an existing Amazon DynamoDB table with the AWS CLI?", [hit]))
+    assert "aws dynamodb tag-resource --resource-arn" in said and "--tags Key=Owner,Value=blueTeam" in said, said
+    assert "\\" not in said and "list-tags-of-resource" not in said, said

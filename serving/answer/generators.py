@@ -271,6 +271,11 @@ class ExtractiveGenerator:
                 rare = {t for t, w in weights.items() if w >= 3.0 and t not in lead_terms}
                 named = [s for s in following if rare & set(sparse.terms(s.text))][:2]  # "… names: ALIAS"
                 tail = named or first_entries(following, best.unit.start)
+                while tail and tail[-1].text.rstrip().endswith("\\"):  # a command is said to its last line
+                    nxt = next((s for s in following if s.start >= tail[-1].end), None)
+                    if nxt is None:
+                        break
+                    tail = [*tail, nxt]
             if tail:
                 said = after_lead_in(best.unit.text, say_entries([s.text for s in tail])) + "."
                 return [(best.hit, best.unit.start, tail[-1].end, said)]
