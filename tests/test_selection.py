@@ -714,3 +714,8 @@ def test_a_command_continued_over_lines_is_said_to_its_last_line(embedder) -> No
         "How do I add a tag to an existing Amazon DynamoDB table with the AWS CLI?", [hit]))
     assert "aws dynamodb tag-resource --resource-arn" in said and "--tags Key=Owner,Value=blueTeam" in said, said
     assert "\\" not in said and "list-tags-of-resource" not in said, said
+    from citedesk.retrieval.embedding.sparse import BM25SparseEncoder
+    from citedesk.serving.answer.claims import assess
+
+    # the claim checks read the continued command as one line too: its names are found in one unit
+    assert assess(said, [text], BM25SparseEncoder()).reason is None

@@ -583,11 +583,15 @@ def _split(passage: str) -> list[_Unit]:
     stack: list[tuple[int, str]] = []  # headings
     table, lst, last_para, block = None, None, None, 0
     resume = None  # the table a group label line ("db.m5 – Latest Generation") interrupted, with its cell count
+    continued: list[str] = []  # a command's lines ending in "\\", said as one line with the line that ends it
     for line in lines:
         s = line.strip()
         heads = tuple(h for _, h in stack)
         topic = (*heads, title)
         if FENCE.match(s):
+            if continued:  # a block that ends on a continued line
+                units.extend(_Unit(x, (), topic, heads) for x in _sentences(" ".join(continued)))
+                continued = []
             fence, table, lst = not fence, None, None
             continue
         is_row = " | " in s or s.startswith("|") or (table is not None and "|" in s)
@@ -595,6 +599,12 @@ def _split(passage: str) -> list[_Unit]:
             if s and _SEPARATOR.match(s):
                 continue
             table = None
+            if s.endswith("\\"):
+                continued.append(s[:-1].strip())
+                continue
+            if continued:
+                line = s = " ".join([*continued, s])
+                continued = []
             lm = LIST_MARK.match(line)
             units.extend(_Unit(x, (), topic, heads, mark=lm.group().strip() if lm and k == 0 else "")
                          for k, x in enumerate(_sentences(line[lm.end():] if lm else s)))
