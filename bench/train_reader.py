@@ -158,6 +158,14 @@ def dev_gold_pages(csv_path: Path = DEV_CSV) -> set[str]:
         return {r["gold_document"].strip() for r in csv.DictReader(fh) if r.get("gold_document")}
 
 
+def evaluation_pages(extra_csvs: list[Path]) -> set[str]:
+    """Gold pages that training leaves out: the dev CSV's and those of ``extra_csvs`` (``--exclude-csv``)."""
+    gold = dev_gold_pages()
+    for extra in extra_csvs:
+        gold |= dev_gold_pages(extra)
+    return gold
+
+
 def read_page(path: Path) -> tuple[str, str]:
     """(title, clean text) as the folder connector and the sync read a markdown page."""
     import frontmatter
@@ -295,9 +303,7 @@ def make_pairs(args) -> None:
 
     t0 = time.time()
     rng = random.Random(args.seed)
-    gold = dev_gold_pages()
-    for extra in args.exclude_csv:
-        gold |= dev_gold_pages(extra)
+    gold = evaluation_pages(args.exclude_csv)
     sparse = BM25SparseEncoder()
     files = sorted(p for p in args.corpus.rglob("*.md") if p.is_file())
     pages = []  # (rel, product, title, [(heading, [units])])
@@ -318,7 +324,7 @@ def make_pairs(args) -> None:
                 secs.append((heading or title, units, cells))
         if secs:
             pages.append((rel, PRODUCT.get(rel.split("/")[0], ""), title, secs))
-    print(f"{len(pages)} pages read ({skipped_gold} dev gold pages excluded) in {time.time() - t0:.0f} s", flush=True)
+    print(f"{len(pages)} pages read ({skipped_gold} evaluation gold pages excluded) in {time.time() - t0:.0f} s", flush=True)
     page_terms = [sparse.terms(" ".join(unit_pairs_text(u) for _, us, _ in secs for u in us) + " " + title)
                   for _, _, title, secs in pages]
     bm25 = PageBM25(page_terms)
@@ -452,9 +458,7 @@ def make_written_pairs(args) -> None:
 
     t0 = time.time()
     rng = random.Random(args.seed)
-    gold = dev_gold_pages()
-    for extra in args.exclude_csv:
-        gold |= dev_gold_pages(extra)
+    gold = evaluation_pages(args.exclude_csv)
     sparse = BM25SparseEncoder()
     written = [json.loads(line) for f in args.questions for line in Path(f).read_text(encoding="utf-8").splitlines()
                if line.strip()]
