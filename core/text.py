@@ -147,9 +147,16 @@ def strip_markers(text: str) -> str:
 LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 
 
+_ADMONITION = re.compile(r"^(?:Note|Important|Tip|Warning|Caution)\s+(?=[A-Z])")
+"""A documentation callout's label glued to its sentence by the cleaning ("Note Stream manager is not supported on
+OpenWrt distributions."): not said."""
+
+
 def speakable_line(text: str) -> str:
-    """One line from a (possibly multi-line list) span: bullets dropped, items joined with '; '."""
-    lines = [LIST_MARK.sub("", line).strip().replace("`", "") for line in text.splitlines() if line.strip()]
+    """One line from a (possibly multi-line list) span: bullets dropped, items joined with '; ', a callout's label
+    ("Note", "Important" before a capitalised word) dropped."""
+    lines = [_ADMONITION.sub("", LIST_MARK.sub("", line).strip().replace("`", ""))
+             for line in text.splitlines() if line.strip()]
     if len(lines) == 1:
         return lines[0]
     return lines[0] + " " + "; ".join(line.rstrip(".") for line in lines[1:]) + "."

@@ -423,3 +423,14 @@ def test_hand_labels_apply_to_the_text_they_were_given_for(tmp_path) -> None:
         assert "unknown label" in str(exc)
     else:
         raise AssertionError("an unknown label must be refused")
+
+
+def test_a_callout_label_glued_to_its_sentence_is_not_said() -> None:
+    """Cleaning glues a "**Note**" line to the sentence after it ("Note Stream manager is not supported on OpenWrt
+    distributions.", an answer to a fresh question); the label is not said. "Note that …" is a sentence."""
+    from citedesk.core.text import speakable_line
+
+    assert speakable_line("Note Stream manager is not supported on OpenWrt distributions.") == (
+        "Stream manager is not supported on OpenWrt distributions.")
+    assert speakable_line("- Important Amazon RDS stops the instance.") == "Amazon RDS stops the instance."
+    assert speakable_line("Note that deleting a load balancer does not affect its targets.").startswith("Note that")
