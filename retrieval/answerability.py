@@ -47,9 +47,10 @@ account) or a number word; not "single" or "double" ("a single S3 bucket")."""
 _VAGUE_COUNT = re.compile(r"\bone or (?:more|several|many)\b|\b(?:one|any) of\b", re.IGNORECASE)
 """Counts that state no value ("You can create one or more aliases", "one of the following")."""
 _COMMAND = re.compile(r"^\s*(?:aws|sudo|curl|wget|pip3?|npm|docker|kubectl|python3?|java|git|cd|ls|cat)\s+\S|"
-                      r"\s--[a-z][\w-]*(?:[\s=]|$)")
-"""A command line ("aws cloudtrail lookup-events --max-results 1"): its numbers are an example's arguments, not a
-value the page states."""
+                      r"(?:(?:^|\s)--[a-z][\w-]*\b.*){2}")
+"""A command line ("aws cloudtrail lookup-events --max-results 1", or any line with two ``--options``): its numbers
+are an example's arguments, not a value the page states. A sentence naming one option ("--max-items accepts up to
+1000") is prose."""
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|long|large|big|often|fast)\b|\b(?:max(?:imum)?|min(?:imum)?|limit|quota|number of|"
     r"size|default|timeout|throughput|bandwidth|memory|storage|interval|rate|duration|capacity|version)\b",

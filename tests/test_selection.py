@@ -585,6 +585,8 @@ def test_a_list_item_that_says_nothing_of_the_question_itself_does_not_answer(em
     ("aws cloudtrail add-tags --resource-id arn:aws:cloudtrail:us-east-2:123456789012:trail/my-trail --tags-list "
      "Key=Owner,Value=Mary", "How many tags can I add to an AWS CloudTrail trail?", False),
     ("Possible values are 1 through 50.", "What is the largest value I can pass to --max-results?", True),
+    ("The --max-items option accepts up to 1000.", "What is the largest value for --max-items?", True),  # prose
+    ("--region us-east-1 --max-results 5", "What is the largest value I can pass to --max-results?", False),
     ("Instance Class: db.t2.medium; MariaDB: 32", "What is the maximum storage for MariaDB on db.t2.medium?", True),
     ("You can register a transit gateway with one global network only.",
      "How many global networks can a transit gateway be registered with?", True),
