@@ -378,3 +378,26 @@ def test_questions_csv_marks_questions_no_page_answers(tmp_path) -> None:
     assert [c.answerable for c in load_qa(path)] == [True, False, False, True]
     path.write_text("question,answer,gold_document\nHow many keys?,50,a.md\n")
     assert load_qa(path)[0].answerable
+
+
+def test_fresh_and_heldout_question_sets_load() -> None:
+    """The fresh and held-out question sets load as eval CSVs (60 answerable + 20 no page answers each), and their
+    hand labels are of their own questions."""
+    import csv
+    from pathlib import Path
+
+    from citedesk.serving.evaluation.qa import load_qa
+
+    root = Path(__file__).resolve().parents[1] / "data"
+    for questions, labels in ((root / "aws-docs-qa-fresh.csv", root / "eval" / "answer-labels.csv"),
+                              (root / "eval" / "heldout" / "questions.csv",
+                               root / "eval" / "heldout" / "answer-labels.csv")):
+        cases = load_qa(questions)
+        assert (len(cases), sum(c.answerable for c in cases)) == (80, 60), questions
+        assert all(c.gold_document.endswith(".md") and "/" in c.gold_document for c in cases)
+        with labels.open(newline="", encoding="utf-8") as fh:
+            labelled = {r["question"] for r in csv.DictReader(fh)}
+        asked = {c.question for c in cases}
+        assert len(asked & labelled) >= 40, questions  # their answers were labelled by hand
+        if "heldout" in str(questions):
+            assert labelled <= asked
