@@ -469,6 +469,7 @@ def make_written_pairs(args) -> None:
         _title, text = read_page(p)
         page_units[rel] = [u for _h, _l, body in sections(text) for u in answer_units(body) if usable(u)]
     names = sorted(page_units)
+    index = {name: i for i, name in enumerate(names)}
     bm25 = PageBM25([sparse.terms(" ".join(unit_pairs_text(u) for u in page_units[n])) for n in names])
     print(f"{len(names)} pages read, {len(written)} written questions, {time.time() - t0:.0f} s", flush=True)
 
@@ -507,7 +508,7 @@ def make_written_pairs(args) -> None:
             same = sorted((unit_pairs_text(u) for u in units if unit_pairs_text(u) not in avoid),
                           key=lambda t: -len(qt & set(sparse.terms(t))))
             negs = list(dict.fromkeys(same))[: args.negatives - args.neighbour_negatives]
-            pi = names.index(page)
+            pi = index[page]
             for nb in bm25.top(list(qt), args.neighbours + 1):
                 if nb == pi or len(negs) >= args.negatives:
                     continue

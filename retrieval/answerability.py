@@ -471,10 +471,18 @@ def states_value(text: str, question: str) -> bool:
 
 def _has_value(text: str, given: frozenset[str] = frozenset()) -> bool:
     """Whether ``text`` holds a number as a value (:data:`_NUMBER`) other than those of ``given``: not inside a
-    name, not a vague count ("one or more"), not an argument of a command line (:data:`_COMMAND`)."""
-    if CODE_LINE.match(text) or _COMMAND.search(text):
-        return False
-    return bool(_NUMBER.search(_VAGUE_COUNT.sub(" ", _unsaid(text, given))))
+    name, not a vague count ("one or more"), not an argument of a command line (:func:`_is_command`)."""
+    return not _is_command(text) and _says_number(_unsaid(text, given))
+
+
+def _is_command(text: str) -> bool:
+    """A line of code or a command line (:data:`~citedesk.core.text.CODE_LINE`, :data:`_COMMAND`)."""
+    return bool(CODE_LINE.match(text) or _COMMAND.search(text))
+
+
+def _says_number(text: str) -> bool:
+    """A number (:data:`_NUMBER`) that is no vague count (:data:`_VAGUE_COUNT`)."""
+    return bool(_NUMBER.search(_VAGUE_COUNT.sub(" ", text)))
 
 
 def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, max_hits: int = 5,
@@ -488,10 +496,10 @@ def match_units(question: str, hits: list[Hit], sparse: BM25SparseEncoder, *, ma
     weights = term_weights(question, sparse) if weights is None else weights
     noun = counted(question)  # "how many indexes": a count of indexes, not "400 KB" or "two types"
     given = given_numbers(question)
-    test = functools.partial(counts, noun=noun, sparse=sparse) if noun else _has_value
+    test = functools.partial(counts, noun=noun, sparse=sparse) if noun else _says_number
 
     def number(text: str) -> bool:
-        return not (CODE_LINE.match(text) or _COMMAND.search(text)) and bool(test(_unsaid(text, given)))
+        return not _is_command(text) and bool(test(_unsaid(text, given)))
 
     out = []
     for i, h in enumerate(hits[:max_hits]):
